@@ -1,0 +1,3 @@
+//! Audio codecs: G.711 ([`g711`]).
+
+pub mod g711;

@@ -1,0 +1,4 @@
+//! Media engine.
+
+pub mod codec;
+pub mod rtp;
