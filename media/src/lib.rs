@@ -1,4 +1,5 @@
 //! Media engine.
 
 pub mod codec;
+pub mod jitter;
 pub mod rtp;
