@@ -538,10 +538,8 @@ mod tests {
                     played.push(idx);
                 }
                 // Latency bound: what is held spans at most max_delay frames past the floor.
-                if let (Some(h), Some(f)) = (jb.highest, jb.floor) {
-                    if jb.playing {
-                        prop_assert!(h + 1 - f.min(h + 1) <= max_delay as u64);
-                    }
+                if let (Some(h), Some(f), true) = (jb.highest, jb.floor, jb.playing) {
+                    prop_assert!(h + 1 - f.min(h + 1) <= max_delay as u64);
                 }
             }
         }

@@ -2,4 +2,5 @@
 
 pub mod codec;
 pub mod jitter;
+pub mod mixer;
 pub mod rtp;
