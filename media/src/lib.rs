@@ -4,4 +4,7 @@ pub mod codec;
 pub mod dtmf;
 pub mod jitter;
 pub mod mixer;
+pub mod recorder;
 pub mod rtp;
+#[cfg(test)]
+pub(crate) mod test_signal;

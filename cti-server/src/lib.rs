@@ -1,0 +1,3 @@
+//! cti-server: the softphone and CTI call-center agent server.
+
+pub mod sip;
