@@ -1,4 +1,4 @@
-//! Test signals and measurements shared by the unit tests (and benches via `pub`).
+//! Test signals and measurements shared by the unit tests.
 
 /// A sine of `freq` Hz and peak `amp`, `n` samples at `rate` Hz.
 pub fn sine(freq: f64, amp: f64, n: usize, rate: u32) -> Vec<i16> {

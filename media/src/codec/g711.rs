@@ -292,6 +292,24 @@ mod tests {
     }
 
     #[test]
+    fn speech_through_each_law_and_across_laws_keeps_toll_quality_snr() {
+        use crate::test_signal::{snr_db, speech_like};
+        let speech = speech_like(16000, 8000);
+        let through = |f: &dyn Fn(i16) -> i16| speech.iter().map(|&s| f(s)).collect::<Vec<_>>();
+        let mu = snr_db(&speech, &through(&|s| ulaw_decode(ulaw_encode(s))), 0);
+        let a = snr_db(&speech, &through(&|s| alaw_decode(alaw_encode(s))), 0);
+        // µ-law → A-law transcoding (a PCMU phone bridged to a PCMA trunk).
+        let mu_a = snr_db(
+            &speech,
+            &through(&|s| alaw_decode(alaw_encode(ulaw_decode(ulaw_encode(s))))),
+            0,
+        );
+        println!("G.711 speech SNR: µ-law {mu:.1} dB, A-law {a:.1} dB, µ→A {mu_a:.1} dB");
+        // G.711 gives about 38 dB SQNR on speech-level signals.
+        assert!(mu > 33.0 && a > 33.0 && mu_a > 30.0);
+    }
+
+    #[test]
     fn plc_fades_to_silence() {
         let mut plc = G711Plc::default();
         plc.good_frame(&[8000; FRAME_SAMPLES]);
