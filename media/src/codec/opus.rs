@@ -1,0 +1,115 @@
+//! Opus (RFC 6716, RTP payload RFC 7587) through the pure-Rust `opus-pure` crate, mono at the
+//! mixer's 8 kHz: the browser leg's Opus runs narrowband so G.711 ↔ Opus needs no
+//! resampler (ARCHITECTURE "Browser agent endpoint"). Opus RTP timestamps still count at
+//! 48 kHz (RFC 7587 §4.1), which [`super::Codec::rtp_clock_rate`] reflects.
+
+use super::CodecError;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// Decoder output room: 120 ms, the longest Opus packet (RFC 6716 §3.2.5), at 8 kHz.
+const MAX_FRAME_8K: usize = 960;
+
+/// Mono Opus encoder at 8 kHz, speech-tuned (SILK narrowband).
+pub struct OpusEncoder {
+    inner: opus_pure::OpusEncoder,
+    packet: Vec<u8>,
+}
+
+impl std::fmt::Debug for OpusEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpusEncoder").finish_non_exhaustive()
+    }
+}
+
+impl OpusEncoder {
+    /// An encoder for 8 kHz mono speech at `bitrate_bps`.
+    pub fn new(bitrate_bps: i32) -> Result<Self, CodecError> {
+        let mut inner = opus_pure::OpusEncoder::new(8000, 1, opus_pure::Application::Voip)
+            .map_err(|e| CodecError::Opus(e.to_string()))?;
+        inner.bitrate_bps = bitrate_bps;
+        inner.use_inband_fec = true;
+        inner.packet_loss_perc = 5;
+        inner.signal_type = Some(opus_pure::Signal::Voice);
+        Ok(Self {
+            inner,
+            packet: vec![0; opus_pure::MAX_PACKET_BYTES],
+        })
+    }
+
+    /// Encodes one frame (160 samples = 20 ms), appending the packet to `out`.
+    pub fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let n = self
+            .inner
+            .encode_s16(pcm, pcm.len(), &mut self.packet)
+            .map_err(|e| CodecError::Opus(e.to_string()))?;
+        out.extend_from_slice(&self.packet[..n]);
+        Ok(())
+    }
+}
+
+/// Mono Opus decoder at 8 kHz with Opus's own loss concealment.
+pub struct OpusDecoder {
+    inner: opus_pure::OpusDecoder,
+    pcm: Vec<i16>,
+    last_frame: usize,
+}
+
+impl std::fmt::Debug for OpusDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpusDecoder").finish_non_exhaustive()
+    }
+}
+
+impl OpusDecoder {
+    /// A decoder producing 8 kHz mono.
+    pub fn new() -> Result<Self, CodecError> {
+        Ok(Self {
+            inner: opus_pure::OpusDecoder::new(8000, 1)
+                .map_err(|e| CodecError::Opus(e.to_string()))?,
+            pcm: vec![0; MAX_FRAME_8K],
+            last_frame: 160,
+        })
+    }
+
+    /// Decodes one packet from the network, appending the samples to `out`. A malformed
+    /// packet is an error, never a panic: the decoder is also shielded with `catch_unwind`
+    /// because it is a large third-party codec fed by the peer (STYLE 8), and reset after
+    /// such a failure.
+    pub fn decode(&mut self, packet: &[u8], out: &mut Vec<i16>) -> Result<(), CodecError> {
+        if packet.is_empty() {
+            return Err(CodecError::Malformed("empty Opus packet"));
+        }
+        self.run(packet, out)
+    }
+
+    /// Conceals one lost 20 ms frame (Opus PLC, RFC 6716 §4.4).
+    pub fn conceal(&mut self, out: &mut Vec<i16>) -> Result<(), CodecError> {
+        self.run(&[], out)
+    }
+
+    fn run(&mut self, packet: &[u8], out: &mut Vec<i16>) -> Result<(), CodecError> {
+        let frame = if packet.is_empty() {
+            self.last_frame
+        } else {
+            MAX_FRAME_8K
+        };
+        let Self { inner, pcm, .. } = self;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            inner.decode_s16(packet, frame, &mut pcm[..frame])
+        }));
+        match result {
+            Ok(Ok(n)) => {
+                out.extend_from_slice(&self.pcm[..n]);
+                if !packet.is_empty() {
+                    self.last_frame = n.clamp(1, MAX_FRAME_8K);
+                }
+                Ok(())
+            }
+            Ok(Err(e)) => Err(CodecError::Opus(e.to_string())),
+            Err(_) => {
+                let _ = self.inner.reset_state();
+                Err(CodecError::Malformed("Opus decoder rejected the packet"))
+            }
+        }
+    }
+}
