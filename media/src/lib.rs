@@ -4,6 +4,7 @@ pub mod codec;
 pub mod dtmf;
 pub mod jitter;
 pub mod mixer;
+pub mod prompt;
 pub mod recorder;
 pub mod rtp;
 #[cfg(test)]
