@@ -2,6 +2,7 @@
 
 pub mod codec;
 pub mod dtmf;
+pub mod engine;
 pub mod jitter;
 pub mod mixer;
 pub mod prompt;

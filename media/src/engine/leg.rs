@@ -1,0 +1,661 @@
+//! The sans-IO core of one plain RTP leg: jitter buffer, codec, DTMF both ways, RTCP,
+//! symmetric RTP latching and the media timeout. The engine feeds it datagrams and ticks and
+//! drains [`Transmit`]s and [`LegEvent`]s after every input (STYLE 1).
+
+use crate::codec::g711::FRAME_SAMPLES;
+use crate::codec::telephone_event::{Digit, DtmfEvent, DtmfReceiver, DtmfSender};
+use crate::codec::{Codec, CodecError, Decoder, Encoder};
+use crate::dtmf::ToneDetector;
+use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
+use crate::rtp::rtcp::{
+    self, ReceiverStats, ReceptionSummary, RtcpPacket, SenderInfo, round_trip_time,
+};
+use crate::rtp::{OutgoingStream, PacketKind, PayloadType, RtpError, RtpPacket, Ssrc, classify};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How a leg is set up (from the SDP offer/answer the call actor negotiated).
+#[derive(Debug, Clone)]
+pub struct LegConfig {
+    /// The audio codec.
+    pub codec: Codec,
+    /// Its negotiated payload type.
+    pub payload_type: PayloadType,
+    /// The telephone-event payload type, if negotiated (RFC 4733 §7.1.1).
+    pub telephone_event: Option<PayloadType>,
+    /// The address from SDP. With symmetric RTP it is replaced by where packets come from.
+    pub remote: Option<SocketAddr>,
+    /// Latch onto the source address of received RTP (RFC 4961 symmetric RTP, for NAT).
+    pub symmetric: bool,
+    /// Silence on the wire for this long raises [`LegEvent::MediaTimeout`].
+    pub media_timeout: Duration,
+    /// RTCP report interval (RFC 3550 §6.2: 5 s minimum for the fixed part).
+    pub rtcp_interval: Duration,
+    /// Run the Goertzel detector on received audio (phones sending in-band DTMF).
+    pub detect_inband_dtmf: bool,
+    /// RTCP CNAME.
+    pub cname: String,
+}
+
+impl LegConfig {
+    /// Defaults for a leg with `codec` at its default payload type.
+    pub fn new(codec: Codec) -> Self {
+        Self {
+            codec,
+            payload_type: codec.default_payload_type(),
+            telephone_event: PayloadType::new(101),
+            remote: None,
+            symmetric: true,
+            media_timeout: Duration::from_secs(30),
+            rtcp_interval: Duration::from_secs(5),
+            detect_inband_dtmf: false,
+            cname: "media@cti".into(),
+        }
+    }
+}
+
+/// Where a DTMF key was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfSource {
+    /// RFC 4733 telephone-event.
+    Rfc4733,
+    /// Tones in the audio.
+    InBand,
+}
+
+/// Reception and transmission figures for the call actor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LegStats {
+    /// What we received (RFC 3550 A.3 / A.8).
+    pub reception: ReceptionSummary,
+    /// Jitter buffer counters.
+    pub jitter_buffer: JitterStats,
+    /// Packets we sent.
+    pub packets_sent: u32,
+    /// Loss the far end reports for our stream, in 1/256.
+    pub remote_fraction_lost: Option<u8>,
+    /// Round-trip time from the far end's report blocks.
+    pub round_trip: Option<Duration>,
+}
+
+/// Something the call actor should hear about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LegEvent {
+    /// A DTMF key.
+    Dtmf(Digit, DtmfSource),
+    /// No RTP for the configured time.
+    MediaTimeout,
+    /// Media resumed after a timeout.
+    MediaResumed,
+    /// Symmetric RTP latched onto this address.
+    Latched(SocketAddr),
+    /// Periodic statistics (after each RTCP report we send).
+    Stats(LegStats),
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub destination: SocketAddr,
+    /// The bytes.
+    pub payload: Vec<u8>,
+}
+
+/// Errors from the network for one datagram; the datagram is dropped, the leg lives on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LegError {
+    /// Bad RTP.
+    #[error(transparent)]
+    Rtp(#[from] RtpError),
+    /// Bad RTCP.
+    #[error(transparent)]
+    Rtcp(#[from] rtcp::RtcpError),
+    /// Bad telephone-event.
+    #[error(transparent)]
+    TelephoneEvent(#[from] crate::codec::telephone_event::TelephoneEventError),
+    /// A payload type we did not negotiate.
+    #[error("unexpected payload type {0}")]
+    UnexpectedPayloadType(u8),
+    /// Not RTP or RTCP.
+    #[error("not an RTP or RTCP datagram")]
+    NotRtp,
+    /// Undecodable audio.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+/// Time a latched address must be silent before another source may take over.
+const RELATCH_AFTER: Duration = Duration::from_millis(500);
+
+/// One plain RTP leg.
+#[derive(Debug)]
+pub struct Leg {
+    cfg: LegConfig,
+    remote: Option<SocketAddr>,
+    last_from_remote: Option<Instant>,
+    jitter: JitterBuffer,
+    decoder: Decoder,
+    encoder: Encoder,
+    stream: OutgoingStream,
+    rx_stats: ReceiverStats,
+    dtmf_rx: DtmfReceiver,
+    dtmf_tx: DtmfSender,
+    tone: Option<ToneDetector>,
+    last_rtp: Instant,
+    timed_out: bool,
+    next_report: Instant,
+    remote_fraction_lost: Option<u8>,
+    round_trip: Option<Duration>,
+    packets_at_last_report: u32,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<LegEvent>,
+    pcm: Vec<i16>,
+    payload: Vec<u8>,
+}
+
+impl Leg {
+    /// A leg created at `now`, sending as `ssrc` from a random initial sequence and
+    /// timestamp (RFC 3550 §5.1).
+    pub fn new(
+        cfg: LegConfig,
+        now: Instant,
+        ssrc: Ssrc,
+        initial_seq: u16,
+        initial_ts: u32,
+    ) -> Result<Self, CodecError> {
+        let jitter = JitterBuffer::new(JitterConfig {
+            clock_rate: cfg.codec.rtp_clock_rate(),
+            ..JitterConfig::default()
+        });
+        Ok(Self {
+            remote: cfg.remote,
+            last_from_remote: None,
+            jitter,
+            decoder: Decoder::new(cfg.codec)?,
+            encoder: Encoder::new(cfg.codec)?,
+            stream: OutgoingStream::new(ssrc, initial_seq, initial_ts),
+            rx_stats: ReceiverStats::new(cfg.codec.rtp_clock_rate()),
+            dtmf_rx: DtmfReceiver::default(),
+            dtmf_tx: DtmfSender::default(),
+            tone: cfg.detect_inband_dtmf.then(ToneDetector::new),
+            last_rtp: now,
+            timed_out: false,
+            next_report: now + cfg.rtcp_interval,
+            remote_fraction_lost: None,
+            round_trip: None,
+            packets_at_last_report: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            pcm: Vec::with_capacity(960),
+            payload: Vec::with_capacity(1500),
+            cfg,
+        })
+    }
+
+    /// Where we send to now.
+    pub fn remote(&self) -> Option<SocketAddr> {
+        self.remote
+    }
+
+    /// Sets the remote address (a re-INVITE changed the SDP).
+    pub fn set_remote(&mut self, remote: SocketAddr) {
+        self.remote = Some(remote);
+        self.last_from_remote = None;
+    }
+
+    /// Our outgoing stream (SSRC, counters).
+    pub fn stream(&self) -> &OutgoingStream {
+        &self.stream
+    }
+
+    /// Feeds one datagram received from `from`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), LegError> {
+        match classify(data) {
+            PacketKind::Rtp => self.handle_rtp(now, from, data),
+            PacketKind::Rtcp => self.handle_rtcp(now, data),
+            PacketKind::Other => Err(LegError::NotRtp),
+        }
+    }
+
+    fn handle_rtp(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Result<(), LegError> {
+        let p = RtpPacket::parse(data)?;
+        let pt = p.header.payload_type;
+        let is_audio = pt == self.cfg.payload_type;
+        let is_event = Some(pt) == self.cfg.telephone_event;
+        if !is_audio && !is_event {
+            return Err(LegError::UnexpectedPayloadType(pt.get()));
+        }
+        if is_event {
+            // Validate before the packet may move the latch.
+            crate::codec::telephone_event::EventPayload::parse(p.payload)?;
+        }
+        self.latch(now, from);
+        self.last_rtp = now;
+        if self.timed_out {
+            self.timed_out = false;
+            self.events.push_back(LegEvent::MediaResumed);
+        }
+        if is_event {
+            for e in self.dtmf_rx.on_packet(&p.header, p.payload)? {
+                if let DtmfEvent::Pressed(d) = e {
+                    self.events
+                        .push_back(LegEvent::Dtmf(d, DtmfSource::Rfc4733));
+                }
+            }
+            return Ok(());
+        }
+        self.rx_stats.on_packet(now, &p.header);
+        self.jitter.push(now, &p.header, p.payload);
+        Ok(())
+    }
+
+    // RFC 4961 §3: send to the address packets come from. A phone behind NAT sends from an
+    // address its SDP does not know; we latch on the first packet, and move only when the
+    // latched address has been silent a while (NAT rebinding), so a stray packet from
+    // elsewhere cannot hijack the stream.
+    fn latch(&mut self, now: Instant, from: SocketAddr) {
+        if !self.cfg.symmetric {
+            return;
+        }
+        if self.remote == Some(from) {
+            self.last_from_remote = Some(now);
+            return;
+        }
+        let silent = self
+            .last_from_remote
+            .is_none_or(|t| now.saturating_duration_since(t) >= RELATCH_AFTER);
+        if silent {
+            self.remote = Some(from);
+            self.last_from_remote = Some(now);
+            self.events.push_back(LegEvent::Latched(from));
+        }
+    }
+
+    fn handle_rtcp(&mut self, now: Instant, data: &[u8]) -> Result<(), LegError> {
+        let our = self.stream.ssrc();
+        for packet in rtcp::parse_compound(data)? {
+            let reports = match &packet {
+                RtcpPacket::SenderReport { info, reports, .. } => {
+                    self.rx_stats.on_sender_report(now, info);
+                    reports.as_slice()
+                }
+                RtcpPacket::ReceiverReport { reports, .. } => reports.as_slice(),
+                _ => &[],
+            };
+            for block in reports.iter().filter(|b| b.ssrc == our) {
+                self.remote_fraction_lost = Some(block.fraction_lost);
+                if let Some(rtt) = round_trip_time(rtcp::ntp_timestamp(SystemTime::now()), block) {
+                    self.round_trip = Some(rtt);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The 20 ms of received audio due at this tick: decoded, or concealed, or silence.
+    pub fn receive_frame(&mut self, now: Instant) -> [i16; FRAME_SAMPLES] {
+        self.pcm.clear();
+        let result = match self.jitter.pop(now) {
+            Playout::Frame { payload, .. } => self.decoder.decode(payload, &mut self.pcm),
+            Playout::Conceal => self.decoder.conceal(&mut self.pcm),
+            Playout::Silence => Ok(()),
+        };
+        if result.is_err() {
+            // An undecodable frame is treated as lost.
+            self.pcm.clear();
+            let _ = self.decoder.conceal(&mut self.pcm);
+        }
+        let mut frame = [0; FRAME_SAMPLES];
+        let n = self.pcm.len().min(FRAME_SAMPLES);
+        frame[..n].copy_from_slice(&self.pcm[..n]);
+        if let Some(det) = self.tone.as_mut() {
+            for d in det.feed(&frame) {
+                self.events.push_back(LegEvent::Dtmf(d, DtmfSource::InBand));
+            }
+        }
+        frame
+    }
+
+    /// Sends 20 ms of audio (or, while a DTMF key is being sent, the event packet instead).
+    pub fn send_frame(&mut self, frame: &[i16]) -> Result<(), CodecError> {
+        let Some(destination) = self.remote else {
+            // Nowhere to send yet: keep the media clock running.
+            self.stream.skip(self.cfg.codec.rtp_samples_per_frame());
+            return Ok(());
+        };
+        let samples = self.cfg.codec.rtp_samples_per_frame();
+        if let Some(te) = self.cfg.telephone_event
+            && let Some((h, p)) = self.dtmf_tx.tick(&mut self.stream, te, samples)
+        {
+            let mut out = Vec::with_capacity(16);
+            h.write(&p, &mut out);
+            self.stream.count_sent(p.len());
+            self.transmits.push_back(Transmit {
+                destination,
+                payload: out,
+            });
+            return Ok(());
+        }
+        self.payload.clear();
+        self.encoder.encode(frame, &mut self.payload)?;
+        let h = self.stream.next_frame(self.cfg.payload_type, samples);
+        let mut out = Vec::with_capacity(12 + self.payload.len());
+        h.write(&self.payload, &mut out);
+        self.stream.count_sent(self.payload.len());
+        self.transmits.push_back(Transmit {
+            destination,
+            payload: out,
+        });
+        Ok(())
+    }
+
+    /// Sends pre-encoded audio (a cached prompt frame) in this tick's slot.
+    pub fn send_encoded(&mut self, payload: &[u8]) {
+        let samples = self.cfg.codec.rtp_samples_per_frame();
+        let Some(destination) = self.remote else {
+            self.stream.skip(samples);
+            return;
+        };
+        let h = self.stream.next_frame(self.cfg.payload_type, samples);
+        let mut out = Vec::with_capacity(12 + payload.len());
+        h.write(payload, &mut out);
+        self.stream.count_sent(payload.len());
+        self.transmits.push_back(Transmit {
+            destination,
+            payload: out,
+        });
+    }
+
+    /// Nothing to send this tick: the timestamp still advances (RFC 3550 §5.1).
+    pub fn send_nothing(&mut self) {
+        self.stream.skip(self.cfg.codec.rtp_samples_per_frame());
+    }
+
+    /// The leg's audio source changed (prompt → agent): the far end sees a marker bit but
+    /// the same SSRC and continuous numbering.
+    pub fn source_changed(&mut self) {
+        self.stream.source_changed();
+    }
+
+    /// Queues a DTMF key to send as RFC 4733 events (100 ms). False if busy or not
+    /// negotiated.
+    pub fn send_dtmf(&mut self, digit: Digit) -> bool {
+        self.cfg.telephone_event.is_some()
+            && self
+                .dtmf_tx
+                .start(digit, self.cfg.codec.rtp_clock_rate() / 10)
+    }
+
+    /// The codec this leg speaks.
+    pub fn codec(&self) -> Codec {
+        self.cfg.codec
+    }
+
+    /// Runs timers: the media timeout and RTCP reports.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.timed_out && now.saturating_duration_since(self.last_rtp) >= self.cfg.media_timeout
+        {
+            self.timed_out = true;
+            self.events.push_back(LegEvent::MediaTimeout);
+        }
+        if now >= self.next_report {
+            self.next_report = now + self.cfg.rtcp_interval;
+            self.send_report(now);
+        }
+    }
+
+    /// When [`Leg::handle_timeout`] next needs calling.
+    pub fn poll_timeout(&self) -> Instant {
+        let timeout = self.last_rtp + self.cfg.media_timeout;
+        if self.timed_out {
+            self.next_report
+        } else {
+            self.next_report.min(timeout)
+        }
+    }
+
+    // RFC 3550 §6.4: SR if we sent since the last report, else RR; always with SDES CNAME.
+    fn send_report(&mut self, now: Instant) {
+        let Some(destination) = self.remote else {
+            return;
+        };
+        let block = self.rx_stats.report_block(now);
+        let blocks: Vec<_> = block.into_iter().collect();
+        let mut out = Vec::new();
+        let sent = self.stream.packets_sent();
+        if sent != self.packets_at_last_report {
+            let info = SenderInfo {
+                ntp: rtcp::ntp_timestamp(SystemTime::now()),
+                rtp_timestamp: self.stream.last_timestamp(),
+                packet_count: sent,
+                octet_count: self.stream.octets_sent(),
+            };
+            rtcp::write_sender_report(
+                self.stream.ssrc(),
+                &info,
+                &blocks,
+                &self.cfg.cname,
+                &mut out,
+            );
+        } else {
+            rtcp::write_receiver_report(self.stream.ssrc(), &blocks, &self.cfg.cname, &mut out);
+        }
+        self.packets_at_last_report = sent;
+        // rtcp-mux (RFC 5761): RTCP goes to the RTP address.
+        self.transmits.push_back(Transmit {
+            destination,
+            payload: out,
+        });
+        self.events.push_back(LegEvent::Stats(self.stats()));
+    }
+
+    /// Current figures.
+    pub fn stats(&self) -> LegStats {
+        LegStats {
+            reception: self.rx_stats.summary(),
+            jitter_buffer: self.jitter.stats(),
+            packets_sent: self.stream.packets_sent(),
+            remote_fraction_lost: self.remote_fraction_lost,
+            round_trip: self.round_trip,
+        }
+    }
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event for the call actor.
+    pub fn poll_event(&mut self) -> Option<LegEvent> {
+        self.events.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtp::RtpHeader;
+    use crate::test_signal::{dominant_frequency, sine};
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 1], port))
+    }
+
+    fn rtp(seq: u16, pt: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        RtpHeader {
+            marker: false,
+            payload_type: PayloadType::new(pt).unwrap(),
+            sequence: seq,
+            timestamp: seq as u32 * 160,
+            ssrc: Ssrc(77),
+        }
+        .write(payload, &mut out);
+        out
+    }
+
+    fn leg(now: Instant) -> Leg {
+        Leg::new(LegConfig::new(Codec::Pcmu), now, Ssrc(1), 0, 0).unwrap()
+    }
+
+    #[test]
+    fn symmetric_rtp_latches_and_resists_hijack() {
+        let t0 = Instant::now();
+        let mut l = leg(t0);
+        l.set_remote(addr(4000)); // from SDP: the phone's private address
+        l.handle_datagram(t0, addr(5000), &rtp(1, 0, &[0xFF; 160]))
+            .unwrap();
+        assert_eq!(l.remote(), Some(addr(5000)), "latched to the NAT address");
+        assert_eq!(l.poll_event(), Some(LegEvent::Latched(addr(5000))));
+        // A stray packet from elsewhere while the phone is talking does not move us.
+        l.handle_datagram(
+            t0 + Duration::from_millis(20),
+            addr(6666),
+            &rtp(2, 0, &[0xFF; 160]),
+        )
+        .unwrap();
+        assert_eq!(l.remote(), Some(addr(5000)));
+        // After the NAT rebinding silence, the new address takes over.
+        l.handle_datagram(
+            t0 + Duration::from_secs(1),
+            addr(5001),
+            &rtp(3, 0, &[0xFF; 160]),
+        )
+        .unwrap();
+        assert_eq!(l.remote(), Some(addr(5001)));
+        l.send_frame(&[0; 160]).unwrap();
+        assert_eq!(l.poll_transmit().unwrap().destination, addr(5001));
+    }
+
+    #[test]
+    fn garbage_and_unknown_payload_types_are_errors_not_panics() {
+        let t0 = Instant::now();
+        let mut l = leg(t0);
+        assert_eq!(
+            l.handle_datagram(t0, addr(1), &[0x80]),
+            Err(LegError::NotRtp)
+        );
+        assert_eq!(
+            l.handle_datagram(t0, addr(1), &rtp(1, 18, &[0; 20])),
+            Err(LegError::UnexpectedPayloadType(18))
+        );
+        assert!(
+            l.handle_datagram(t0, addr(1), &[0x80, 0x00, 0, 1, 0])
+                .is_err()
+        );
+        assert!(l.handle_datagram(t0, addr(1), &[0x80, 200, 0, 40]).is_err());
+        assert!(l.handle_datagram(t0, addr(1), &rtp(1, 101, &[1])).is_err());
+        assert_eq!(l.remote(), None, "nothing valid, nothing latched");
+    }
+
+    #[test]
+    fn audio_in_audio_out_with_rfc4733_and_inband_dtmf() {
+        let t0 = Instant::now();
+        let mut cfg = LegConfig::new(Codec::Pcma);
+        cfg.detect_inband_dtmf = true;
+        let mut l = Leg::new(cfg, t0, Ssrc(1), 0, 0).unwrap();
+        // 1 s of a 1 kHz tone arriving every 20 ms.
+        let tone = sine(1000.0, 8000.0, 8000, 8000);
+        let mut heard = Vec::new();
+        for (i, f) in tone.chunks(160).enumerate() {
+            let now = t0 + Duration::from_millis(20 * i as u64);
+            let mut p = Vec::new();
+            crate::codec::g711::encode_alaw(f, &mut p);
+            l.handle_datagram(now, addr(9), &rtp(i as u16, 8, &p))
+                .unwrap();
+            heard.extend_from_slice(&l.receive_frame(now));
+        }
+        assert!((dominant_frequency(&heard[1000..], 8000) - 1000.0).abs() < 2.0);
+        // RFC 4733 '5' arrives.
+        let ev = crate::codec::telephone_event::EventPayload {
+            event: 5,
+            end: false,
+            volume: 10,
+            duration: 160,
+        };
+        l.handle_datagram(t0, addr(9), &rtp(60, 101, &ev.to_bytes()))
+            .unwrap();
+        let events: Vec<_> = std::iter::from_fn(|| l.poll_event()).collect();
+        assert!(events.contains(&LegEvent::Dtmf(
+            Digit::from_code(5).unwrap(),
+            DtmfSource::Rfc4733
+        )));
+        // The far end receives what we send, and RFC 4733 while a key is sent.
+        l.send_frame(&[100; 160]).unwrap();
+        assert!(l.send_dtmf(Digit::from_char('#').unwrap()));
+        for _ in 0..8 {
+            l.send_frame(&[100; 160]).unwrap();
+        }
+        l.send_frame(&[100; 160]).unwrap();
+        let sent: Vec<_> = std::iter::from_fn(|| l.poll_transmit()).collect();
+        let pts: Vec<u8> = sent
+            .iter()
+            .map(|t| {
+                RtpPacket::parse(&t.payload)
+                    .unwrap()
+                    .header
+                    .payload_type
+                    .get()
+            })
+            .collect();
+        assert_eq!(pts, [8, 101, 101, 101, 101, 101, 101, 101, 8, 8]);
+        let seqs: Vec<u16> = sent
+            .iter()
+            .map(|t| RtpPacket::parse(&t.payload).unwrap().header.sequence)
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+
+    #[test]
+    fn media_timeout_and_rtcp_reports() {
+        let t0 = Instant::now();
+        let mut cfg = LegConfig::new(Codec::Pcmu);
+        cfg.media_timeout = Duration::from_secs(2);
+        cfg.remote = Some(addr(7));
+        let mut l = Leg::new(cfg, t0, Ssrc(1), 0, 0).unwrap();
+        for i in 0..10u16 {
+            l.handle_datagram(t0, addr(7), &rtp(i, 0, &[0xFF; 160]))
+                .unwrap();
+            l.send_frame(&[0; 160]).unwrap();
+        }
+        while l.poll_transmit().is_some() {}
+        while l.poll_event().is_some() {}
+        l.handle_timeout(t0 + Duration::from_secs(1));
+        assert_eq!(l.poll_event(), None);
+        l.handle_timeout(t0 + Duration::from_secs(2));
+        assert_eq!(l.poll_event(), Some(LegEvent::MediaTimeout));
+        l.handle_timeout(t0 + Duration::from_secs(3));
+        assert_eq!(l.poll_event(), None, "reported once");
+        l.handle_timeout(t0 + Duration::from_secs(5));
+        let report = l.poll_transmit().expect("an RTCP report");
+        let parsed = rtcp::parse_compound(&report.payload).unwrap();
+        match &parsed[0] {
+            RtcpPacket::SenderReport {
+                ssrc,
+                info,
+                reports,
+            } => {
+                assert_eq!(*ssrc, Ssrc(1));
+                assert_eq!(info.packet_count, 10);
+                assert_eq!(reports[0].ssrc, Ssrc(77));
+                assert_eq!(reports[0].cumulative_lost, 0);
+            }
+            other => panic!("expected SR, got {other:?}"),
+        }
+        assert!(matches!(l.poll_event(), Some(LegEvent::Stats(s)) if s.packets_sent == 10));
+        l.handle_datagram(
+            t0 + Duration::from_secs(6),
+            addr(7),
+            &rtp(10, 0, &[0xFF; 160]),
+        )
+        .unwrap();
+        assert_eq!(l.poll_event(), Some(LegEvent::MediaResumed));
+    }
+}

@@ -1,0 +1,318 @@
+//! Engine tests over real UDP on the loopback interface.
+
+use super::*;
+use crate::codec::telephone_event::EventPayload;
+use crate::codec::{Codec, Decoder, Encoder};
+use crate::rtp::{OutgoingStream, PayloadType, RtpPacket};
+use crate::test_signal::{dominant_frequency, rms, sine};
+use std::net::Ipv4Addr;
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// A test phone: sends a tone as RTP every 20 ms to `to`, and decodes what comes back.
+struct Phone {
+    socket: Arc<UdpSocket>,
+    codec: Codec,
+}
+
+struct Heard {
+    audio: Vec<i16>,
+    headers: Vec<crate::rtp::RtpHeader>,
+}
+
+impl Phone {
+    async fn new(codec: Codec) -> Self {
+        Self {
+            socket: Arc::new(UdpSocket::bind((LOCALHOST, 0)).await.unwrap()),
+            codec,
+        }
+    }
+
+    /// Talks for `frames` × 20 ms; optionally presses `key` (RFC 4733) at frame 20.
+    fn talk(&self, to: SocketAddr, tone: Vec<i16>, key: Option<u8>) -> JoinHandle<()> {
+        let socket = self.socket.clone();
+        let codec = self.codec;
+        tokio::spawn(async move {
+            let mut enc = Encoder::new(codec).unwrap();
+            let mut stream = OutgoingStream::new(Ssrc(random_u64() as u32), 1000, 5000);
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            let mut buf = Vec::new();
+            for (i, frame) in tone.chunks(160).enumerate() {
+                tick.tick().await;
+                if key.is_some() && (20..24).contains(&i) {
+                    let ev = EventPayload {
+                        event: key.unwrap_or(0),
+                        end: i == 23,
+                        volume: 10,
+                        duration: 160 * (i as u16 - 19),
+                    };
+                    let h = stream.event_packet(PayloadType::new(101).unwrap(), i == 20, 99_999);
+                    h.write(&ev.to_bytes(), &mut buf);
+                    socket.send_to(&buf, to).await.unwrap();
+                }
+                let mut p = Vec::new();
+                enc.encode(frame, &mut p).unwrap();
+                let h = stream.next_frame(codec.default_payload_type(), 160);
+                h.write(&p, &mut buf);
+                socket.send_to(&buf, to).await.unwrap();
+            }
+        })
+    }
+
+    fn listen(&self, for_how_long: Duration) -> JoinHandle<Heard> {
+        let socket = self.socket.clone();
+        let codec = self.codec;
+        tokio::spawn(async move {
+            let mut dec = Decoder::new(codec).unwrap();
+            let mut heard = Heard {
+                audio: Vec::new(),
+                headers: Vec::new(),
+            };
+            let mut buf = vec![0u8; 2048];
+            let deadline = tokio::time::Instant::now() + for_how_long;
+            while let Ok(Ok((n, _))) =
+                tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await
+            {
+                let Ok(p) = RtpPacket::parse(&buf[..n]) else {
+                    continue; // RTCP
+                };
+                if p.header.payload_type == codec.default_payload_type() {
+                    dec.decode(p.payload, &mut heard.audio).unwrap();
+                    heard.headers.push(p.header);
+                }
+            }
+            heard
+        })
+    }
+}
+
+fn engine(
+    ports: RangeInclusive<u16>,
+) -> (
+    MediaHandle,
+    mpsc::Receiver<EngineEvent>,
+    JoinHandle<()>,
+    PortPool,
+) {
+    start(EngineConfig {
+        bind_ip: LOCALHOST,
+        ports,
+        ..EngineConfig::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_phones_bridged_over_udp_with_transcoding_recording_and_dtmf() {
+    let (media, mut events, task, pool) = engine(42000..=42009);
+    let customer = LegId(1);
+    let agent = LegId(2);
+    let room = RoomId(7);
+    // The customer speaks µ-law, the agent's phone A-law: the room transcodes.
+    let a_addr = media
+        .create_leg(customer, LegConfig::new(Codec::Pcmu))
+        .await
+        .unwrap();
+    let b_addr = media
+        .create_leg(agent, LegConfig::new(Codec::Pcma))
+        .await
+        .unwrap();
+    media.create_room(room).await.unwrap();
+    media.join(room, customer).await.unwrap();
+    media.join(room, agent).await.unwrap();
+    media.set_hears(room, customer, agent, true).await.unwrap();
+    media.set_hears(room, agent, customer, true).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("call.wav");
+    media
+        .start_recording(room, customer, wav.clone())
+        .await
+        .unwrap();
+
+    let phone_a = Phone::new(Codec::Pcmu).await;
+    let phone_b = Phone::new(Codec::Pcma).await;
+    let listen_a = phone_a.listen(Duration::from_millis(2200));
+    let listen_b = phone_b.listen(Duration::from_millis(2200));
+    // We never tell the engine where the phones are: symmetric RTP finds them.
+    let talk_a = phone_a.talk(a_addr, sine(1000.0, 8000.0, 8000 * 2, 8000), Some(7));
+    let talk_b = phone_b.talk(b_addr, sine(400.0, 6000.0, 8000 * 2, 8000), None);
+    talk_a.await.unwrap();
+    talk_b.await.unwrap();
+    let heard_a = listen_a.await.unwrap();
+    let heard_b = listen_b.await.unwrap();
+
+    // The agent hears the customer's 1 kHz tone at its level, and vice versa.
+    let (fb, fa) = (
+        dominant_frequency(&heard_b.audio[2000..10000], 8000),
+        dominant_frequency(&heard_a.audio[2000..10000], 8000),
+    );
+    let (lb, la) = (
+        rms(&heard_b.audio[2000..10000]),
+        rms(&heard_a.audio[2000..10000]),
+    );
+    println!("agent hears {fb:.1} Hz at rms {lb:.0}; customer hears {fa:.1} Hz at rms {la:.0}");
+    assert!((fb - 1000.0).abs() < 2.0 && (lb / (8000.0 / 2f64.sqrt()) - 1.0).abs() < 0.1);
+    assert!((fa - 400.0).abs() < 2.0 && (la / (6000.0 / 2f64.sqrt()) - 1.0).abs() < 0.1);
+    // One SSRC and continuous numbering towards each phone.
+    for h in [&heard_a.headers, &heard_b.headers] {
+        assert!(h.len() > 80, "{} packets", h.len());
+        assert!(h.iter().all(|x| x.ssrc == h[0].ssrc));
+        let gaps = h
+            .windows(2)
+            .filter(|w| w[1].sequence != w[0].sequence.wrapping_add(1))
+            .count();
+        assert_eq!(gaps, 0);
+    }
+
+    let summary = media.stop_recording(room).await.unwrap();
+    let secs = summary.duration.as_secs_f64();
+    let mut r = hound::WavReader::open(&wav).unwrap();
+    let samples: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
+    assert_eq!(samples.len() as f64 / 2.0 / 8000.0, secs);
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    let mid = left.len() / 2;
+    assert!((dominant_frequency(&left[mid - 4000..mid + 4000], 8000) - 1000.0).abs() < 2.0);
+    assert!((dominant_frequency(&right[mid - 4000..mid + 4000], 8000) - 400.0).abs() < 2.0);
+
+    let mut got = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        got.push(e);
+    }
+    let seven = Digit::from_code(7).unwrap();
+    assert_eq!(
+        got.iter()
+            .filter(|e| matches!(e, EngineEvent::Leg { leg, event: LegEvent::Dtmf(d, DtmfSource::Rfc4733) } if *leg == customer && *d == seven))
+            .count(),
+        1
+    );
+    assert!(got.iter().any(
+        |e| matches!(e, EngineEvent::Leg { leg, event: LegEvent::Latched(_) } if *leg == agent)
+    ));
+
+    media.end_leg(customer).await.unwrap();
+    media.end_leg(agent).await.unwrap();
+    assert_eq!(pool.available(), pool.total(), "ports released");
+    media.shutdown().await.unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn ports_are_released_when_legs_end_and_errors_are_reported() {
+    let (media, _events, task, pool) = engine(42020..=42021);
+    media
+        .create_leg(LegId(1), LegConfig::new(Codec::Pcmu))
+        .await
+        .unwrap();
+    media
+        .create_leg(LegId(2), LegConfig::new(Codec::Pcmu))
+        .await
+        .unwrap();
+    assert!(matches!(
+        media
+            .create_leg(LegId(3), LegConfig::new(Codec::Pcmu))
+            .await,
+        Err(EngineError::Ports(_))
+    ));
+    assert!(matches!(
+        media
+            .create_leg(LegId(1), LegConfig::new(Codec::Pcmu))
+            .await,
+        Err(EngineError::LegExists(_))
+    ));
+    media.end_leg(LegId(1)).await.unwrap();
+    assert_eq!(pool.available(), 1);
+    media
+        .create_leg(LegId(3), LegConfig::new(Codec::Pcmu))
+        .await
+        .unwrap();
+    assert!(matches!(
+        media.end_leg(LegId(9)).await,
+        Err(EngineError::UnknownLeg(_))
+    ));
+    assert!(matches!(
+        media.join(RoomId(1), LegId(2)).await,
+        Err(EngineError::UnknownRoom(_))
+    ));
+    assert!(matches!(
+        media.stop_recording(RoomId(1)).await,
+        Err(EngineError::UnknownRoom(_))
+    ));
+    // Shutting down releases everything.
+    media.shutdown().await.unwrap();
+    task.await.unwrap();
+    for _ in 0..100 {
+        if pool.available() == pool.total() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(pool.available(), pool.total());
+    assert!(matches!(
+        media.create_room(RoomId(1)).await,
+        Err(EngineError::Stopped)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_plays_at_20ms_pacing_and_a_key_interrupts_it() {
+    let (media, mut events, task, _pool) = engine(42030..=42031);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("menu.wav");
+    let mut w = hound::WavWriter::create(
+        &path,
+        hound::WavSpec {
+            channels: 1,
+            sample_rate: 16000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        },
+    )
+    .unwrap();
+    for s in sine(600.0, 9000.0, 16000 * 5, 16000) {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    let prompt = Arc::new(Prompt::load(&path).unwrap());
+    let leg = LegId(1);
+    let mut cfg = LegConfig::new(Codec::Pcmu);
+    let phone = Phone::new(Codec::Pcmu).await;
+    cfg.remote = Some(phone.socket.local_addr().unwrap());
+    let local = media.create_leg(leg, cfg).await.unwrap();
+    let listen = phone.listen(Duration::from_millis(1500));
+    media
+        .play(
+            leg,
+            prompt,
+            PlayOptions {
+                looped: false,
+                interruptible: true,
+            },
+        )
+        .await
+        .unwrap();
+    // The caller presses '1' after about half a second (RFC 4733 at frame 20 = 400 ms).
+    phone.talk(local, vec![0; 160 * 30], Some(1)).await.unwrap();
+    let heard = listen.await.unwrap();
+    let mut interrupted = false;
+    while let Ok(e) = events.try_recv() {
+        interrupted |= e
+            == EngineEvent::PromptEnded {
+                leg,
+                end: PlayEnd::Interrupted,
+            };
+    }
+    assert!(interrupted);
+    // Prompt packets: 600 Hz, then silence after the key (the leg is in no room).
+    assert!((dominant_frequency(&heard.audio[..3200], 8000) - 600.0).abs() < 2.0);
+    let n = heard.headers.len();
+    assert!((15..=40).contains(&n), "{n} prompt frames before the key");
+    // Timestamps advance by exactly 160 per packet: 20 ms pacing in media time.
+    assert!(
+        heard
+            .headers
+            .windows(2)
+            .all(|w| w[1].timestamp.wrapping_sub(w[0].timestamp) == 160)
+    );
+    media.shutdown().await.unwrap();
+    task.await.unwrap();
+}
