@@ -167,7 +167,12 @@ async fn two_phones_bridged_over_udp_with_transcoding_recording_and_dtmf() {
     let secs = summary.duration.as_secs_f64();
     let mut r = hound::WavReader::open(&wav).unwrap();
     let samples: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
-    assert_eq!(samples.len() as f64 / 2.0 / 8000.0, secs);
+    // Compare in integers: 125 µs per sample at 8 kHz.
+    assert_eq!(
+        samples.len() as u128 / 2 * 125,
+        summary.duration.as_micros()
+    );
+    assert!(secs > 1.5, "the call lasted about 2 s, recorded {secs} s");
     let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
     let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
     let mid = left.len() / 2;
