@@ -450,3 +450,291 @@ fn record_route(message: &impl SipHeaders) -> Vec<NameAddr> {
         .flatten()
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::message::SipMessage;
+
+    const INVITE: &str = "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n\
+Via: SIP/2.0/UDP older.example.com;branch=z9hG4bKolder\r\n\
+Max-Forwards: 70\r\n\
+Route: <sip:p1.example.com;lr>\r\n\
+To: Bob <sip:bob@biloxi.example.com>\r\n\
+From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:alice@pc33.atlanta.example.com>\r\n\
+Record-Route: <sip:p2.example.com;lr>, <sip:p1.example.com;lr>\r\n\
+Content-Length: 0\r\n\r\n";
+
+    fn invite() -> Request {
+        match SipMessage::parse(INVITE.as_bytes()) {
+            Ok(SipMessage::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The UAS's response: To tag, Contact, and the Record-Route copied back (§12.1.1).
+    fn response(code: u16, contact: &str) -> Response {
+        let req = invite();
+        let mut r = req.response(code, "Reason", Some("a6c85cf"));
+        r.headers.push(HeaderName::Contact, contact);
+        r.headers.push(
+            HeaderName::RecordRoute,
+            "<sip:p2.example.com;lr>, <sip:p1.example.com;lr>",
+        );
+        r
+    }
+
+    fn via() -> LocalVia {
+        LocalVia::new(Transport::Udp, "pc33.atlanta.example.com", Some(5060))
+    }
+
+    fn route_hosts(d: &Dialog) -> Vec<String> {
+        d.route_set()
+            .iter()
+            .map(|r| r.uri.as_sip().unwrap().host.clone())
+            .collect()
+    }
+
+    #[test]
+    fn uac_dialog_from_a_2xx_is_confirmed_with_reversed_record_route() {
+        let d = Dialog::uac(&invite(), &response(200, "<sip:bob@192.0.2.4>")).unwrap();
+        assert_eq!(d.state(), DialogState::Confirmed);
+        assert!(!d.is_uas());
+        assert_eq!(d.id().local_tag.as_str(), "1928301774");
+        assert_eq!(d.id().remote_tag.as_str(), "a6c85cf");
+        assert_eq!(
+            d.id().call_id.as_str(),
+            "a84b4c76e66710@pc33.atlanta.example.com"
+        );
+        assert_eq!(d.remote_target().to_string(), "sip:bob@192.0.2.4");
+        assert_eq!(route_hosts(&d), ["p1.example.com", "p2.example.com"]);
+        assert_eq!(d.local_seq(), Some(314159));
+        assert_eq!(d.remote_seq(), None);
+        assert!(!d.secure());
+        assert_eq!(
+            dialog_id_of_response(&response(200, "<sip:x@y>")).as_ref(),
+            Some(d.id())
+        );
+    }
+
+    #[test]
+    fn uac_early_dialog_is_confirmed_by_the_2xx_which_refreshes_target_and_routes() {
+        let mut ringing = response(180, "<sip:bob@192.0.2.4>");
+        ringing.headers.remove(&HeaderName::RecordRoute);
+        let mut d = Dialog::uac(&invite(), &ringing).unwrap();
+        assert_eq!(d.state(), DialogState::Early);
+        assert!(d.route_set().is_empty());
+        d.handle_response(&response(200, "<sip:bob@192.0.2.99>"));
+        assert_eq!(d.state(), DialogState::Confirmed);
+        assert_eq!(d.remote_target().to_string(), "sip:bob@192.0.2.99");
+        assert_eq!(route_hosts(&d), ["p1.example.com", "p2.example.com"]);
+    }
+
+    #[test]
+    fn uac_refuses_responses_that_create_no_dialog() {
+        let req = invite();
+        assert_eq!(
+            Dialog::uac(&req, &req.response(100, "Trying", None)),
+            Err(DialogError::NotDialogCreating(100))
+        );
+        assert_eq!(
+            Dialog::uac(&req, &req.response(180, "Ringing", None)),
+            Err(DialogError::MissingTag("To"))
+        );
+        assert_eq!(
+            Dialog::uac(&req, &response(486, "<sip:b@h>")),
+            Err(DialogError::NotDialogCreating(486))
+        );
+        let no_contact = req.response(200, "OK", Some("t"));
+        assert_eq!(
+            Dialog::uac(&req, &no_contact),
+            Err(DialogError::MissingContact("2xx response"))
+        );
+    }
+
+    #[test]
+    fn early_dialog_ends_on_a_non_2xx_final_and_any_dialog_on_481() {
+        let mut d = Dialog::uac(&invite(), &response(183, "<sip:b@h>")).unwrap();
+        d.handle_response(&response(486, "<sip:b@h>"));
+        assert_eq!(d.state(), DialogState::Terminated);
+        let mut d = Dialog::uac(&invite(), &response(200, "<sip:b@h>")).unwrap();
+        let bye = d.create_request(Method::Bye, &via());
+        d.handle_response(&bye.response(481, "Call/Transaction Does Not Exist", None));
+        assert_eq!(d.state(), DialogState::Terminated);
+    }
+
+    #[test]
+    fn uas_dialog_keeps_record_route_order_and_targets_the_request_contact() {
+        let req = invite();
+        let mut d = Dialog::uas(&req, Tag::new("uas-tag")).unwrap();
+        assert!(d.is_uas());
+        assert_eq!(d.state(), DialogState::Early);
+        d.confirm();
+        assert_eq!(d.state(), DialogState::Confirmed);
+        assert_eq!(route_hosts(&d), ["p2.example.com", "p1.example.com"]);
+        assert_eq!(
+            d.remote_target().to_string(),
+            "sip:alice@pc33.atlanta.example.com"
+        );
+        assert_eq!(d.remote_seq(), Some(314159));
+        assert_eq!(d.local_seq(), None);
+        assert_eq!(d.local_uri().tag(), Some("uas-tag"));
+        assert_eq!(d.remote_uri().tag(), Some("1928301774"));
+        assert_eq!(dialog_id_of_request(&req, true), None, "no To tag yet");
+        let mut in_dialog = req.clone();
+        in_dialog.headers.set(
+            HeaderName::To,
+            "Bob <sip:bob@biloxi.example.com>;tag=uas-tag",
+        );
+        assert_eq!(
+            dialog_id_of_request(&in_dialog, true).as_ref(),
+            Some(d.id())
+        );
+        let uac_view = dialog_id_of_request(&in_dialog, false).unwrap();
+        assert_eq!(uac_view.local_tag.as_str(), "1928301774");
+
+        let mut no_contact = req;
+        no_contact.headers.remove(&HeaderName::Contact);
+        assert_eq!(
+            Dialog::uas(&no_contact, Tag::new("x")),
+            Err(DialogError::MissingContact("request"))
+        );
+    }
+
+    fn in_dialog(method: Method, seq: u32, contact: Option<&str>) -> Request {
+        let mut r = Request::new(method.clone(), Uri::parse("sip:bob@192.0.2.4").unwrap());
+        let src = invite();
+        for name in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
+            r.headers
+                .push(name.clone(), src.headers.get(&name).unwrap());
+        }
+        r.headers.push(HeaderName::CSeq, format!("{seq} {method}"));
+        if let Some(c) = contact {
+            r.headers.push(HeaderName::Contact, c);
+        }
+        r
+    }
+
+    #[test]
+    fn remote_cseq_must_not_go_backwards_500() {
+        let mut d = Dialog::uas(&invite(), Tag::new("t")).unwrap();
+        assert_eq!(
+            d.handle_request(&in_dialog(Method::Ack, 314159, None)),
+            Ok(())
+        );
+        assert_eq!(
+            d.handle_request(&in_dialog(Method::Info, 314160, None)),
+            Ok(())
+        );
+        assert_eq!(d.remote_seq(), Some(314160));
+        assert_eq!(
+            d.handle_request(&in_dialog(Method::Info, 314100, None)),
+            Err(500)
+        );
+        assert_eq!(d.remote_seq(), Some(314160));
+        d.terminate();
+        assert_eq!(
+            d.handle_request(&in_dialog(Method::Bye, 314161, None)),
+            Err(481)
+        );
+    }
+
+    #[test]
+    fn reinvite_and_update_refresh_the_remote_target_other_methods_do_not() {
+        let mut d = Dialog::uas(&invite(), Tag::new("t")).unwrap();
+        let info = in_dialog(Method::Info, 314160, Some("<sip:alice@198.51.100.1>"));
+        d.handle_request(&info).unwrap();
+        assert_eq!(
+            d.remote_target().to_string(),
+            "sip:alice@pc33.atlanta.example.com"
+        );
+        let reinvite = in_dialog(Method::Invite, 314161, Some("<sip:alice@198.51.100.2>"));
+        d.handle_request(&reinvite).unwrap();
+        assert_eq!(d.remote_target().to_string(), "sip:alice@198.51.100.2");
+        let update = in_dialog(Method::Update, 314162, Some("<sip:alice@198.51.100.3>"));
+        d.handle_request(&update).unwrap();
+        assert_eq!(d.remote_target().to_string(), "sip:alice@198.51.100.3");
+
+        // UAC side: a 2xx to its re-INVITE refreshes too.
+        let mut d = Dialog::uac(&invite(), &response(200, "<sip:bob@192.0.2.4>")).unwrap();
+        let reinv = d.create_request(Method::Invite, &via());
+        let mut ok = reinv.response(200, "OK", None);
+        ok.headers.push(HeaderName::Contact, "<sip:bob@192.0.2.50>");
+        d.handle_response(&ok);
+        assert_eq!(d.remote_target().to_string(), "sip:bob@192.0.2.50");
+    }
+
+    #[test]
+    fn requests_follow_12_2_1_1() {
+        let mut d = Dialog::uac(&invite(), &response(200, "<sip:bob@192.0.2.4>")).unwrap();
+        d.set_local_contact(NameAddr::parse("<sip:alice@pc33.atlanta.example.com>").unwrap());
+        let bye = d.create_request(Method::Bye, &via());
+        assert_eq!(bye.method, Method::Bye);
+        assert_eq!(bye.uri.to_string(), "sip:bob@192.0.2.4");
+        let routes: Vec<&str> = bye.headers.get_all(&HeaderName::Route).collect();
+        assert_eq!(
+            routes,
+            ["<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"]
+        );
+        assert_eq!(bye.cseq().unwrap().seq, 314160);
+        assert_eq!(bye.from_tag().as_deref(), Some("1928301774"));
+        assert_eq!(bye.to_tag().as_deref(), Some("a6c85cf"));
+        assert_eq!(bye.call_id(), Some(d.id().call_id.clone()));
+        assert_eq!(bye.max_forwards(), Some(70));
+        assert!(bye.headers.get(&HeaderName::Contact).is_none());
+        let v = bye.top_via().unwrap();
+        assert!(Branch::new(v.branch().unwrap()).is_rfc3261());
+        assert_eq!(v.sent_by(), "pc33.atlanta.example.com:5060");
+        assert_eq!(v.rport(), Some(None));
+
+        let reinvite = d.create_request(Method::Invite, &via());
+        assert_eq!(reinvite.cseq().unwrap().seq, 314161);
+        assert_ne!(reinvite.top_via().unwrap().branch(), v.branch());
+        assert_eq!(
+            reinvite.headers.get(&HeaderName::Contact),
+            Some("<sip:alice@pc33.atlanta.example.com>")
+        );
+        let ack = d.create_ack(314161, &via());
+        assert_eq!(ack.headers.get(&HeaderName::CSeq), Some("314161 ACK"));
+        assert_eq!(d.local_seq(), Some(314161), "ACK does not consume a number");
+        // Printed and parsed back, the request is valid SIP.
+        assert!(SipMessage::parse(&bye.to_bytes()).is_ok());
+    }
+
+    #[test]
+    fn strict_router_takes_the_request_uri() {
+        let mut resp = response(200, "<sip:bob@192.0.2.4>");
+        resp.headers.set(
+            HeaderName::RecordRoute,
+            "<sip:p2.example.com;lr>, <sip:strict.example.com>",
+        );
+        let mut d = Dialog::uac(&invite(), &resp).unwrap();
+        let bye = d.create_request(Method::Bye, &via());
+        assert_eq!(bye.uri.to_string(), "sip:strict.example.com");
+        let routes: Vec<&str> = bye.headers.get_all(&HeaderName::Route).collect();
+        assert_eq!(routes, ["<sip:p2.example.com;lr>", "<sip:bob@192.0.2.4>"]);
+    }
+
+    #[test]
+    fn cancel_copies_the_invite_per_9_1() {
+        let inv = invite();
+        let c = create_cancel(&inv);
+        assert_eq!(c.method, Method::Cancel);
+        assert_eq!(c.uri, inv.uri);
+        assert_eq!(c.headers.get(&HeaderName::CSeq), Some("314159 CANCEL"));
+        assert_eq!(c.vias(), vec![inv.top_via().unwrap()]);
+        for name in [
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::Route,
+        ] {
+            assert_eq!(c.headers.get(&name), inv.headers.get(&name), "{name}");
+        }
+        assert!(SipMessage::parse(&c.to_bytes()).is_ok());
+    }
+}
