@@ -93,3 +93,17 @@ pub fn snr_db(reference: &[i16], got: &[i16], max_delay: usize) -> f64 {
     }
     best
 }
+
+/// Amplitude of the component at `freq` (single-bin DFT, Hann window, amplitude-corrected).
+pub fn tone_amplitude(x: &[i16], freq: f64, rate: u32) -> f64 {
+    let n = x.len() as f64;
+    let w = 2.0 * std::f64::consts::PI * freq / rate as f64;
+    let (mut re, mut im) = (0.0, 0.0);
+    for (i, &s) in x.iter().enumerate() {
+        let hann = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n).cos();
+        re += hann * s as f64 * (w * i as f64).cos();
+        im += hann * s as f64 * (w * i as f64).sin();
+    }
+    // The Hann window's coherent gain is 1/2.
+    4.0 * (re * re + im * im).sqrt() / n
+}

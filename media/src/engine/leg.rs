@@ -92,6 +92,8 @@ pub enum LegEvent {
     Latched(SocketAddr),
     /// Periodic statistics (after each RTCP report we send).
     Stats(LegStats),
+    /// A browser leg's ICE and DTLS are up.
+    Connected,
 }
 
 /// A datagram to send.

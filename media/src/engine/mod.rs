@@ -21,6 +21,7 @@ use crate::mixer::{MixerError, ParticipantId, Room};
 use crate::prompt::{PlayEnd, PlayOptions, Prompt, PromptPlayer};
 use crate::recorder::{Recorder, RecorderConfig, RecorderError, RecordingSummary};
 use crate::rtp::Ssrc;
+use crate::webrtc::{BrowserLeg, WebRtcError};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
@@ -55,6 +56,8 @@ pub struct EngineConfig {
     pub inbound_queue: usize,
     /// The media clock period.
     pub tick: Duration,
+    /// The address browsers reach us on (ICE host candidate); `bind_ip` if unset.
+    pub advertised_ip: Option<IpAddr>,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +69,7 @@ impl Default for EngineConfig {
             event_queue: 1024,
             inbound_queue: 4096,
             tick: Duration::from_millis(20),
+            advertised_ip: None,
         }
     }
 }
@@ -100,6 +104,12 @@ pub enum EngineError {
     /// Recording failed.
     #[error(transparent)]
     Recorder(#[from] RecorderError),
+    /// WebRTC setup failed (a bad offer is the browser's fault).
+    #[error(transparent)]
+    WebRtc(#[from] WebRtcError),
+    /// The operation needs a plain RTP leg.
+    #[error("leg {0:?} is not a plain RTP leg")]
+    NotRtpLeg(LegId),
     /// The room is not recording.
     #[error("room {0:?} is not recording")]
     NotRecording(RoomId),
@@ -129,6 +139,7 @@ pub enum EngineEvent {
 
 enum Op {
     CreateLeg(LegId, Box<LegConfig>),
+    CreateBrowserLeg(LegId, String),
     SetRemote(LegId, SocketAddr),
     EndLeg(LegId),
     CreateRoom(RoomId),
@@ -146,6 +157,7 @@ enum Op {
 
 enum Reply {
     Done,
+    Answer(String),
     Bound(SocketAddr),
     Recording(RecordingSummary),
     Stats(LegStats),
@@ -180,6 +192,18 @@ impl MediaHandle {
     pub async fn create_leg(&self, leg: LegId, cfg: LegConfig) -> Result<SocketAddr, EngineError> {
         match self.call(Op::CreateLeg(leg, Box::new(cfg))).await? {
             Reply::Bound(a) => Ok(a),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    /// Creates a browser (WebRTC) leg from the browser's SDP offer; returns our answer.
+    pub async fn create_browser_leg(
+        &self,
+        leg: LegId,
+        offer: String,
+    ) -> Result<String, EngineError> {
+        match self.call(Op::CreateBrowserLeg(leg, offer)).await? {
+            Reply::Answer(a) => Ok(a),
             _ => Err(EngineError::Stopped),
         }
     }
@@ -299,6 +323,106 @@ pub fn start(
     (MediaHandle { tx }, events, task, pool)
 }
 
+/// A plain RTP leg or a browser leg: the engine drives both the same way.
+enum AnyLeg {
+    Rtp(Box<Leg>),
+    Browser(Box<BrowserLeg>),
+}
+
+impl AnyLeg {
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), String> {
+        match self {
+            AnyLeg::Rtp(l) => l
+                .handle_datagram(now, from, data)
+                .map_err(|e| e.to_string()),
+            AnyLeg::Browser(b) => b
+                .handle_datagram(now, from, data)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    fn receive_frame(&mut self, now: Instant) -> [i16; FRAME_SAMPLES] {
+        match self {
+            AnyLeg::Rtp(l) => l.receive_frame(now),
+            AnyLeg::Browser(b) => b.receive_frame(now),
+        }
+    }
+
+    fn send_frame(&mut self, now: Instant, frame: &[i16]) -> Result<(), String> {
+        match self {
+            AnyLeg::Rtp(l) => l.send_frame(frame).map_err(|e| e.to_string()),
+            AnyLeg::Browser(b) => b.send_frame(now, frame).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn send_prompt(&mut self, now: Instant, player: &mut PromptPlayer) -> bool {
+        match self {
+            AnyLeg::Rtp(l) => match player.next_encoded(l.codec()) {
+                Some(p) => {
+                    l.send_encoded(p);
+                    true
+                }
+                None => false,
+            },
+            AnyLeg::Browser(b) => match player.next_frame() {
+                Some(f) => {
+                    if let Err(e) = b.send_frame(now, &f) {
+                        tracing::debug!(error = %e, "prompt to browser failed");
+                    }
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    fn send_nothing(&mut self) {
+        match self {
+            AnyLeg::Rtp(l) => l.send_nothing(),
+            AnyLeg::Browser(b) => b.send_nothing(),
+        }
+    }
+
+    fn source_changed(&mut self) {
+        if let AnyLeg::Rtp(l) = self {
+            l.source_changed();
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            AnyLeg::Rtp(l) => l.handle_timeout(now),
+            AnyLeg::Browser(b) => b.handle_timeout(now),
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        match self {
+            AnyLeg::Rtp(l) => l.poll_transmit(),
+            AnyLeg::Browser(b) => b.poll_transmit(),
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<LegEvent> {
+        match self {
+            AnyLeg::Rtp(l) => l.poll_event(),
+            AnyLeg::Browser(b) => b.poll_event(),
+        }
+    }
+
+    fn stats(&self) -> LegStats {
+        match self {
+            AnyLeg::Rtp(l) => l.stats(),
+            AnyLeg::Browser(b) => b.stats(),
+        }
+    }
+}
+
 /// A leg's socket and the port lease, dropped together (socket first, then the lease).
 struct LegSocket {
     socket: UdpSocket,
@@ -306,7 +430,7 @@ struct LegSocket {
 }
 
 struct LegEntry {
-    leg: Leg,
+    leg: AnyLeg,
     socket: Arc<LegSocket>,
     reader: JoinHandle<()>,
     room: Option<(RoomId, ParticipantId)>,
@@ -413,14 +537,10 @@ impl Engine {
                 continue;
             };
             let mut ended = None;
-            if let Some(player) = entry.player.as_mut() {
-                let codec = entry.leg.codec();
-                match player.next_encoded(codec) {
-                    Some(p) => {
-                        entry.leg.send_encoded(p);
-                    }
-                    None => ended = player.ended(),
-                }
+            if let Some(player) = entry.player.as_mut()
+                && !entry.leg.send_prompt(now, player)
+            {
+                ended = player.ended();
             }
             if let Some(end) = ended {
                 entry.player = None;
@@ -435,7 +555,7 @@ impl Engine {
                     .room
                     .and_then(|(r, pid)| self.rooms.get(&r).and_then(|r| r.room.output(pid).ok()));
                 let result = match mix {
-                    Some(frame) => entry.leg.send_frame(frame),
+                    Some(frame) => entry.leg.send_frame(now, frame),
                     None => {
                         entry.leg.send_nothing();
                         Ok(())
@@ -487,6 +607,21 @@ impl Engine {
         }
     }
 
+    fn insert_leg(&mut self, id: LegId, leg: AnyLeg, socket: Arc<LegSocket>) {
+        let reader = tokio::spawn(read_loop(id, socket.clone(), self.inbound_tx.clone()));
+        self.legs.insert(
+            id,
+            LegEntry {
+                leg,
+                socket,
+                reader,
+                room: None,
+                player: None,
+                received: [0; FRAME_SAMPLES],
+            },
+        );
+    }
+
     fn leg_mut(&mut self, id: LegId) -> Result<&mut LegEntry, EngineError> {
         self.legs.get_mut(&id).ok_or(EngineError::UnknownLeg(id))
     }
@@ -528,24 +663,34 @@ impl Engine {
                     (r >> 32) as u16,
                     (r >> 16) as u32,
                 )?;
-                let reader = tokio::spawn(read_loop(id, socket.clone(), self.inbound_tx.clone()));
-                self.legs.insert(
-                    id,
-                    LegEntry {
-                        leg,
-                        socket,
-                        reader,
-                        room: None,
-                        player: None,
-                        received: [0; FRAME_SAMPLES],
-                    },
-                );
+                self.insert_leg(id, AnyLeg::Rtp(Box::new(leg)), socket);
                 Ok(Reply::Bound(local))
             }
-            Op::SetRemote(id, addr) => {
-                self.leg_mut(id)?.leg.set_remote(addr);
-                Ok(Reply::Done)
+            Op::CreateBrowserLeg(id, offer) => {
+                if self.legs.contains_key(&id) {
+                    return Err(EngineError::LegExists(id));
+                }
+                let (std_socket, lease) = self.pool.bind(self.cfg.bind_ip)?;
+                let socket = UdpSocket::from_std(std_socket)?;
+                let port = socket.local_addr()?.port();
+                let ip = self.cfg.advertised_ip.unwrap_or(self.cfg.bind_ip);
+                let socket = Arc::new(LegSocket {
+                    socket,
+                    _lease: lease,
+                });
+                let now = Instant::now();
+                let mut leg = BrowserLeg::new(now, SocketAddr::new(ip, port))?;
+                let answer = leg.accept_offer(now, &offer)?;
+                self.insert_leg(id, AnyLeg::Browser(Box::new(leg)), socket);
+                Ok(Reply::Answer(answer))
             }
+            Op::SetRemote(id, addr) => match &mut self.leg_mut(id)?.leg {
+                AnyLeg::Rtp(l) => {
+                    l.set_remote(addr);
+                    Ok(Reply::Done)
+                }
+                AnyLeg::Browser(_) => Err(EngineError::NotRtpLeg(id)),
+            },
             Op::EndLeg(id) => {
                 let entry = self.legs.remove(&id).ok_or(EngineError::UnknownLeg(id))?;
                 if let Some((r, pid)) = entry.room
@@ -613,10 +758,14 @@ impl Engine {
                 }
                 Ok(Reply::Done)
             }
-            Op::SendDtmf(id, digit) => {
-                self.leg_mut(id)?.leg.send_dtmf(digit);
-                Ok(Reply::Done)
-            }
+            Op::SendDtmf(id, digit) => match &mut self.leg_mut(id)?.leg {
+                AnyLeg::Rtp(l) => {
+                    l.send_dtmf(digit);
+                    Ok(Reply::Done)
+                }
+                // Browser agents get keys over the CTI WebSocket, not RTP.
+                AnyLeg::Browser(_) => Err(EngineError::NotRtpLeg(id)),
+            },
             Op::StartRecording(room_id, customer, path) => {
                 self.participant(room_id, customer)?;
                 let room = self.room_mut(room_id)?;

@@ -321,3 +321,120 @@ async fn a_prompt_plays_at_20ms_pacing_and_a_key_interrupts_it() {
     media.shutdown().await.unwrap();
     task.await.unwrap();
 }
+
+/// Acceptance: two plain RTP phones and a browser (a str0m peer doing ICE, DTLS-SRTP and
+/// Opus against our ICE-lite leg) in one conference room over real UDP. Phone A sends a
+/// 1 kHz tone, the browser a 600 Hz tone, phone B silence; each hears exactly the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_phones_and_a_browser_bridge_through_one_room() {
+    use crate::test_signal::tone_amplitude;
+    use crate::webrtc::test_browser::TestBrowser;
+
+    let (media, mut events, task, pool) = engine(42040..=42049);
+    let (a, b, web) = (LegId(1), LegId(2), LegId(3));
+    let a_addr = media
+        .create_leg(a, LegConfig::new(Codec::Pcmu))
+        .await
+        .unwrap();
+    let b_addr = media
+        .create_leg(b, LegConfig::new(Codec::Pcma))
+        .await
+        .unwrap();
+    let socket = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    let browser_addr = socket.local_addr().unwrap();
+    let (mut browser, offer) = TestBrowser::new(Instant::now(), browser_addr);
+    let answer = media.create_browser_leg(web, offer).await.unwrap();
+    browser.accept_answer(Instant::now(), &answer);
+    let room = RoomId(1);
+    media.create_room(room).await.unwrap();
+    for leg in [a, b, web] {
+        media.join(room, leg).await.unwrap();
+    }
+    for l in [a, b, web] {
+        for s in [a, b, web] {
+            if l != s {
+                media.set_hears(room, l, s, true).await.unwrap();
+            }
+        }
+    }
+
+    let phone_a = Phone::new(Codec::Pcmu).await;
+    let phone_b = Phone::new(Codec::Pcma).await;
+    let listen_a = phone_a.listen(Duration::from_millis(3200));
+    let listen_b = phone_b.listen(Duration::from_millis(3200));
+    let talk_a = phone_a.talk(a_addr, sine(1000.0, 8000.0, 8000 * 3, 8000), None);
+    let talk_b = phone_b.talk(b_addr, vec![0; 8000 * 3], None);
+
+    // Drive the browser: datagrams in, its timers, and 20 ms of 600 Hz per tick.
+    let voice = sine(600.0, 6000.0, 8000 * 4, 8000);
+    let start = tokio::time::Instant::now();
+    let mut next_tick = start;
+    let mut frame = 0;
+    let mut buf = vec![0u8; 2048];
+    while start.elapsed() < Duration::from_millis(3000) {
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => {
+                let (n, from) = r.unwrap();
+                browser.handle_datagram(Instant::now(), from, &buf[..n]);
+            }
+            _ = tokio::time::sleep_until(next_tick) => {
+                next_tick += Duration::from_millis(20);
+                browser.speak(Instant::now(), &voice[frame * 160..frame * 160 + 160]);
+                frame += 1;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+        }
+        browser.handle_timeout(Instant::now());
+        for t in std::mem::take(&mut browser.out) {
+            socket.send_to(&t.payload, t.destination).await.unwrap();
+        }
+    }
+    talk_a.await.unwrap();
+    talk_b.await.unwrap();
+    let heard_a = listen_a.await.unwrap().audio;
+    let heard_b = listen_b.await.unwrap().audio;
+    assert!(browser.connected, "ICE + DTLS with the browser");
+
+    // Measure over one second in the middle of the call.
+    let mid = |x: &[i16]| x[x.len() / 2 - 4000..x.len() / 2 + 4000].to_vec();
+    let (wa, wb, ww) = (mid(&heard_a), mid(&browser.heard), mid(&heard_b));
+    let report = format!(
+        "phone A hears 600 Hz at {:.0} (1 kHz {:.0}); browser hears 1 kHz at {:.0} (600 Hz {:.0}); \
+         phone B hears 1 kHz at {:.0} and 600 Hz at {:.0}",
+        tone_amplitude(&wa, 600.0, 8000),
+        tone_amplitude(&wa, 1000.0, 8000),
+        tone_amplitude(&wb, 1000.0, 8000),
+        tone_amplitude(&wb, 600.0, 8000),
+        tone_amplitude(&ww, 1000.0, 8000),
+        tone_amplitude(&ww, 600.0, 8000),
+    );
+    println!("{report}");
+    let near = |got: f64, want: f64| (got / want - 1.0).abs() < 0.2;
+    // Each participant hears the others at their level, never itself.
+    assert!(near(tone_amplitude(&wa, 600.0, 8000), 6000.0), "{report}");
+    assert!(tone_amplitude(&wa, 1000.0, 8000) < 300.0, "{report}");
+    assert!(near(tone_amplitude(&wb, 1000.0, 8000), 8000.0), "{report}");
+    assert!(tone_amplitude(&wb, 600.0, 8000) < 300.0, "{report}");
+    assert!(near(tone_amplitude(&ww, 1000.0, 8000), 8000.0), "{report}");
+    assert!(near(tone_amplitude(&ww, 600.0, 8000), 6000.0), "{report}");
+    assert!((dominant_frequency(&wb, 8000) - 1000.0).abs() < 2.0);
+
+    let mut connected = false;
+    while let Ok(e) = events.try_recv() {
+        connected |= e
+            == EngineEvent::Leg {
+                leg: web,
+                event: LegEvent::Connected,
+            };
+    }
+    assert!(connected);
+    media.shutdown().await.unwrap();
+    task.await.unwrap();
+    for _ in 0..100 {
+        if pool.available() == pool.total() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(pool.available(), pool.total());
+}

@@ -1,0 +1,486 @@
+//! Browser legs: WebRTC terminated with str0m (sans-IO), as an ICE-lite server with
+//! DTLS-SRTP, rtcp-mux and Opus only. A [`BrowserLeg`] offers the same tick interface as a
+//! plain [`crate::engine::Leg`] — datagrams in, one 8 kHz frame out and in per tick — so the
+//! engine bridges browser and phone legs through the same [`crate::mixer::Room`].
+//!
+//! Opus runs at 8 kHz inside our codec (narrowband), while the RTP clock stays 48 kHz
+//! (RFC 7587 §4.1), so no resampler sits between the browser and G.711 legs.
+
+use crate::codec::g711::FRAME_SAMPLES;
+use crate::codec::{Codec, CodecError, Decoder, Encoder};
+use crate::engine::{LegEvent, LegStats, Transmit};
+use crate::jitter::{JitterBuffer, JitterConfig, Playout};
+use crate::rtp::{PayloadType, RtpHeader, Ssrc};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use str0m::change::SdpOffer;
+use str0m::media::{Frequency, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+/// Errors on a browser leg.
+#[derive(Debug, thiserror::Error)]
+pub enum WebRtcError {
+    /// The SDP offer could not be parsed or accepted (the browser's fault).
+    #[error("SDP offer rejected: {0}")]
+    Offer(String),
+    /// Our candidate address is unusable (our configuration's fault).
+    #[error("bad local candidate: {0}")]
+    Candidate(String),
+    /// str0m refused a datagram or failed (usually the peer's fault: bad DTLS, SRTP, STUN).
+    #[error("webrtc: {0}")]
+    Rtc(#[from] str0m::RtcError),
+    /// The datagram is not for this leg.
+    #[error("datagram not accepted by this leg")]
+    NotAccepted,
+    /// Codec setup failed.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+/// One browser leg.
+pub struct BrowserLeg {
+    rtc: Rtc,
+    local: SocketAddr,
+    mid: Option<Mid>,
+    pt: Option<Pt>,
+    connected: bool,
+    jitter: JitterBuffer,
+    decoder: Decoder,
+    encoder: Encoder,
+    media_time: u64,
+    next_timeout: Instant,
+    packets_sent: u32,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<LegEvent>,
+    pcm: Vec<i16>,
+    payload: Vec<u8>,
+}
+
+impl std::fmt::Debug for BrowserLeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrowserLeg")
+            .field("local", &self.local)
+            .field("mid", &self.mid)
+            .field("connected", &self.connected)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrowserLeg {
+    /// A browser leg whose ICE candidate is `local` (the address browsers can reach).
+    pub fn new(now: Instant, local: SocketAddr) -> Result<Self, WebRtcError> {
+        static CRYPTO: std::sync::OnceLock<std::sync::Arc<str0m::crypto::CryptoProvider>> =
+            std::sync::OnceLock::new();
+        let crypto = CRYPTO
+            .get_or_init(|| std::sync::Arc::new(str0m::crypto::from_feature_flags()))
+            .clone();
+        let mut rtc = Rtc::builder()
+            .set_crypto_provider(crypto)
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .build(now);
+        let candidate =
+            Candidate::host(local, "udp").map_err(|e| WebRtcError::Candidate(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        Ok(Self {
+            rtc,
+            local,
+            mid: None,
+            pt: None,
+            connected: false,
+            jitter: JitterBuffer::new(JitterConfig {
+                clock_rate: Codec::Opus.rtp_clock_rate(),
+                ..JitterConfig::default()
+            }),
+            decoder: Decoder::new(Codec::Opus)?,
+            encoder: Encoder::new(Codec::Opus)?,
+            media_time: 0,
+            next_timeout: now,
+            packets_sent: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            pcm: Vec::with_capacity(960),
+            payload: Vec::with_capacity(400),
+        })
+    }
+
+    /// Answers the browser's SDP offer.
+    pub fn accept_offer(&mut self, now: Instant, offer: &str) -> Result<String, WebRtcError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Offer(e.to_string()))?;
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| WebRtcError::Offer(e.to_string()))?;
+        self.drain(now)?;
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Whether ICE and DTLS are up.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Feeds one datagram (STUN, DTLS or SRTP, all on one port: rtcp-mux and bundle).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), WebRtcError> {
+        let contents = data.try_into().map_err(|_| WebRtcError::NotAccepted)?;
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source: from,
+                destination: self.local,
+                contents,
+            },
+        );
+        if !self.rtc.accepts(&input) {
+            return Err(WebRtcError::NotAccepted);
+        }
+        self.rtc.handle_input(input)?;
+        self.drain(now)
+    }
+
+    /// Runs str0m's timers (ICE, DTLS retransmission, RTCP) if due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now < self.next_timeout {
+            return;
+        }
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            tracing::debug!(error = %e, "str0m timeout handling failed");
+        }
+        if let Err(e) = self.drain(now) {
+            tracing::debug!(error = %e, "str0m output failed");
+        }
+    }
+
+    /// When [`BrowserLeg::handle_timeout`] next needs calling.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_timeout
+    }
+
+    fn drain(&mut self, now: Instant) -> Result<(), WebRtcError> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(t) => {
+                    self.next_timeout = t;
+                    return Ok(());
+                }
+                Output::Transmit(t) => self.transmits.push_back(Transmit {
+                    destination: t.destination,
+                    payload: t.contents.to_vec(),
+                }),
+                Output::Event(e) => self.on_event(now, e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, e: Event) {
+        match e {
+            Event::Connected => {
+                self.connected = true;
+                self.events.push_back(LegEvent::Connected);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.connected = false;
+                self.events.push_back(LegEvent::MediaTimeout);
+            }
+            Event::MediaAdded(m) => {
+                self.mid = Some(m.mid);
+                self.pt = self
+                    .rtc
+                    .codec_config()
+                    .find(|p| p.spec().codec == str0m::format::Codec::Opus)
+                    .map(|p| p.pt());
+            }
+            Event::MediaData(d) => {
+                // The jitter buffer wants RTP numbering: str0m gives the extended sequence
+                // number and the 48 kHz media time of the frame.
+                let header = RtpHeader {
+                    marker: false,
+                    payload_type: PayloadType::new(*d.pt).unwrap_or(PayloadType::PCMU),
+                    sequence: **d.seq_range.start() as u16,
+                    timestamp: d.time.numer() as u32,
+                    ssrc: Ssrc(0),
+                };
+                self.jitter.push(now, &header, &d.data);
+            }
+            _ => {}
+        }
+    }
+
+    /// The 20 ms of the browser's audio due at this tick, at 8 kHz.
+    pub fn receive_frame(&mut self, now: Instant) -> [i16; FRAME_SAMPLES] {
+        self.pcm.clear();
+        let result = match self.jitter.pop(now) {
+            Playout::Frame { payload, .. } => self.decoder.decode(payload, &mut self.pcm),
+            Playout::Conceal => self.decoder.conceal(&mut self.pcm),
+            Playout::Silence => Ok(()),
+        };
+        if result.is_err() {
+            self.pcm.clear();
+            let _ = self.decoder.conceal(&mut self.pcm);
+        }
+        let mut frame = [0; FRAME_SAMPLES];
+        let n = self.pcm.len().min(FRAME_SAMPLES);
+        frame[..n].copy_from_slice(&self.pcm[..n]);
+        frame
+    }
+
+    /// Sends 20 ms of audio to the browser (dropped until connected; media time still
+    /// advances so the stream stays continuous, RFC 3550 §5.1).
+    pub fn send_frame(&mut self, now: Instant, frame: &[i16]) -> Result<(), WebRtcError> {
+        let time = MediaTime::new(self.media_time, Frequency::FORTY_EIGHT_KHZ);
+        self.media_time += Codec::Opus.rtp_samples_per_frame() as u64;
+        let (Some(mid), Some(pt), true) = (self.mid, self.pt, self.connected) else {
+            return Ok(());
+        };
+        self.payload.clear();
+        self.encoder.encode(frame, &mut self.payload)?;
+        if let Some(w) = self.rtc.writer(mid) {
+            w.write(pt, now, time, self.payload.clone())?;
+            self.packets_sent += 1;
+        }
+        self.drain(now)
+    }
+
+    /// Nothing to send this tick.
+    pub fn send_nothing(&mut self) {
+        self.media_time += Codec::Opus.rtp_samples_per_frame() as u64;
+    }
+
+    /// Current figures (reception figures are str0m's and not mirrored here).
+    pub fn stats(&self) -> LegStats {
+        LegStats {
+            reception: crate::rtp::rtcp::ReceiverStats::new(48_000).summary(),
+            jitter_buffer: self.jitter.stats(),
+            packets_sent: self.packets_sent,
+            remote_fraction_lost: None,
+            round_trip: None,
+        }
+    }
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event.
+    pub fn poll_event(&mut self) -> Option<LegEvent> {
+        self.events.pop_front()
+    }
+
+    /// Period between str0m timer checks that the engine guarantees (its tick).
+    pub const TIMER_GRANULARITY: Duration = Duration::from_millis(20);
+}
+
+/// A browser stand-in for tests: a full-ICE str0m peer that offers Opus audio.
+#[cfg(test)]
+pub(crate) mod test_browser {
+    use super::*;
+    use str0m::change::{SdpAnswer, SdpPendingOffer};
+    use str0m::media::{Direction, MediaKind};
+
+    pub(crate) struct TestBrowser {
+        rtc: Rtc,
+        addr: SocketAddr,
+        mid: Mid,
+        pending: Option<SdpPendingOffer>,
+        encoder: Encoder,
+        decoder: Decoder,
+        pub(crate) heard: Vec<i16>,
+        pub(crate) connected: bool,
+        media_time: u64,
+        next_timeout: Instant,
+        pub(crate) out: Vec<Transmit>,
+    }
+
+    impl TestBrowser {
+        /// A browser at `addr`, and its SDP offer.
+        pub(crate) fn new(now: Instant, addr: SocketAddr) -> (Self, String) {
+            let mut rtc = Rtc::builder()
+                .set_crypto_provider(std::sync::Arc::new(str0m::crypto::from_feature_flags()))
+                .clear_codecs()
+                .enable_opus(true, false)
+                .build(now);
+            rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+            let mut api = rtc.sdp_api();
+            let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+            let (offer, pending) = api.apply().unwrap();
+            let b = Self {
+                rtc,
+                addr,
+                mid,
+                pending: Some(pending),
+                encoder: Encoder::new(Codec::Opus).unwrap(),
+                decoder: Decoder::new(Codec::Opus).unwrap(),
+                heard: Vec::new(),
+                connected: false,
+                media_time: 0,
+                next_timeout: now,
+                out: Vec::new(),
+            };
+            (b, offer.to_sdp_string())
+        }
+
+        pub(crate) fn accept_answer(&mut self, now: Instant, answer: &str) {
+            let answer = SdpAnswer::from_sdp_string(answer).unwrap();
+            let pending = self.pending.take().unwrap();
+            self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+            self.drain(now);
+        }
+
+        pub(crate) fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+            let input = Input::Receive(
+                now,
+                Receive {
+                    proto: Protocol::Udp,
+                    source: from,
+                    destination: self.addr,
+                    contents: data.try_into().unwrap(),
+                },
+            );
+            if self.rtc.accepts(&input) {
+                self.rtc.handle_input(input).unwrap();
+                self.drain(now);
+            }
+        }
+
+        pub(crate) fn handle_timeout(&mut self, now: Instant) {
+            if now >= self.next_timeout {
+                self.rtc.handle_input(Input::Timeout(now)).unwrap();
+                self.drain(now);
+            }
+        }
+
+        /// Speaks one 20 ms frame (8 kHz) as Opus.
+        pub(crate) fn speak(&mut self, now: Instant, frame: &[i16]) {
+            let time = MediaTime::new(self.media_time, Frequency::FORTY_EIGHT_KHZ);
+            self.media_time += 960;
+            if !self.connected {
+                return;
+            }
+            let pt = self
+                .rtc
+                .codec_config()
+                .find(|p| p.spec().codec == str0m::format::Codec::Opus)
+                .map(|p| p.pt())
+                .unwrap();
+            let mut payload = Vec::new();
+            self.encoder.encode(frame, &mut payload).unwrap();
+            self.rtc
+                .writer(self.mid)
+                .unwrap()
+                .write(pt, now, time, payload)
+                .unwrap();
+            self.drain(now);
+        }
+
+        fn drain(&mut self, _now: Instant) {
+            loop {
+                match self.rtc.poll_output().unwrap() {
+                    Output::Timeout(t) => {
+                        self.next_timeout = t;
+                        return;
+                    }
+                    Output::Transmit(t) => self.out.push(Transmit {
+                        destination: t.destination,
+                        payload: t.contents.to_vec(),
+                    }),
+                    Output::Event(Event::Connected) => self.connected = true,
+                    Output::Event(Event::MediaData(d)) => {
+                        self.decoder.decode(&d.data, &mut self.heard).unwrap();
+                    }
+                    Output::Event(_) => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_browser::TestBrowser;
+    use super::*;
+    use crate::test_signal::{dominant_frequency, rms, sine};
+
+    /// Our ICE-lite leg against a full str0m peer, in virtual time with no sockets: ICE,
+    /// DTLS-SRTP and Opus both ways.
+    #[test]
+    fn browser_leg_talks_opus_over_dtls_srtp_with_a_str0m_peer() {
+        let t0 = Instant::now();
+        let leg_addr: SocketAddr = "10.0.0.1:30000".parse().unwrap();
+        let browser_addr: SocketAddr = "10.0.0.2:50000".parse().unwrap();
+        let mut leg = BrowserLeg::new(t0, leg_addr).unwrap();
+        let (mut browser, offer) = TestBrowser::new(t0, browser_addr);
+        let answer = leg.accept_offer(t0, &offer).unwrap();
+        assert!(answer.contains("a=ice-lite"), "{answer}");
+        assert!(answer.to_lowercase().contains("opus/48000/2"));
+        browser.accept_answer(t0, &answer);
+        let to_leg = sine(1000.0, 8000.0, 8000 * 3, 8000);
+        let to_browser = sine(600.0, 8000.0, 8000 * 3, 8000);
+        let mut leg_heard = Vec::new();
+        let mut now = t0;
+        for tick in 0..150 {
+            // Two 10 ms network steps per 20 ms media tick.
+            for _ in 0..2 {
+                now += Duration::from_millis(10);
+                leg.handle_timeout(now);
+                browser.handle_timeout(now);
+                for _ in 0..10 {
+                    let mut moved = false;
+                    while let Some(t) = leg.poll_transmit() {
+                        assert_eq!(t.destination, browser_addr);
+                        browser.handle_datagram(now, leg_addr, &t.payload);
+                        moved = true;
+                    }
+                    for t in std::mem::take(&mut browser.out) {
+                        assert_eq!(t.destination, leg_addr);
+                        leg.handle_datagram(now, browser_addr, &t.payload).unwrap();
+                        moved = true;
+                    }
+                    if !moved {
+                        break;
+                    }
+                }
+            }
+            let i = tick * 160;
+            browser.speak(now, &to_leg[i..i + 160]);
+            leg.send_frame(now, &to_browser[i..i + 160]).unwrap();
+            leg_heard.extend_from_slice(&leg.receive_frame(now));
+        }
+        assert!(leg.is_connected() && browser.connected);
+        assert_eq!(leg.poll_event(), Some(LegEvent::Connected));
+        let n = browser.heard.len();
+        assert!(n > 8000, "browser heard {n} samples");
+        let tail = &browser.heard[n - 8000..];
+        let (fb, lb) = (dominant_frequency(tail, 8000), rms(tail));
+        let tail = &leg_heard[leg_heard.len() - 8000..];
+        let (fl, ll) = (dominant_frequency(tail, 8000), rms(tail));
+        println!("browser hears {fb:.1} Hz rms {lb:.0}; leg hears {fl:.1} Hz rms {ll:.0}");
+        let expected = 8000.0 / 2f64.sqrt();
+        assert!((fb - 600.0).abs() < 3.0 && (lb / expected - 1.0).abs() < 0.2);
+        assert!((fl - 1000.0).abs() < 3.0 && (ll / expected - 1.0).abs() < 0.2);
+    }
+
+    #[test]
+    fn garbage_offers_and_datagrams_are_errors() {
+        let t0 = Instant::now();
+        let mut leg = BrowserLeg::new(t0, "10.0.0.1:30000".parse().unwrap()).unwrap();
+        assert!(matches!(
+            leg.accept_offer(t0, "v=0\r\nnonsense"),
+            Err(WebRtcError::Offer(_))
+        ));
+        let from: SocketAddr = "10.0.0.9:1".parse().unwrap();
+        assert!(leg.handle_datagram(t0, from, &[0x80, 0, 1, 2, 3]).is_err());
+        assert!(leg.handle_datagram(t0, from, &[]).is_err());
+    }
+}
