@@ -1,3 +1,11 @@
 //! cti-server: the softphone and CTI call-center agent server.
+//!
+//! Three planes in one process (see `ARCHITECTURE.md` in the shared docs): the signalling
+//! plane in [`sip`], the control plane (calls, IVR, ACD; later issues) and the business plane
+//! ([`store`], [`http`]). [`app::run`] wires them; `main.rs` only parses arguments.
 
+pub mod app;
+pub mod config;
+pub mod http;
 pub mod sip;
+pub mod store;

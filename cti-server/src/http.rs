@@ -1,0 +1,50 @@
+//! The HTTP listener: `/healthz` today; the REST API and the agent pages grow here.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::sip::service::SipHealth;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub sip: Arc<SipHealth>,
+    pub store: Store,
+    pub sip_addr: std::net::SocketAddr,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+/// 200 when the database answers, 503 otherwise; SIP figures for a quick look.
+async fn healthz(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let db_ok = s.store.ping().await.is_ok();
+    let body = json!({
+        "status": if db_ok { "ok" } else { "degraded" },
+        "database": if db_ok { "ok" } else { "unreachable" },
+        "sip": {
+            "listen": s.sip_addr.to_string(),
+            "requests": s.sip.requests.load(Ordering::Relaxed),
+            "responses": s.sip.responses.load(Ordering::Relaxed),
+            "malformed": s.sip.malformed.load(Ordering::Relaxed),
+            "transactions": s.sip.transactions.load(Ordering::Relaxed),
+            "registrations": s.sip.registrations.load(Ordering::Relaxed),
+            "tcp_connections": s.sip.tcp_connections.load(Ordering::Relaxed),
+        }
+    });
+    let code = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
+}

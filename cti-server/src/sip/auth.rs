@@ -1,0 +1,466 @@
+//! HTTP Digest authentication for SIP (RFC 3261 §22, RFC 7616 computation, RFC 8760 algorithms).
+//!
+//! Nonces are stateless to issue and cheap to check: `hex(issued_ms) "." hex(random) "." mac`
+//! where `mac` is SHA-256 over the server secret and the first two parts. Expiry comes from the
+//! embedded time; replay protection keeps, per live nonce, the highest nonce-count seen
+//! (`qop=auth` is required, so every reuse must carry a larger `nc`). The table is bounded.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use md5::Md5;
+use sha2::{Digest as _, Sha256};
+
+use super::grammar::Cursor;
+
+/// Digest algorithms we offer, most preferred first (RFC 8760 §2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Sha256,
+    Md5,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "SHA-256",
+            Algorithm::Md5 => "MD5",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Algorithm> {
+        if s.eq_ignore_ascii_case("SHA-256") {
+            Some(Algorithm::Sha256)
+        } else if s.eq_ignore_ascii_case("MD5") {
+            Some(Algorithm::Md5)
+        } else {
+            None
+        }
+    }
+
+    pub fn hash(self, data: &str) -> String {
+        match self {
+            Algorithm::Sha256 => hex::encode(Sha256::digest(data.as_bytes())),
+            Algorithm::Md5 => hex::encode(Md5::digest(data.as_bytes())),
+        }
+    }
+}
+
+/// The parameters of a `Digest` Authorization header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestCredentials {
+    pub username: String,
+    pub realm: String,
+    pub nonce: String,
+    pub uri: String,
+    pub response: String,
+    pub algorithm: Option<String>,
+    pub cnonce: Option<String>,
+    pub qop: Option<String>,
+    pub nc: Option<String>,
+    pub opaque: Option<String>,
+}
+
+impl DigestCredentials {
+    /// Parses `Digest k=v, k="v", ...`. Returns `None` for another scheme or bad syntax.
+    pub fn parse(value: &str) -> Option<DigestCredentials> {
+        let mut c = Cursor::new(value);
+        c.skip_ws();
+        let scheme = c.token()?;
+        if !scheme.eq_ignore_ascii_case("Digest") || !c.skip_ws() {
+            return None;
+        }
+        let mut creds = DigestCredentials::default();
+        loop {
+            let name = c.token()?;
+            if !c.sep(b'=') {
+                return None;
+            }
+            let raw = if c.rest().starts_with('"') {
+                let q = c.quoted().ok()?;
+                unquote(q)
+            } else {
+                c.token()?.to_string()
+            };
+            match name.to_ascii_lowercase().as_str() {
+                "username" => creds.username = raw,
+                "realm" => creds.realm = raw,
+                "nonce" => creds.nonce = raw,
+                "uri" => creds.uri = raw,
+                "response" => creds.response = raw,
+                "algorithm" => creds.algorithm = Some(raw),
+                "cnonce" => creds.cnonce = Some(raw),
+                "qop" => creds.qop = Some(raw),
+                "nc" => creds.nc = Some(raw),
+                "opaque" => creds.opaque = Some(raw),
+                _ => {}
+            }
+            if !c.sep(b',') {
+                break;
+            }
+        }
+        c.finish("credentials").ok()?;
+        Some(creds)
+    }
+
+    /// Computes the expected `response` for `method` and `password` (RFC 7616 §3.4.1).
+    pub fn expected_response(
+        &self,
+        algorithm: Algorithm,
+        method: &str,
+        password: &str,
+    ) -> Option<String> {
+        let ha1 = algorithm.hash(&format!("{}:{}:{password}", self.username, self.realm));
+        let ha2 = algorithm.hash(&format!("{method}:{}", self.uri));
+        let qop = self.qop.as_deref()?;
+        if !qop.eq_ignore_ascii_case("auth") {
+            return None;
+        }
+        Some(algorithm.hash(&format!(
+            "{ha1}:{}:{}:{}:{qop}:{ha2}",
+            self.nonce,
+            self.nc.as_deref()?,
+            self.cnonce.as_deref()?
+        )))
+    }
+}
+
+fn unquote(q: &str) -> String {
+    let inner = &q[1..q.len() - 1];
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// Why credentials were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No usable Digest credentials for our realm: challenge.
+    Missing,
+    /// Our nonce, but too old: challenge with `stale=true` (§22.1 / RFC 7616 §3.3).
+    Stale,
+    /// Wrong password, replayed nonce-count, forged nonce or wrong parameters: challenge again.
+    Invalid(&'static str),
+}
+
+/// Issues and checks nonces; verifies credentials. Sans-IO: the caller passes the time.
+pub struct DigestAuthenticator {
+    realm: String,
+    /// Offered algorithms, most preferred first; credentials with any other are refused.
+    algorithms: Vec<Algorithm>,
+    secret: [u8; 32],
+    nonce_ttl: Duration,
+    /// Highest nonce-count accepted per nonce (replay protection), bounded.
+    seen: HashMap<String, (u64, u32)>,
+    max_tracked: usize,
+}
+
+impl DigestAuthenticator {
+    pub fn new(realm: impl Into<String>, nonce_ttl: Duration) -> Self {
+        Self::with_algorithms(realm, nonce_ttl, vec![Algorithm::Md5, Algorithm::Sha256])
+    }
+
+    /// `algorithms` in order of preference (RFC 8760 §2.4); must not be empty.
+    pub fn with_algorithms(
+        realm: impl Into<String>,
+        nonce_ttl: Duration,
+        algorithms: Vec<Algorithm>,
+    ) -> Self {
+        assert!(
+            !algorithms.is_empty(),
+            "config validation guarantees an algorithm"
+        );
+        let mut secret = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut secret);
+        DigestAuthenticator {
+            algorithms,
+            realm: realm.into(),
+            secret,
+            nonce_ttl,
+            seen: HashMap::new(),
+            max_tracked: 100_000,
+        }
+    }
+
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// A fresh nonce; `now_ms` is wall-clock milliseconds (nonces survive no restart anyway).
+    pub fn nonce(&self, now_ms: u64) -> String {
+        let rand: u64 = rand::random();
+        let body = format!("{now_ms:x}.{rand:x}");
+        format!("{body}.{}", self.mac(&body))
+    }
+
+    fn mac(&self, body: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(self.secret);
+        h.update(body.as_bytes());
+        hex::encode(&h.finalize()[..12])
+    }
+
+    /// WWW-Authenticate values, one per offered algorithm in order of preference
+    /// (RFC 8760 §2.4).
+    pub fn challenges(&self, now_ms: u64, stale: bool) -> Vec<String> {
+        let nonce = self.nonce(now_ms);
+        self.algorithms
+            .iter()
+            .map(|a| {
+                format!(
+                    "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{}",
+                    self.realm,
+                    a.name(),
+                    if stale { ", stale=true" } else { "" }
+                )
+            })
+            .collect()
+    }
+
+    /// Checks credentials for `method`, given a lookup of the user's password.
+    pub fn verify(
+        &mut self,
+        now_ms: u64,
+        method: &str,
+        creds: &DigestCredentials,
+        password: Option<&str>,
+    ) -> Result<(), AuthFailure> {
+        if !creds.realm.eq(&self.realm) {
+            return Err(AuthFailure::Missing);
+        }
+        let algorithm = match creds.algorithm.as_deref() {
+            None => Algorithm::Md5,
+            Some(a) => Algorithm::parse(a).ok_or(AuthFailure::Invalid("algorithm"))?,
+        };
+        if !self.algorithms.contains(&algorithm) {
+            return Err(AuthFailure::Invalid("algorithm not offered"));
+        }
+        let issued = self
+            .check_nonce(&creds.nonce)
+            .ok_or(AuthFailure::Invalid("nonce"))?;
+        let Some(password) = password else {
+            return Err(AuthFailure::Invalid("unknown user"));
+        };
+        let expected = creds
+            .expected_response(algorithm, method, password)
+            .ok_or(AuthFailure::Invalid("qop=auth with nc and cnonce required"))?;
+        if !constant_time_eq(
+            expected.as_bytes(),
+            creds.response.to_ascii_lowercase().as_bytes(),
+        ) {
+            return Err(AuthFailure::Invalid("response"));
+        }
+        if now_ms.saturating_sub(issued) > self.nonce_ttl.as_millis() as u64 {
+            return Err(AuthFailure::Stale);
+        }
+        let nc = creds
+            .nc
+            .as_deref()
+            .and_then(|n| u32::from_str_radix(n, 16).ok())
+            .ok_or(AuthFailure::Invalid("nc"))?;
+        match self.seen.get_mut(&creds.nonce) {
+            Some((_, last)) if nc <= *last => return Err(AuthFailure::Invalid("replayed nc")),
+            Some((_, last)) => *last = nc,
+            None => {
+                if self.seen.len() >= self.max_tracked {
+                    self.purge(now_ms);
+                }
+                if self.seen.len() >= self.max_tracked {
+                    return Err(AuthFailure::Stale);
+                }
+                self.seen.insert(creds.nonce.clone(), (issued, nc));
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops replay state of nonces that can no longer be accepted.
+    pub fn purge(&mut self, now_ms: u64) {
+        let ttl = self.nonce_ttl.as_millis() as u64;
+        self.seen
+            .retain(|_, (issued, _)| now_ms.saturating_sub(*issued) <= ttl);
+    }
+
+    /// Returns the issue time of a nonce we made, `None` for a forged or foreign one.
+    fn check_nonce(&self, nonce: &str) -> Option<u64> {
+        let (body, mac) = nonce.rsplit_once('.')?;
+        if !constant_time_eq(self.mac(body).as_bytes(), mac.as_bytes()) {
+            return None;
+        }
+        let (ts, _) = body.split_once('.')?;
+        u64::from_str_radix(ts, 16).ok()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Builds the Authorization value a client would send (used by tests and outbound trunks).
+pub fn client_authorization(
+    challenge_nonce: &str,
+    realm: &str,
+    algorithm: Algorithm,
+    username: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    nc: u32,
+) -> String {
+    let cnonce = super::types::random_token(16);
+    let creds = DigestCredentials {
+        username: username.into(),
+        realm: realm.into(),
+        nonce: challenge_nonce.into(),
+        uri: uri.into(),
+        response: String::new(),
+        algorithm: Some(algorithm.name().into()),
+        cnonce: Some(cnonce.clone()),
+        qop: Some("auth".into()),
+        nc: Some(format!("{nc:08x}")),
+        opaque: None,
+    };
+    let response = creds
+        .expected_response(algorithm, method, password)
+        .expect("qop, nc and cnonce are set above");
+    format!(
+        "Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{challenge_nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm={}, cnonce=\"{cnonce}\", qop=auth, nc={nc:08x}",
+        algorithm.name()
+    )
+}
+
+/// Extracts `nonce` from a WWW-Authenticate value (for clients and tests).
+pub fn challenge_param(challenge: &str, name: &str) -> Option<String> {
+    let rest = challenge.trim_start().strip_prefix("Digest")?;
+    rest.split(',').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc7616_md5_example_response() {
+        // RFC 2617 §3.5 example (MD5, qop=auth), still valid under RFC 7616.
+        let c = DigestCredentials {
+            username: "Mufasa".into(),
+            realm: "testrealm@host.com".into(),
+            nonce: "dcd98b7102dd2f0e8b11d0f600bfb0c093".into(),
+            uri: "/dir/index.html".into(),
+            response: String::new(),
+            algorithm: None,
+            cnonce: Some("0a4f113b".into()),
+            qop: Some("auth".into()),
+            nc: Some("00000001".into()),
+            opaque: None,
+        };
+        assert_eq!(
+            c.expected_response(Algorithm::Md5, "GET", "Circle Of Life")
+                .unwrap(),
+            "6629fae49393a05397450978507c4ef1"
+        );
+    }
+
+    fn login(
+        auth: &mut DigestAuthenticator,
+        now: u64,
+        nonce: &str,
+        alg: Algorithm,
+        pw: &str,
+        nc: u32,
+    ) -> Result<(), AuthFailure> {
+        let v = client_authorization(nonce, "cti", alg, "1001", pw, "REGISTER", "sip:cti", nc);
+        let creds = DigestCredentials::parse(&v).unwrap();
+        auth.verify(now, "REGISTER", &creds, Some("secret"))
+    }
+
+    #[test]
+    fn right_and_wrong_passwords_both_algorithms() {
+        let mut auth = DigestAuthenticator::new("cti", Duration::from_secs(30));
+        for alg in [Algorithm::Sha256, Algorithm::Md5] {
+            let nonce = auth.nonce(1_000);
+            assert_eq!(login(&mut auth, 1_000, &nonce, alg, "secret", 1), Ok(()));
+            assert!(matches!(
+                login(&mut auth, 1_000, &nonce, alg, "wrong", 2),
+                Err(AuthFailure::Invalid("response"))
+            ));
+        }
+    }
+
+    #[test]
+    fn stale_nonce_and_replay() {
+        let mut auth = DigestAuthenticator::new("cti", Duration::from_secs(30));
+        let nonce = auth.nonce(1_000);
+        assert_eq!(
+            login(&mut auth, 40_000, &nonce, Algorithm::Md5, "secret", 1),
+            Err(AuthFailure::Stale)
+        );
+        let nonce = auth.nonce(50_000);
+        assert_eq!(
+            login(&mut auth, 50_000, &nonce, Algorithm::Md5, "secret", 1),
+            Ok(())
+        );
+        assert_eq!(
+            login(&mut auth, 50_001, &nonce, Algorithm::Md5, "secret", 1),
+            Err(AuthFailure::Invalid("replayed nc"))
+        );
+        assert_eq!(
+            login(&mut auth, 50_002, &nonce, Algorithm::Md5, "secret", 2),
+            Ok(())
+        );
+        let forged = nonce.replace('.', "x.");
+        assert!(login(&mut auth, 50_003, &forged, Algorithm::Md5, "secret", 1).is_err());
+    }
+
+    #[test]
+    fn only_offered_algorithms_in_preference_order() {
+        let mut auth = DigestAuthenticator::with_algorithms(
+            "cti",
+            Duration::from_secs(30),
+            vec![Algorithm::Sha256],
+        );
+        let ch = auth.challenges(1_000, false);
+        assert_eq!(ch.len(), 1);
+        assert!(ch[0].contains("algorithm=SHA-256"));
+        let nonce = auth.nonce(1_000);
+        assert_eq!(
+            login(&mut auth, 1_000, &nonce, Algorithm::Md5, "secret", 1),
+            Err(AuthFailure::Invalid("algorithm not offered"))
+        );
+        assert_eq!(
+            login(&mut auth, 1_000, &nonce, Algorithm::Sha256, "secret", 2),
+            Ok(())
+        );
+        let both = DigestAuthenticator::new("cti", Duration::from_secs(30)).challenges(0, true);
+        assert!(
+            both[0].contains("MD5")
+                && both[1].contains("SHA-256")
+                && both[1].contains("stale=true")
+        );
+    }
+
+    #[test]
+    fn parses_unknown_scheme_as_none() {
+        assert!(DigestCredentials::parse("NoOneKnowsThisScheme opaque-data=here").is_none());
+        let c = DigestCredentials::parse(
+            "Digest username=\"a\\\"b\", realm=\"r\", nonce=\"n\", uri=\"sip:x\", response=\"00\", nc=00000001, cnonce=\"c\", qop=auth",
+        )
+        .unwrap();
+        assert_eq!(c.username, "a\"b");
+        assert_eq!(c.nc.as_deref(), Some("00000001"));
+    }
+}

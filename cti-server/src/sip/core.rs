@@ -1,0 +1,391 @@
+//! The SIP core (the transaction user): what the server answers, sans-IO.
+//!
+//! Messages from the transports come in with [`SipCore::handle_message`]; timers with
+//! [`SipCore::handle_timeout`]; bytes to send come out of [`SipCore::poll_transmit`]. Policy
+//! for requests outside dialogs lives here (RFC 3261 §8.2 UAS behaviour): malformed requests
+//! get 400 (505 for another SIP version), unknown URI schemes 416, unsupported `Require`
+//! extensions 420, bodies we cannot read 415, `Accept` without SDP 406, REGISTER goes to the
+//! registrar, OPTIONS is answered 200 with our capabilities.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::auth::{Algorithm, DigestAuthenticator};
+use super::grammar::Via;
+use super::message::{
+    HeaderName, ParseError, ParseErrorKind, Request, Response, SipHeaders, SipMessage,
+};
+use super::registrar::{Credentials, RegisterContext, Registrar, RegistrarConfig};
+use super::transaction::{Peer, TimerConfig, TransactionLayer, Transmit, TuEvent};
+use super::types::{Method, Tag, Transport};
+
+/// Methods we answer (the `Allow` header).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, REFER, UPDATE";
+/// Extensions we implement (the `Supported` header); anything else in `Require` gets 420.
+pub const SUPPORTED: &[&str] = &["path"];
+/// Body types we read.
+const ACCEPTED_BODIES: &[&str] = &["application/sdp", "multipart/mixed"];
+
+/// Core settings.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub timers: TimerConfig,
+    pub registrar: RegistrarConfig,
+    pub realm: String,
+    pub nonce_ttl: Duration,
+    /// Digest algorithms offered, most preferred first.
+    pub digest_algorithms: Vec<Algorithm>,
+    pub force_rport: bool,
+    pub user_agent: String,
+}
+
+/// Counters for observability.
+#[derive(Debug, Default, Clone)]
+pub struct CoreStats {
+    pub requests: u64,
+    pub responses: u64,
+    pub malformed: u64,
+    pub dropped: u64,
+}
+
+pub struct SipCore {
+    layer: TransactionLayer,
+    registrar: Registrar,
+    config: CoreConfig,
+    out: VecDeque<Transmit>,
+    pub stats: CoreStats,
+}
+
+impl SipCore {
+    pub fn new(config: CoreConfig) -> SipCore {
+        SipCore {
+            layer: TransactionLayer::new(config.timers.clone()),
+            registrar: Registrar::with_authenticator(
+                config.registrar.clone(),
+                DigestAuthenticator::with_algorithms(
+                    config.realm.clone(),
+                    config.nonce_ttl,
+                    config.digest_algorithms.clone(),
+                ),
+            ),
+            config,
+            out: VecDeque::new(),
+            stats: CoreStats::default(),
+        }
+    }
+
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
+    }
+
+    /// A parsed (or refused) message from a transport.
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        wall_ms: u64,
+        message: Result<SipMessage, ParseError>,
+        peer: Peer,
+        credentials: &dyn Credentials,
+    ) {
+        match message {
+            Ok(SipMessage::Request(mut req)) => {
+                self.stats.requests += 1;
+                if self.config.force_rport && peer.transport == Transport::Udp {
+                    force_rport(&mut req);
+                }
+                self.layer
+                    .handle_message(now, SipMessage::Request(req), peer);
+            }
+            Ok(SipMessage::Response(resp)) => {
+                self.stats.responses += 1;
+                self.layer
+                    .handle_message(now, SipMessage::Response(resp), peer);
+            }
+            Err(e) => self.refuse(e, peer),
+        }
+        self.drain(now, wall_ms, credentials);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, wall_ms: u64, credentials: &dyn Credentials) {
+        self.layer.handle_timeout(now);
+        self.registrar.expire(now);
+        self.drain(now, wall_ms, credentials);
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.layer.poll_timeout(), self.registrar.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_registration_event(&mut self) -> Option<super::registrar::RegistrationEvent> {
+        self.registrar.poll_event()
+    }
+
+    /// A message that failed validation: a request gets 400 (505 for a version we do not
+    /// speak), sent statelessly to its source; a response is dropped (RFC 4475 §3.1.2).
+    fn refuse(&mut self, e: ParseError, peer: Peer) {
+        self.stats.malformed += 1;
+        let (code, reason) = match &e.kind {
+            ParseErrorKind::Version(_) => (505, "Version Not Supported".to_string()),
+            other => (400, bad_request_reason(other)),
+        };
+        let response = e
+            .raw
+            .as_deref()
+            .and_then(|raw| Response::for_raw_request(raw, code, &reason));
+        match response {
+            Some(mut r) => {
+                tracing::info!(src = %peer.addr, error = %e, code, "malformed request refused");
+                self.stamp(&mut r);
+                self.out.push_back(Transmit {
+                    peer,
+                    message: SipMessage::Response(r),
+                });
+            }
+            None => {
+                self.stats.dropped += 1;
+                tracing::info!(src = %peer.addr, error = %e, "malformed message dropped");
+            }
+        }
+    }
+
+    fn drain(&mut self, now: Instant, wall_ms: u64, credentials: &dyn Credentials) {
+        loop {
+            while let Some(t) = self.layer.poll_transmit() {
+                self.out.push_back(t);
+            }
+            let Some(event) = self.layer.poll_event() else {
+                break;
+            };
+            self.handle_event(now, wall_ms, event, credentials);
+        }
+    }
+
+    fn handle_event(
+        &mut self,
+        now: Instant,
+        wall_ms: u64,
+        event: TuEvent,
+        credentials: &dyn Credentials,
+    ) {
+        match event {
+            TuEvent::Request {
+                tx,
+                request,
+                source,
+            } => {
+                let span = tracing::debug_span!(
+                    "sip_request",
+                    method = %request.method,
+                    call_id = request.call_id().as_ref().map(|c| c.as_str()).unwrap_or(""),
+                    src = %source.addr,
+                );
+                let _g = span.enter();
+                let mut response = self.answer(now, wall_ms, &request, source, credentials);
+                self.stamp(&mut response);
+                tracing::debug!(code = response.code, "answered");
+                self.layer.send_response(now, tx, response);
+            }
+            TuEvent::Cancel {
+                invite_tx,
+                cancel_tx,
+                request,
+                ..
+            } => {
+                // §9.2: 200 to the CANCEL, 487 to the INVITE it cancels.
+                let tag = Tag::generate();
+                let mut ok = request.response(200, "OK", Some(tag.as_str()));
+                self.stamp(&mut ok);
+                self.layer.send_response(now, cancel_tx, ok);
+                self.layer.send_response(
+                    now,
+                    invite_tx,
+                    self.terminated_response(&request, tag.as_str()),
+                );
+            }
+            TuEvent::Ack { .. } => {}
+            TuEvent::Response { .. }
+            | TuEvent::StrayResponse { .. }
+            | TuEvent::Timeout { .. }
+            | TuEvent::AckTimeout { .. }
+            | TuEvent::Terminated { .. } => {}
+        }
+    }
+
+    /// A 487 for the INVITE a CANCEL matched (the CANCEL carries the same Via, From, To,
+    /// Call-ID and CSeq number; §9.1).
+    fn terminated_response(&self, cancel: &Request, tag: &str) -> Response {
+        let mut r = cancel.response(487, "Request Terminated", Some(tag));
+        if let Some(cseq) = cancel.cseq() {
+            r.headers
+                .set(HeaderName::CSeq, format!("{} INVITE", cseq.seq));
+        }
+        self.stamp(&mut r);
+        r
+    }
+
+    /// The final answer to a request outside any dialog.
+    fn answer(
+        &mut self,
+        now: Instant,
+        wall_ms: u64,
+        req: &Request,
+        source: Peer,
+        credentials: &dyn Credentials,
+    ) -> Response {
+        let tag = Tag::generate();
+        let reply = |code: u16, reason: &str| req.response(code, reason, Some(tag.as_str()));
+
+        // §8.2.2.1: a Request-URI scheme we do not understand.
+        if !matches!(req.uri.scheme(), "sip" | "sips" | "tel") {
+            return reply(416, "Unsupported URI Scheme");
+        }
+        // §8.2.2.3: extensions we do not support (never for ACK/CANCEL).
+        let unsupported: Vec<String> = req
+            .tokens(&HeaderName::Require)
+            .into_iter()
+            .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
+            .collect();
+        if !unsupported.is_empty() {
+            let mut r = reply(420, "Bad Extension");
+            r.headers
+                .push(HeaderName::Unsupported, unsupported.join(", "));
+            return r;
+        }
+        // §8.2.3: a body we cannot process.
+        if !req.body.is_empty()
+            && let Some(ct) = req.content_type()
+        {
+            let media = ct.split(';').next().unwrap_or("").trim();
+            if !ACCEPTED_BODIES
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(media))
+            {
+                let mut r = reply(415, "Unsupported Media Type");
+                r.headers.push(HeaderName::Accept, "application/sdp");
+                return r;
+            }
+        }
+        match &req.method {
+            Method::Register => {
+                let ctx = RegisterContext {
+                    now,
+                    wall_ms,
+                    transport: source.transport,
+                    source: source.addr,
+                    credentials,
+                };
+                self.registrar.handle_register(req, &ctx)
+            }
+            Method::Options => {
+                let mut r = reply(200, "OK");
+                r.headers.push(HeaderName::Allow, ALLOW);
+                r.headers.push(HeaderName::Accept, "application/sdp");
+                r.headers.push(HeaderName::Supported, SUPPORTED.join(", "));
+                r
+            }
+            Method::Invite => {
+                // §8.2.2: we answer with SDP; a client that cannot accept it gets 406.
+                if let Some(accept) = req.headers.get(&HeaderName::Accept)
+                    && !accept_allows_sdp(accept)
+                {
+                    let mut r = reply(406, "Not Acceptable");
+                    r.headers.push(HeaderName::Accept, "application/sdp");
+                    return r;
+                }
+                if req.max_forwards() == Some(0) {
+                    return reply(483, "Too Many Hops");
+                }
+                // Call routing arrives with the B2BUA (issue 4): until then no number is
+                // reachable through this server.
+                reply(480, "Temporarily Unavailable")
+            }
+            // Requests that only make sense inside a dialog we do not have (§12.2.2).
+            Method::Bye | Method::Info | Method::Update | Method::Refer | Method::Prack => {
+                reply(481, "Call/Transaction Does Not Exist")
+            }
+            Method::Subscribe | Method::Notify | Method::Message | Method::Publish => {
+                let mut r = reply(405, "Method Not Allowed");
+                r.headers.push(HeaderName::Allow, ALLOW);
+                r
+            }
+            // ACK and CANCEL never reach here (the transaction layer routes them).
+            Method::Ack | Method::Cancel => reply(481, "Call/Transaction Does Not Exist"),
+            Method::Other(_) => {
+                let mut r = reply(501, "Not Implemented");
+                r.headers.push(HeaderName::Allow, ALLOW);
+                r
+            }
+        }
+    }
+
+    /// Adds our Server header to every response we make.
+    fn stamp(&self, r: &mut Response) {
+        if r.headers.get(&HeaderName::Server).is_none() {
+            r.headers
+                .push(HeaderName::Server, self.config.user_agent.clone());
+        }
+    }
+
+    pub fn transaction_count(&self) -> usize {
+        self.layer.len()
+    }
+
+    /// Exposes the layer for tests that need to inspect its state.
+    pub fn layer(&self) -> &TransactionLayer {
+        &self.layer
+    }
+}
+
+fn bad_request_reason(kind: &ParseErrorKind) -> String {
+    // Reason phrases may not contain CR/LF; the error texts never do.
+    let mut s = format!("Bad Request ({kind})");
+    s.retain(|c| c != '\r' && c != '\n');
+    s
+}
+
+fn accept_allows_sdp(accept: &str) -> bool {
+    accept.split(',').any(|m| {
+        let m = m.split(';').next().unwrap_or("").trim();
+        m.eq_ignore_ascii_case("application/sdp")
+            || m.eq_ignore_ascii_case("application/*")
+            || m == "*/*"
+    })
+}
+
+/// Adds an empty `rport` to the top Via so the response goes back to the source port.
+fn force_rport(req: &mut Request) {
+    let Some(first) = req.headers.get(&HeaderName::Via).map(str::to_string) else {
+        return;
+    };
+    let Ok(mut vias) = Via::parse_list(&first) else {
+        return;
+    };
+    if vias[0].params.contains("rport") {
+        return;
+    }
+    vias[0].params.set("rport", None);
+    let value = vias
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Replace only the first Via field, keeping the others in place.
+    let mut replaced = false;
+    let mut headers = super::message::Headers::new();
+    for (name, v) in req.headers.iter() {
+        if !replaced && *name == HeaderName::Via {
+            headers.push(HeaderName::Via, value.clone());
+            replaced = true;
+        } else {
+            headers.push(name.clone(), v);
+        }
+    }
+    req.headers = headers;
+}

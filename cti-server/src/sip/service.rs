@@ -1,0 +1,208 @@
+//! The SIP task: owns the [`SipCore`], feeds it transport input and time, sends its output.
+//!
+//! One task, no locks: the transports hand it parsed messages over a bounded channel; it arms a
+//! single timer at the core's next deadline; after every input it drains the core's transmits.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::core::SipCore;
+use super::registrar::{Credentials, RegistrationEvent, RemovedWhy};
+use super::transaction::Peer;
+use super::transport::{self, Connections, Inbound, TransportConfig, Transports};
+use super::types::Transport;
+use crate::store::{StoreEvent, now_ms};
+
+/// Figures the HTTP side can read without talking to the SIP task.
+#[derive(Default, Debug)]
+pub struct SipHealth {
+    pub requests: AtomicU64,
+    pub responses: AtomicU64,
+    pub malformed: AtomicU64,
+    pub transactions: AtomicU64,
+    pub registrations: AtomicU64,
+    pub tcp_connections: AtomicU64,
+}
+
+/// Agents and their passwords, from the configuration.
+pub struct AgentDirectory {
+    passwords: HashMap<String, String>,
+}
+
+impl AgentDirectory {
+    pub fn new(agents: &[crate::config::AgentConfig]) -> Self {
+        AgentDirectory {
+            passwords: agents
+                .iter()
+                .map(|a| (a.extension.clone(), a.password.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl Credentials for AgentDirectory {
+    fn password(&self, user: &str) -> Option<String> {
+        self.passwords.get(user).cloned()
+    }
+}
+
+pub struct SipService {
+    pub core: SipCore,
+    pub transports: Transports,
+    pub transport_config: TransportConfig,
+    pub directory: Arc<AgentDirectory>,
+    pub health: Arc<SipHealth>,
+    pub store: Option<mpsc::Sender<StoreEvent>>,
+}
+
+impl SipService {
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let SipService {
+            mut core,
+            transports,
+            transport_config,
+            directory,
+            health,
+            store,
+        } = self;
+        let (to_core, mut inbound) = mpsc::channel::<Inbound>(8192);
+        let udp = transports.udp.clone();
+        let udp_task = tokio::spawn(transport::run_udp(udp.clone(), to_core.clone()));
+        let tcp_task = tokio::spawn(transport::run_tcp_listener(
+            transports.tcp,
+            transport_config.clone(),
+            to_core.clone(),
+        ));
+        let mut conns = Connections::default();
+        let mut pending: HashMap<SocketAddr, Vec<Vec<u8>>> = HashMap::new();
+        let far_future = Duration::from_secs(3600);
+
+        loop {
+            let deadline = core
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + far_future);
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() { break; }
+                }
+                ev = inbound.recv() => {
+                    let Some(ev) = ev else { break };
+                    match ev {
+                        Inbound::Message { message, peer } => {
+                            core.handle_message(Instant::now(), now_ms() as u64, message, peer, directory.as_ref());
+                        }
+                        Inbound::Connected { peer, sender } => {
+                            conns.insert(peer.addr, sender);
+                            for bytes in pending.remove(&peer.addr).unwrap_or_default() {
+                                conns.send(&peer.addr, bytes);
+                            }
+                        }
+                        Inbound::Disconnected { peer } => {
+                            conns.remove(&peer.addr);
+                            pending.remove(&peer.addr);
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    core.handle_timeout(Instant::now(), now_ms() as u64, directory.as_ref());
+                }
+            }
+
+            while let Some(t) = core.poll_transmit() {
+                let bytes = t.message.to_bytes();
+                match t.peer.transport {
+                    Transport::Udp => transport::send_udp(&udp, t.peer.addr, &bytes).await,
+                    Transport::Tcp => {
+                        if !conns.send(&t.peer.addr, bytes.clone()) {
+                            let queue = pending.entry(t.peer.addr).or_default();
+                            if queue.is_empty() {
+                                transport::connect_tcp(
+                                    t.peer.addr,
+                                    transport_config.tcp_idle_timeout,
+                                    to_core.clone(),
+                                );
+                            }
+                            if queue.len() < 64 {
+                                queue.push(bytes);
+                            }
+                        }
+                    }
+                }
+            }
+            while let Some(ev) = core.poll_registration_event() {
+                record_registration(&store, ev);
+            }
+            health
+                .requests
+                .store(core.stats.requests, Ordering::Relaxed);
+            health
+                .responses
+                .store(core.stats.responses, Ordering::Relaxed);
+            health
+                .malformed
+                .store(core.stats.malformed, Ordering::Relaxed);
+            health
+                .transactions
+                .store(core.transaction_count() as u64, Ordering::Relaxed);
+            health
+                .registrations
+                .store(core.registrar().binding_count() as u64, Ordering::Relaxed);
+            health
+                .tcp_connections
+                .store(conns.len() as u64, Ordering::Relaxed);
+        }
+        udp_task.abort();
+        tcp_task.abort();
+    }
+}
+
+fn record_registration(store: &Option<mpsc::Sender<StoreEvent>>, ev: RegistrationEvent) {
+    let event = match &ev {
+        RegistrationEvent::Added { agent, binding } => {
+            tracing::info!(agent = %agent, contact = %binding.contact, "agent registered");
+            StoreEvent::Registration {
+                at_ms: now_ms(),
+                extension: agent.clone(),
+                contact: binding.contact.to_string(),
+                event: "registered",
+                transport: Some(binding.transport.to_string()),
+                source: Some(binding.source.to_string()),
+            }
+        }
+        RegistrationEvent::Removed {
+            agent,
+            contact,
+            why,
+        } => {
+            tracing::info!(agent = %agent, %contact, ?why, "agent binding removed");
+            StoreEvent::Registration {
+                at_ms: now_ms(),
+                extension: agent.clone(),
+                contact: contact.to_string(),
+                event: match why {
+                    RemovedWhy::Unregistered => "unregistered",
+                    RemovedWhy::Expired => "expired",
+                },
+                transport: None,
+                source: None,
+            }
+        }
+    };
+    if let Some(tx) = store
+        && tx.try_send(event).is_err()
+    {
+        tracing::warn!("store writer lagging: registration event not recorded");
+    }
+}
+
+/// The peer for a transport and address (convenience for tests).
+pub fn peer(transport: Transport, addr: SocketAddr) -> Peer {
+    Peer { transport, addr }
+}

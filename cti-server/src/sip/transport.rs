@@ -1,0 +1,302 @@
+//! SIP over UDP and TCP on one configured address: the async shell that only moves bytes.
+//!
+//! Receive paths parse messages (parsing is pure and cheap) and hand them to the SIP core
+//! through one bounded channel; when the core lags, UDP datagrams are dropped (as the network
+//! would) and TCP readers wait (back-pressure on that connection only). TCP connections are
+//! bounded in number, framed in two steps (`message::frame`, then parse), closed when idle,
+//! and reused for requests to the same peer (RFC 3261 §18.1.1, RFC 5626 flows in spirit).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{Semaphore, mpsc};
+
+use super::message::{self, Frame, ParseError, Response, SipMessage};
+use super::transaction::Peer;
+use super::types::Transport;
+
+/// What a transport hands to the core.
+#[derive(Debug)]
+pub enum Inbound {
+    Message {
+        message: Result<SipMessage, ParseError>,
+        peer: Peer,
+    },
+    /// A TCP connection is up; bytes for `peer` go to `sender`.
+    Connected {
+        peer: Peer,
+        sender: mpsc::Sender<Vec<u8>>,
+    },
+    Disconnected {
+        peer: Peer,
+    },
+}
+
+/// Limits of the transports.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    pub tcp_idle_timeout: Duration,
+    pub max_tcp_connections: usize,
+}
+
+/// The bound sockets.
+pub struct Transports {
+    pub udp: Arc<UdpSocket>,
+    pub tcp: TcpListener,
+    pub local_addr: SocketAddr,
+}
+
+impl Transports {
+    /// Binds UDP and TCP on `addr` (port 0 picks one free port for both).
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Transports> {
+        // With port 0 the UDP socket picks a port and TCP must get the same one; retry a few
+        // times in the unlikely case that TCP port is taken.
+        for _ in 0..16 {
+            let udp = UdpSocket::bind(addr).await?;
+            let local = udp.local_addr()?;
+            match TcpListener::bind(local).await {
+                Ok(tcp) => {
+                    set_udp_buffers(&udp);
+                    return Ok(Transports {
+                        udp: Arc::new(udp),
+                        tcp,
+                        local_addr: local,
+                    });
+                }
+                Err(e) if addr.port() != 0 => return Err(e),
+                Err(_) => continue,
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "no port free for both UDP and TCP",
+        ))
+    }
+}
+
+fn set_udp_buffers(sock: &UdpSocket) {
+    let s = socket2::SockRef::from(sock);
+    // Large buffers absorb bursts (sipp at hundreds of messages per second); best effort.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+}
+
+/// Receives datagrams forever, parsing each into an [`Inbound::Message`].
+pub async fn run_udp(sock: Arc<UdpSocket>, to_core: mpsc::Sender<Inbound>) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (n, from) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                // ICMP port-unreachable from an earlier send surfaces here on Linux; not fatal.
+                tracing::debug!(error = %e, "udp recv error");
+                continue;
+            }
+        };
+        let data = &buf[..n];
+        // RFC 5626 §4.4.1 keep-alives and stray CRLFs carry no message.
+        if data.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+            continue;
+        }
+        let message = SipMessage::parse(data);
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: from,
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            to_core.try_send(Inbound::Message { message, peer })
+        {
+            tracing::warn!(%from, "SIP core overloaded: datagram dropped");
+        }
+    }
+}
+
+/// Sends bytes over UDP; errors are logged (a datagram may be lost anyway).
+pub async fn send_udp(sock: &UdpSocket, to: SocketAddr, bytes: &[u8]) {
+    if let Err(e) = sock.send_to(bytes, to).await {
+        tracing::debug!(%to, error = %e, "udp send failed");
+    }
+}
+
+/// Accepts TCP connections, at most `max_tcp_connections` at once.
+pub async fn run_tcp_listener(
+    listener: TcpListener,
+    config: TransportConfig,
+    to_core: mpsc::Sender<Inbound>,
+) {
+    let slots = Arc::new(Semaphore::new(config.max_tcp_connections));
+    loop {
+        let (stream, from) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "tcp accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%from, "too many TCP connections: refused");
+            drop(stream);
+            continue;
+        };
+        let to_core = to_core.clone();
+        let idle = config.tcp_idle_timeout;
+        tokio::spawn(async move {
+            run_tcp_connection(stream, from, idle, to_core).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Opens an outgoing TCP connection and runs it like an accepted one.
+pub fn connect_tcp(to: SocketAddr, idle: Duration, to_core: mpsc::Sender<Inbound>) {
+    tokio::spawn(async move {
+        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(to)).await {
+            Ok(Ok(stream)) => run_tcp_connection(stream, to, idle, to_core).await,
+            _ => {
+                tracing::info!(%to, "tcp connect failed");
+                let _ = to_core
+                    .send(Inbound::Disconnected {
+                        peer: Peer {
+                            transport: Transport::Tcp,
+                            addr: to,
+                        },
+                    })
+                    .await;
+            }
+        }
+    });
+}
+
+async fn run_tcp_connection(
+    stream: TcpStream,
+    from: SocketAddr,
+    idle: Duration,
+    to_core: mpsc::Sender<Inbound>,
+) {
+    let _ = stream.set_nodelay(true);
+    let peer = Peer {
+        transport: Transport::Tcp,
+        addr: from,
+    };
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
+    if to_core
+        .send(Inbound::Connected {
+            peer,
+            sender: tx.clone(),
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+
+    let mut buf = BytesMut::with_capacity(8192);
+    'conn: loop {
+        // Step 1: frame whatever is buffered; step 2: parse each whole message.
+        loop {
+            match message::frame(&buf) {
+                Ok(Frame::Incomplete) => break,
+                Ok(Frame::Skip(n)) => buf.advance(n),
+                Ok(Frame::Ping(n)) => {
+                    buf.advance(n);
+                    // RFC 5626 §3.5.1: a CRLFCRLF ping gets a CRLF pong.
+                    let _ = tx.send(b"\r\n".to_vec()).await;
+                }
+                Ok(Frame::Message(n)) => {
+                    let message = SipMessage::parse_framed(&buf[..n]);
+                    buf.advance(n);
+                    if to_core
+                        .send(Inbound::Message { message, peer })
+                        .await
+                        .is_err()
+                    {
+                        break 'conn;
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(%from, error = %e, "unframeable SIP stream: closing");
+                    // Answer 400 when the head is readable, then close (RFC 3261 §18.3).
+                    if let Err(pe) = SipMessage::parse(&buf)
+                        && let Some(raw) = pe.raw
+                        && let Some(r) = Response::for_raw_request(&raw, 400, "Bad Content-Length")
+                    {
+                        let _ = tx.send(r.to_bytes()).await;
+                    }
+                    break 'conn;
+                }
+            }
+        }
+        if buf.len() > message::MAX_HEAD_LEN + message::MAX_BODY_LEN {
+            break;
+        }
+        match tokio::time::timeout(idle, rd.read_buf(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(_)) => {}
+            Err(_) => {
+                tracing::debug!(%from, "tcp idle timeout");
+                break;
+            }
+        }
+    }
+    let _ = to_core.send(Inbound::Disconnected { peer }).await;
+    drop(tx);
+    // Let queued responses (e.g. the 400 above) drain before the socket closes.
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+}
+
+/// The core's view of open TCP connections.
+#[derive(Default)]
+pub struct Connections {
+    map: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+}
+
+impl Connections {
+    pub fn insert(&mut self, addr: SocketAddr, sender: mpsc::Sender<Vec<u8>>) {
+        self.map.insert(addr, sender);
+    }
+
+    pub fn remove(&mut self, addr: &SocketAddr) {
+        self.map.remove(addr);
+    }
+
+    /// Queues bytes on a connection; false when there is none (or it is gone or jammed).
+    pub fn send(&mut self, addr: &SocketAddr, bytes: Vec<u8>) -> bool {
+        match self.map.get(addr) {
+            Some(s) => match s.try_send(bytes) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(%addr, "tcp connection jammed: message dropped");
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.map.remove(addr);
+                    false
+                }
+            },
+            None => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}

@@ -1,0 +1,220 @@
+//! The store: sqlx pool, migrations applied at start, and a writer task so the call path never
+//! waits on the database (ARCHITECTURE.md "Data").
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::mpsc;
+
+use crate::config::AgentConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error(
+        "unsupported database URL {0} (sqlite:// is supported; PostgreSQL arrives with issue 9)"
+    )]
+    Unsupported(String),
+}
+
+/// A handle on the database.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and applies the migrations.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::Unsupported(url.to_string()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://")
+            && let Some(dir) = Path::new(path.split('?').next().unwrap_or(path)).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|source| StoreError::Open {
+                url: url.to_string(),
+                source,
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: url.to_string(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Makes the agents table match the configuration's agents (upsert; none deleted).
+    pub async fn sync_agents(&self, agents: &[AgentConfig]) -> Result<(), StoreError> {
+        let now = now_ms();
+        for a in agents {
+            sqlx::query(
+                "INSERT INTO agents (extension, name, static_contact, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (extension) DO UPDATE SET
+                   name = excluded.name, static_contact = excluded.static_contact,
+                   updated_at = excluded.updated_at",
+            )
+            .bind(&a.extension)
+            .bind(&a.name)
+            .bind(&a.contact)
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Starts the writer task; events sent to the returned channel are written in batches.
+    pub fn spawn_writer(&self, capacity: usize) -> mpsc::Sender<StoreEvent> {
+        let (tx, rx) = mpsc::channel(capacity);
+        tokio::spawn(run_writer(self.pool.clone(), rx));
+        tx
+    }
+}
+
+/// A write the hot path hands off.
+#[derive(Debug, Clone)]
+pub enum StoreEvent {
+    Registration {
+        at_ms: i64,
+        extension: String,
+        contact: String,
+        event: &'static str,
+        transport: Option<String>,
+        source: Option<String>,
+    },
+}
+
+async fn run_writer(pool: SqlitePool, mut rx: mpsc::Receiver<StoreEvent>) {
+    let mut batch = Vec::with_capacity(64);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        if let Err(e) = write_batch(&pool, &batch).await {
+            // The events are lost, not the server: log loudly (metrics arrive with issue 9).
+            tracing::error!(error = %e, count = batch.len(), "store writer: batch failed");
+        }
+        batch.clear();
+    }
+}
+
+async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for ev in batch {
+        match ev {
+            StoreEvent::Registration {
+                at_ms,
+                extension,
+                contact,
+                event,
+                transport,
+                source,
+            } => {
+                sqlx::query(
+                    "INSERT INTO registration_events (at_ms, extension, contact, event, transport, source)
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(at_ms)
+                .bind(extension)
+                .bind(contact)
+                .bind(*event)
+                .bind(transport)
+                .bind(source)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+    }
+    tx.commit().await
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn migrates_syncs_agents_and_writes_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = Store::open(&url).await.unwrap();
+        let agents = vec![AgentConfig {
+            extension: "1001".into(),
+            name: "Alice".into(),
+            password: "x".into(),
+            contact: None,
+        }];
+        store.sync_agents(&agents).await.unwrap();
+        store.sync_agents(&agents).await.unwrap();
+        let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM agents")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(n.0, 1);
+        let tx = store.spawn_writer(8);
+        tx.send(StoreEvent::Registration {
+            at_ms: 1,
+            extension: "1001".into(),
+            contact: "sip:1001@127.0.0.1".into(),
+            event: "registered",
+            transport: Some("UDP".into()),
+            source: None,
+        })
+        .await
+        .unwrap();
+        drop(tx);
+        for _ in 0..100 {
+            let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM registration_events")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            if n.0 == 1 {
+                // Reopening applies no migration twice.
+                Store::open(&url).await.unwrap();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("event never written");
+    }
+
+    #[tokio::test]
+    async fn unsupported_url_is_a_clear_error() {
+        let e = Store::open("mysql://x").await.err().unwrap();
+        assert!(e.to_string().contains("mysql://x"));
+    }
+}

@@ -1,0 +1,272 @@
+//! Shared harness for end-to-end tests: the real `cti-server` binary on free loopback ports,
+//! and real peers (sipp) driving it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The repository root (the workspace).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("crate lives in the workspace")
+        .to_path_buf()
+}
+
+/// A running server; killed (SIGTERM, then SIGKILL) on drop.
+pub struct Server {
+    child: Child,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts the server with the default config, loopback ports picked by the OS, a fresh
+    /// data directory, and `extra` `--set` overrides.
+    pub fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("server.log");
+        let (lo, hi) = free_port_range(200);
+        let mut sets = vec![
+            "sip.listen=127.0.0.1:0".to_string(),
+            "http.listen=127.0.0.1:0".to_string(),
+            format!("storage.data_dir={}", dir.path().join("data").display()),
+            format!(
+                "storage.recordings_dir={}",
+                dir.path().join("rec").display()
+            ),
+            format!("media.rtp_ports={lo}-{hi}"),
+        ];
+        sets.extend(extra.iter().map(|s| s.to_string()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cti-server"));
+        cmd.current_dir(repo_root())
+            .arg("--config")
+            .arg(repo_root().join("config/cti.toml"))
+            .arg("--log-level")
+            .arg(std::env::var("CTI_TEST_LOG").unwrap_or_else(|_| "info".into()));
+        for s in &sets {
+            cmd.arg("--set").arg(s);
+        }
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("spawning cti-server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("cti-server ready ") {
+                    let _ = tx.send(rest.to_string());
+                }
+            }
+        });
+        let ready = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "server did not become ready; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        };
+        let field = |name: &str| -> SocketAddr {
+            ready
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in ready line {ready:?}"))
+        };
+        Server {
+            sip: field("sip="),
+            http: field("http="),
+            child,
+            dir,
+            log,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id() as i32;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        self.child.wait().expect("wait")
+    }
+
+    /// GET over plain HTTP; returns (status, body).
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.http).expect("http connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let status = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.is_running() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A loopback UDP port that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("bind")
+        .port()
+}
+
+/// A loopback port free for both UDP and TCP a moment ago.
+pub fn free_port() -> u16 {
+    loop {
+        let p = free_udp_port();
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// A range of `n` ports starting at a random place in 40000–59999 (media ports for a test).
+pub fn free_port_range(n: u16) -> (u16, u16) {
+    let start = 40_000 + (std::process::id() as u16 % 100) * 200 + (rand_u16() % 100);
+    (start, start + n - 1)
+}
+
+fn rand_u16() -> u16 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    (t % 65_521) as u16
+}
+
+/// Result of a sipp run.
+pub struct SippRun {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub dir: PathBuf,
+}
+
+/// Runs sipp against `server` with a scenario from `tests/sipp/` (or an embedded one given as
+/// `-sn name` in `args`). Work directory is a fresh temp dir; `-trace_err` files land there.
+pub fn sipp(server: SocketAddr, scenario: Option<&str>, args: &[&str]) -> SippRun {
+    let dir = tempfile::tempdir().expect("temp dir").keep();
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(&dir).arg(server.to_string());
+    if let Some(s) = scenario {
+        cmd.arg("-sf").arg(repo_root().join("tests/sipp").join(s));
+    }
+    cmd.args([
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &free_port().to_string(),
+        "-buff_size",
+        "4194304",
+        "-nostdin",
+        "-trace_err",
+        "-timeout",
+        "60s",
+    ]);
+    cmd.args(args);
+    let out = cmd
+        .output()
+        .expect("running sipp (apt-get install sip-tester)");
+    SippRun {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        dir,
+    }
+}
+
+impl SippRun {
+    /// A readable report for assertion messages.
+    pub fn report(&self) -> String {
+        let mut errs = String::new();
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().ends_with("_errors.log") {
+                    errs.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+                }
+            }
+        }
+        let tail = |s: &str| {
+            s.lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        format!(
+            "sipp stdout (tail):\n{}\nsipp stderr:\n{}\nerrors log:\n{}",
+            tail(&self.stdout),
+            tail(&self.stderr),
+            tail(&errs)
+        )
+    }
+
+    /// The "Successful call" and "Failed call" totals from sipp's final screen.
+    pub fn totals(&self) -> (u64, u64) {
+        let grab = |label: &str| {
+            self.stdout
+                .lines()
+                .filter(|l| l.contains(label))
+                .last()
+                .and_then(|l| l.split('|').nth(2))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (grab("Successful call"), grab("Failed call"))
+    }
+}
