@@ -187,3 +187,18 @@ fn unmatched_response_is_stray() {
         Some(TuEvent::StrayResponse { .. })
     ));
 }
+
+#[test]
+fn a_2xx_after_timer_m_is_a_stray_response() {
+    let (mut layer, t0, inv) = start(Transport::Udp);
+    let ok = answer(&inv, 200);
+    let src = peer(Transport::Udp, SERVER);
+    layer.handle_message(t0 + ms(100), SipMessage::Response(ok.clone()), src);
+    layer.handle_timeout(t0 + ms(100) + Duration::from_secs(32));
+    while layer.poll_event().is_some() {}
+    layer.handle_message(t0 + Duration::from_secs(40), SipMessage::Response(ok), src);
+    assert!(matches!(
+        layer.poll_event(),
+        Some(TuEvent::StrayResponse { .. })
+    ));
+}

@@ -237,3 +237,41 @@ fn response_destination_rules() {
         tcp_src
     );
 }
+
+#[test]
+fn odd_peer_input_is_dropped_or_reported_never_a_panic() {
+    let mut layer = TransactionLayer::new(Default::default());
+    let t0 = Instant::now();
+    let src = peer(Transport::Udp, CLIENT);
+    // A response whose Via has no branch: stray.
+    let mut req = sip_tx_common::request("OPTIONS", Transport::Udp, "z9hG4bKx", 1);
+    req.headers
+        .set(HeaderName::Via, "SIP/2.0/UDP 10.0.0.1:5060");
+    layer.handle_message(t0, SipMessage::Response(req.response(200, "OK", None)), src);
+    assert!(matches!(
+        layer.poll_event(),
+        Some(TuEvent::StrayResponse { .. })
+    ));
+    // An ACK with no tags and no transaction: the TU's business.
+    let ack = sip_tx_common::request("ACK", Transport::Udp, "z9hG4bKlonely", 1);
+    deliver(&mut layer, t0, ack, src);
+    assert!(matches!(
+        layer.poll_event(),
+        Some(TuEvent::Ack { tx: None, .. })
+    ));
+    // An RFC 2543 request without a From tag still makes a transaction.
+    let mut old = rfc2543_invite("old-3");
+    old.headers.set(HeaderName::From, "<sip:old@10.0.0.1>");
+    deliver(&mut layer, t0, old.clone(), src);
+    assert!(matches!(layer.poll_event(), Some(TuEvent::Request { .. })));
+    deliver(&mut layer, t0, old, src);
+    assert_eq!(layer.poll_event(), None);
+    // Responses on unknown or client-less ids are ignored.
+    let bogus = layer.send_request(
+        t0,
+        sip_tx_common::request("ACK", Transport::Udp, "z9hG4bKa", 1),
+        peer(Transport::Udp, SERVER),
+    );
+    layer.send_response(t0, bogus, req.response(200, "OK", None));
+    assert_eq!(layer.cancel(t0, bogus), None);
+}

@@ -84,6 +84,7 @@ pub struct LocalVia {
 }
 
 impl LocalVia {
+    /// Our sent-by, asking for `rport`.
     pub fn new(transport: Transport, host: impl Into<String>, port: Option<u16>) -> LocalVia {
         LocalVia {
             transport,
@@ -222,10 +223,12 @@ impl Dialog {
         })
     }
 
+    /// Call-ID and tags.
     pub fn id(&self) -> &DialogId {
         &self.id
     }
 
+    /// Early, Confirmed or Terminated.
     pub fn state(&self) -> DialogState {
         self.state
     }
@@ -245,10 +248,12 @@ impl Dialog {
         self.remote_seq
     }
 
+    /// Our From (UAC) or To (UAS) value, with our tag.
     pub fn local_uri(&self) -> &NameAddr {
         &self.local_uri
     }
 
+    /// The peer's address-of-record, with its tag.
     pub fn remote_uri(&self) -> &NameAddr {
         &self.remote_uri
     }
@@ -263,10 +268,12 @@ impl Dialog {
         &self.route_set
     }
 
+    /// True when the dialog was created with a sips: Request-URI (§12.1.1).
     pub fn secure(&self) -> bool {
         self.secure
     }
 
+    /// Our Contact, if set.
     pub fn local_contact(&self) -> Option<&NameAddr> {
         self.local_contact.as_ref()
     }

@@ -34,6 +34,7 @@ pub struct TransactionLayer {
 }
 
 impl TransactionLayer {
+    /// An empty layer using `config`'s T1, T2 and T4.
     pub fn new(config: TimerConfig) -> Self {
         TransactionLayer {
             config,
@@ -234,6 +235,7 @@ impl TransactionLayer {
         self.txs.len()
     }
 
+    /// True when no transaction is live.
     pub fn is_empty(&self) -> bool {
         self.txs.is_empty()
     }
@@ -511,6 +513,7 @@ struct Entry {
 }
 
 #[derive(Debug)]
+#[allow(clippy::enum_variant_names)] // the RFC's own names for the four machines
 enum Machine {
     ClientInvite(ClientInvite),
     ClientNonInvite(ClientNonInvite),

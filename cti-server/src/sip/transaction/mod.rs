@@ -45,14 +45,17 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// A peer reached over `transport` at `addr`.
     pub fn new(transport: Transport, addr: SocketAddr) -> Peer {
         Peer { transport, addr }
     }
 
+    /// A UDP peer.
     pub fn udp(addr: SocketAddr) -> Peer {
         Peer::new(Transport::Udp, addr)
     }
 
+    /// A TCP peer (the connection is identified by its remote address).
     pub fn tcp(addr: SocketAddr) -> Peer {
         Peer::new(Transport::Tcp, addr)
     }

@@ -146,6 +146,7 @@ impl TimerTable {
         self.deadlines[timer.index()]
     }
 
+    /// True while `timer` is armed.
     pub fn is_set(&self, timer: Timer) -> bool {
         self.get(timer).is_some()
     }
