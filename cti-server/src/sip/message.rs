@@ -399,7 +399,17 @@ fn parse_message(buf: &[u8], framed: bool) -> Result<SipMessage, ParseError> {
         .position(|&b| b != b'\r' && b != b'\n')
         .ok_or(plain(ParseErrorKind::Empty))?;
     let buf = &buf[start..];
-    let (head_len, body_start) = find_head_end(buf).ok_or(plain(ParseErrorKind::NoHeadEnd))?;
+    let (head_len, body_start) = match find_head_end(buf) {
+        Some(found) => found,
+        // A datagram is a whole message (§18.3): when its last header line ends the datagram
+        // without the empty line, the head ends there and the body is empty, so a request
+        // like RFC 4475 baddn can still be validated and answered.
+        None if !framed && buf.ends_with(b"\n") => {
+            let end = buf.len() - 1;
+            (end, buf.len())
+        }
+        None => return Err(plain(ParseErrorKind::NoHeadEnd)),
+    };
     let head = std::str::from_utf8(&buf[..head_len]).map_err(|_| plain(ParseErrorKind::NotUtf8))?;
     let raw = parse_raw_head(head)?;
     let rest = &buf[body_start..];
@@ -455,27 +465,51 @@ fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
 /// Splits the head into the start line and unfolded header fields (§7.3.1).
 fn parse_raw_head(head: &str) -> Result<RawHead, ParseError> {
     let mut lines = LogicalLines::new(head);
-    let first = lines.next().ok_or(plain(ParseErrorKind::Empty))?;
-    let start = parse_start_line(&first)?;
+    // The start line is never folded: a line starting with SP/HT after it is not a header.
+    let first = lines.next_physical().ok_or(plain(ParseErrorKind::Empty))?;
+    let start = match parse_start_line(first) {
+        Ok(start) => start,
+        Err(e) => return Err(keep_raw_for_request(e, first, lines)),
+    };
+    parse_header_lines(start, lines)
+}
+
+fn parse_header_lines(start: RawStart, lines: LogicalLines<'_>) -> Result<RawHead, ParseError> {
     let mut headers = Headers::new();
     for line in lines {
-        let Some(colon) = line.find(':') else {
+        let colon = line.find(':').filter(|&colon| {
+            let name = line[..colon].trim_end_matches([' ', '\t']);
+            !name.is_empty() && name.bytes().all(super::types::is_token_byte)
+        });
+        let Some(colon) = colon else {
             return Err(ParseError {
                 kind: ParseErrorKind::HeaderLine,
                 raw: Some(Box::new(RawHead { start, headers })),
             });
         };
         let name = line[..colon].trim_end_matches([' ', '\t']);
-        if name.is_empty() || !name.bytes().all(super::types::is_token_byte) {
-            return Err(ParseError {
-                kind: ParseErrorKind::HeaderLine,
-                raw: Some(Box::new(RawHead { start, headers })),
-            });
-        }
         let value = line[colon + 1..].trim_matches([' ', '\t']);
         headers.push(HeaderName::parse(name), value);
     }
     Ok(RawHead { start, headers })
+}
+
+/// A request whose start line is malformed (RFC 4475 lwsstart, trws, lwsruri, badvers) still
+/// gets a 400 or 505 (§8.2.2): keep its header fields when they split cleanly. Responses are
+/// never answered, so a bad status line keeps nothing.
+fn keep_raw_for_request(mut e: ParseError, first: &str, lines: LogicalLines<'_>) -> ParseError {
+    if strip_prefix_ci(first, "SIP/").is_some() {
+        return e;
+    }
+    let mut words = first.split([' ', '\t']).filter(|w| !w.is_empty());
+    let start = RawStart::Request {
+        method: words.next().unwrap_or_default().to_string(),
+        uri: words.next().unwrap_or_default().to_string(),
+    };
+    if let Ok(raw) = parse_header_lines(start, lines) {
+        e.raw = Some(Box::new(raw));
+    }
+    e
 }
 
 /// Iterates header lines, joining continuation lines (a line starting with SP/HT) with one SP.
@@ -561,8 +595,10 @@ fn parse_start_line(line: &str) -> Result<RawStart, ParseError> {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
-        .then(|| &s[prefix.len()..])
+    // Compare bytes: slicing the str could split a multi-byte character. An ASCII prefix that
+    // matches ends on a character boundary.
+    let n = prefix.len();
+    (s.len() >= n && s.as_bytes()[..n].eq_ignore_ascii_case(prefix.as_bytes())).then(|| &s[n..])
 }
 
 /// `1*DIGIT "." 1*DIGIT`; anything but 2.0 is answered 505 (§8.2.2 / RFC 4475 §3.1.2.16).
@@ -723,7 +759,7 @@ fn check_common_headers(h: &Headers) -> Result<(), ParseErrorKind> {
         }
     }
     if let Some(e) = h.get(&HeaderName::Expires)
-        && !(e.bytes().all(|b| b.is_ascii_digit()) && !e.is_empty())
+        && (e.is_empty() || !e.bytes().all(|b| b.is_ascii_digit()))
     {
         return Err(ParseErrorKind::Header {
             name: "Expires",
@@ -749,6 +785,8 @@ pub trait SipHeaders {
             .and_then(|v| grammar::parse_cseq(v).ok())
     }
 
+    // The name says which header, not a conversion: kept for the callers.
+    #[allow(clippy::wrong_self_convention)]
     fn from_header(&self) -> Option<NameAddr> {
         self.headers()
             .get(&HeaderName::From)
@@ -761,6 +799,7 @@ pub trait SipHeaders {
             .and_then(|v| NameAddr::parse(v).ok())
     }
 
+    #[allow(clippy::wrong_self_convention)]
     fn from_tag(&self) -> Option<String> {
         self.from_header().and_then(|n| n.tag().map(str::to_string))
     }
@@ -921,15 +960,16 @@ impl Response {
         }
         let mut headers = Headers::new();
         for (name, value) in raw.headers.iter() {
-            if matches!(
-                name,
-                HeaderName::Via
-                    | HeaderName::From
-                    | HeaderName::To
-                    | HeaderName::CallId
-                    | HeaderName::CSeq
-            ) {
-                headers.push(name.clone(), value);
+            match name {
+                HeaderName::Via => headers.push(name.clone(), value),
+                // Only the first of a duplicated single-value field (RFC 4475 multi01): the
+                // answer itself must be a well-formed message.
+                HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq
+                    if headers.get(name).is_none() =>
+                {
+                    headers.push(name.clone(), value)
+                }
+                _ => {}
             }
         }
         Some(Response {
@@ -1002,19 +1042,7 @@ pub fn frame(buf: &[u8]) -> Result<Frame, FrameError> {
     if head_len > MAX_HEAD_LEN {
         return Err(FrameError::HeadTooLong);
     }
-    let mut content_length = 0usize;
-    for line in buf[..head_len].split(|&b| b == b'\n') {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let name = trim_ascii(&line[..colon]);
-        if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
-            let value = std::str::from_utf8(trim_ascii(&line[colon + 1..]))
-                .map_err(|_| FrameError::BadContentLength)?;
-            content_length = grammar::parse_bounded(value, u32::MAX as u64)
-                .ok_or(FrameError::BadContentLength)? as usize;
-        }
-    }
+    let content_length = stream_content_length(&buf[..head_len])?.unwrap_or(0);
     if content_length > MAX_BODY_LEN {
         return Err(FrameError::BodyTooLarge);
     }
@@ -1024,6 +1052,41 @@ pub fn frame(buf: &[u8]) -> Result<Frame, FrameError> {
     } else {
         Frame::Incomplete
     })
+}
+
+/// The Content-Length of a stream head, read the way `parse` reads header fields: the start
+/// line is skipped, folded continuation lines belong to the field above them (so a value like
+/// `Subject: x\r\n l: 9` is not a length), and several fields that disagree make the stream
+/// unframeable (RFC 4475 mcl01).
+fn stream_content_length(head: &[u8]) -> Result<Option<usize>, FrameError> {
+    let mut found: Option<usize> = None;
+    let mut lines = head.split(|&b| b == b'\n').skip(1).peekable();
+    while let Some(line) = lines.next() {
+        if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+            // Continuation of a field that is not Content-Length.
+            continue;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = trim_ascii(&line[..colon]);
+        if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
+            continue;
+        }
+        let is_cont = |l: &&[u8]| l.first().is_some_and(|&b| b == b' ' || b == b'\t');
+        let mut value = std::borrow::Cow::Borrowed(trim_ascii(&line[colon + 1..]));
+        while let Some(cont) = lines.next_if(is_cont) {
+            value.to_mut().extend_from_slice(trim_ascii(cont));
+        }
+        let value = std::str::from_utf8(&value).map_err(|_| FrameError::BadContentLength)?;
+        let len = grammar::parse_bounded(value, u32::MAX as u64)
+            .ok_or(FrameError::BadContentLength)? as usize;
+        if found.is_some_and(|f| f != len) {
+            return Err(FrameError::BadContentLength);
+        }
+        found = Some(len);
+    }
+    Ok(found)
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
@@ -1133,5 +1196,123 @@ Content-Length: 4\r\n\r\nv=0\r";
         assert_eq!(trying.to_tag(), None);
         let parsed = SipMessage::parse(&resp.to_bytes()).unwrap();
         assert_eq!(parsed, SipMessage::Response(resp));
+    }
+
+    #[test]
+    fn datagram_without_blank_line_is_validated() {
+        // RFC 4475 baddn: the head ends at the datagram's end, so the bad From gets its 400.
+        let head = INVITE.split("Content-Type").next().unwrap();
+        let bad = head.replace("From: Alice <", "From: Alice, Smith <");
+        let e = SipMessage::parse(bad.as_bytes()).unwrap_err();
+        assert!(matches!(
+            e.kind,
+            ParseErrorKind::Header { name: "From", .. }
+        ));
+        assert!(Response::for_raw_request(e.raw.as_ref().unwrap(), 400, "Bad Request").is_some());
+        let SipMessage::Request(r) = SipMessage::parse(head.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert!(r.body.is_empty());
+        // Not on a stream, and not when the datagram stops inside a line.
+        assert_eq!(
+            SipMessage::parse_framed(head.as_bytes()).unwrap_err().kind,
+            ParseErrorKind::NoHeadEnd
+        );
+        assert_eq!(
+            SipMessage::parse(head.trim_end().as_bytes())
+                .unwrap_err()
+                .kind,
+            ParseErrorKind::NoHeadEnd
+        );
+    }
+
+    #[test]
+    fn bad_request_line_keeps_the_head_for_an_answer() {
+        // RFC 4475 lwsstart, trws, badvers: 400 / 505 need Via, From, To, Call-ID, CSeq.
+        for (line, kind) in [
+            (
+                "INVITE  sip:bob@biloxi.example.com  SIP/2.0",
+                ParseErrorKind::StartLine("request line"),
+            ),
+            (
+                "INVITE sip:bob@biloxi.example.com SIP/2.0  ",
+                ParseErrorKind::StartLine("request line"),
+            ),
+            (
+                "INVITE sip:bob@biloxi.example.com SIP/7.0",
+                ParseErrorKind::Version("SIP/7.0".into()),
+            ),
+        ] {
+            let m = INVITE.replacen("INVITE sip:bob@biloxi.example.com SIP/2.0", line, 1);
+            let e = SipMessage::parse(m.as_bytes()).unwrap_err();
+            assert_eq!(e.kind, kind);
+            let raw = e.raw.as_ref().expect("raw head kept");
+            let resp = Response::for_raw_request(raw, 400, "Bad Request").unwrap();
+            assert_eq!(resp.headers.get(&HeaderName::CSeq), Some("314159 INVITE"));
+        }
+        // A bad status line is never answered: nothing is kept.
+        let e =
+            SipMessage::parse(b"SIP/2.0 4294967301 x\r\nVia: SIP/2.0/UDP h\r\n\r\n").unwrap_err();
+        assert!(e.raw.is_none());
+    }
+
+    #[test]
+    fn start_line_is_not_folded() {
+        let m = INVITE.replacen(" SIP/2.0\r\n", "\r\n SIP/2.0\r\n", 1);
+        assert!(SipMessage::parse(m.as_bytes()).is_err());
+        let r = "SIP/2.0 200 OK\r\n more\r\nVia: SIP/2.0/UDP h\r\n\r\n";
+        assert_eq!(
+            SipMessage::parse(r.as_bytes()).unwrap_err().kind,
+            ParseErrorKind::HeaderLine
+        );
+    }
+
+    #[test]
+    fn non_ascii_start_line_does_not_panic() {
+        // "€€" is 6 bytes: the case-insensitive "SIP/" check must not slice inside a char.
+        for m in [
+            "€€ sip:a@b SIP/2.0\r\n\r\n",
+            "INVITE sip:a@b €€\r\n\r\n",
+            "S€\r\n\r\n",
+        ] {
+            assert!(SipMessage::parse(m.as_bytes()).is_err());
+        }
+    }
+
+    #[test]
+    fn stream_content_length_like_parse() {
+        // Folded text that looks like a Content-Length line is part of another field.
+        let m = INVITE.replace("Max-Forwards: 70\r\n", "Subject: hi\r\n l: 999\r\n");
+        assert_eq!(frame(m.as_bytes()).unwrap(), Frame::Message(m.len()));
+        // A folded Content-Length value is read whole.
+        let m = INVITE.replace("Content-Length: 4", "Content-Length:\r\n 4");
+        assert_eq!(frame(m.as_bytes()).unwrap(), Frame::Message(m.len()));
+        assert!(SipMessage::parse_framed(m.as_bytes()).is_ok());
+        // RFC 4475 mcl01: disagreeing lengths cannot frame a stream; agreeing ones can (the
+        // parser then answers 400 for the duplicate).
+        let two = INVITE.replace("Content-Length: 4", "Content-Length: 4\r\nl: 2");
+        assert_eq!(frame(two.as_bytes()), Err(FrameError::BadContentLength));
+        let same = INVITE.replace("Content-Length: 4", "Content-Length: 4\r\nl: 4");
+        assert_eq!(frame(same.as_bytes()).unwrap(), Frame::Message(same.len()));
+        assert_eq!(
+            SipMessage::parse_framed(same.as_bytes()).unwrap_err().kind,
+            ParseErrorKind::Duplicate("Content-Length")
+        );
+    }
+
+    #[test]
+    fn answer_to_duplicated_fields_is_well_formed() {
+        // RFC 4475 multi01: two From, To, Call-ID and CSeq fields → one of each in the 400.
+        let m = INVITE.replace(
+            "CSeq: 314159 INVITE\r\n",
+            "CSeq: 314159 INVITE\r\nCSeq: 2 INVITE\r\nFrom: <sip:x@y>;tag=2\r\nTo: <sip:z@y>\r\n",
+        );
+        let e = SipMessage::parse(m.as_bytes()).unwrap_err();
+        assert!(matches!(e.kind, ParseErrorKind::Duplicate(_)));
+        let resp = Response::for_raw_request(e.raw.as_ref().unwrap(), 400, "Bad Request").unwrap();
+        assert_eq!(resp.headers.count(&HeaderName::CSeq), 1);
+        assert_eq!(resp.headers.get(&HeaderName::CSeq), Some("314159 INVITE"));
+        assert_eq!(resp.headers.count(&HeaderName::From), 1);
+        assert!(SipMessage::parse(&resp.to_bytes()).is_ok());
     }
 }
