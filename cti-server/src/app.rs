@@ -59,6 +59,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         digest_algorithms: config.digest_algorithms(),
         force_rport: config.sip.force_rport,
         user_agent: format!("cti-server/{}", env!("CARGO_PKG_VERSION")),
+        max_transactions: config.sip.max_transactions,
     });
     let health = Arc::new(SipHealth::default());
     let service = SipService {

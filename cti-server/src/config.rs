@@ -65,6 +65,8 @@ pub struct SipConfig {
     pub force_rport: bool,
     pub tcp_idle_timeout_s: u64,
     pub max_tcp_connections: usize,
+    /// Live SIP transactions beyond which new requests get 503 + Retry-After.
+    pub max_transactions: usize,
 }
 
 impl Default for SipConfig {
@@ -85,6 +87,7 @@ impl Default for SipConfig {
             force_rport: true,
             tcp_idle_timeout_s: 300,
             max_tcp_connections: 1024,
+            max_transactions: 100_000,
         }
     }
 }

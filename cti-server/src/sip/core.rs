@@ -37,6 +37,8 @@ pub struct CoreConfig {
     pub digest_algorithms: Vec<Algorithm>,
     pub force_rport: bool,
     pub user_agent: String,
+    /// Live transactions beyond which new requests get 503 + Retry-After (overload).
+    pub max_transactions: usize,
 }
 
 /// Counters for observability.
@@ -46,6 +48,7 @@ pub struct CoreStats {
     pub responses: u64,
     pub malformed: u64,
     pub dropped: u64,
+    pub overload: u64,
 }
 
 pub struct SipCore {
@@ -92,6 +95,23 @@ impl SipCore {
                 self.stats.requests += 1;
                 if self.config.force_rport && peer.transport == Transport::Udp {
                     force_rport(&mut req);
+                }
+                // Bounded state: past the limit, refuse work instead of slowing everyone
+                // (RFC 3261 §21.5.4). ACKs create no transaction and pass.
+                if self.layer.len() >= self.config.max_transactions && req.method != Method::Ack {
+                    self.stats.overload += 1;
+                    let destination = req
+                        .top_via()
+                        .map_or(peer, |v| super::transaction::response_destination(&v, peer));
+                    let mut r =
+                        req.response(503, "Service Unavailable", Some(Tag::generate().as_str()));
+                    r.headers.push(HeaderName::RetryAfter, "5");
+                    self.stamp(&mut r);
+                    self.out.push_back(Transmit {
+                        peer: destination,
+                        message: SipMessage::Response(r),
+                    });
+                    return;
                 }
                 self.layer
                     .handle_message(now, SipMessage::Request(req), peer);
@@ -388,4 +408,132 @@ fn force_rport(req: &mut Request) {
         }
     }
     req.headers = headers;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::registrar::Credentials;
+
+    struct NoAgents;
+    impl Credentials for NoAgents {
+        fn password(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    fn core(max_transactions: usize) -> SipCore {
+        SipCore::new(CoreConfig {
+            timers: TimerConfig::default(),
+            registrar: RegistrarConfig::default(),
+            realm: "cti.local".into(),
+            nonce_ttl: Duration::from_secs(300),
+            digest_algorithms: vec![Algorithm::Md5],
+            force_rport: true,
+            user_agent: "test".into(),
+            max_transactions,
+        })
+    }
+
+    fn request(method: &str, n: u32, extra: &str) -> Result<SipMessage, ParseError> {
+        SipMessage::parse(
+            format!(
+                "{method} sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.9.9.9:5070;branch=z9hG4bKc{n}\r\nFrom: <sip:a@b>;tag=f{n}\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: c{n}\r\nCSeq: 1 {method}\r\n{extra}Content-Length: 0\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+    }
+
+    fn peer() -> Peer {
+        Peer {
+            transport: Transport::Udp,
+            addr: "127.0.0.1:40000".parse().unwrap(),
+        }
+    }
+
+    fn answers(core: &mut SipCore) -> Vec<(u16, Peer)> {
+        std::iter::from_fn(|| core.poll_transmit())
+            .filter_map(|t| match t.message {
+                SipMessage::Response(r) => Some((r.code, t.peer)),
+                SipMessage::Request(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn options_answered_at_the_source_port_even_without_rport() {
+        let mut c = core(10);
+        let now = Instant::now();
+        c.handle_message(now, 0, request("OPTIONS", 1, ""), peer(), &NoAgents);
+        // force_rport: the Via says 10.9.9.9:5070, the answer goes where the packet came from.
+        assert_eq!(answers(&mut c), vec![(200, peer())]);
+    }
+
+    #[test]
+    fn policy_answers_for_requests_outside_dialogs() {
+        let mut c = core(100);
+        let now = Instant::now();
+        let cases = [
+            ("BYE", "", 481),
+            ("SUBSCRIBE", "", 405),
+            ("FOO", "", 501),
+            ("OPTIONS", "Require: 100rel\r\n", 420),
+            ("INVITE", "Accept: text/plain\r\n", 406),
+            ("INVITE", "Max-Forwards: 0\r\n", 483),
+            ("INVITE", "", 480),
+            ("REGISTER", "", 401),
+        ];
+        for (i, (method, extra, code)) in cases.iter().enumerate() {
+            c.handle_message(
+                now,
+                0,
+                request(method, i as u32 + 10, extra),
+                peer(),
+                &NoAgents,
+            );
+            let got = answers(&mut c);
+            assert!(
+                got.iter().any(|(c, _)| c == code),
+                "{method} {extra}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn overload_is_answered_503_and_recovers_when_transactions_end() {
+        let mut c = core(2);
+        let mut now = Instant::now();
+        for n in 0..2 {
+            c.handle_message(now, 0, request("OPTIONS", n, ""), peer(), &NoAgents);
+        }
+        assert_eq!(answers(&mut c).len(), 2);
+        c.handle_message(now, 0, request("OPTIONS", 7, ""), peer(), &NoAgents);
+        assert_eq!(answers(&mut c), vec![(503, peer())]);
+        assert_eq!(c.stats.overload, 1);
+        // Timer J (64*T1 over UDP) ends the two transactions; service resumes.
+        now += Duration::from_secs(33);
+        c.handle_timeout(now, 0, &NoAgents);
+        c.handle_message(now, 0, request("OPTIONS", 8, ""), peer(), &NoAgents);
+        assert_eq!(answers(&mut c), vec![(200, peer())]);
+    }
+
+    #[test]
+    fn malformed_requests_get_400_or_505_and_responses_are_dropped() {
+        let mut c = core(10);
+        let now = Instant::now();
+        let bad = request("OPTIONS", 1, "").map(|_| ()).and(SipMessage::parse(
+            b"OPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: 1\r\nCSeq: 1 INVITE\r\n\r\n",
+        ));
+        c.handle_message(now, 0, bad, peer(), &NoAgents);
+        assert_eq!(answers(&mut c), vec![(400, peer())]);
+        let v = SipMessage::parse(
+            b"OPTIONS sip:x@y SIP/3.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        );
+        c.handle_message(now, 0, v, peer(), &NoAgents);
+        assert_eq!(answers(&mut c), vec![(505, peer())]);
+        let r = SipMessage::parse(b"SIP/2.0 999 x\r\n\r\n");
+        c.handle_message(now, 0, r, peer(), &NoAgents);
+        assert!(answers(&mut c).is_empty());
+        assert_eq!(c.stats.dropped, 1);
+    }
 }
