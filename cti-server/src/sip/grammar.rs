@@ -95,26 +95,23 @@ pub enum Uri {
 
 impl Uri {
     pub fn parse(s: &str) -> Result<Uri, GrammarError> {
-        let Some(colon) = s.find(':') else {
-            return err("URI (no scheme)");
-        };
-        let scheme = &s[..colon];
-        let rest = &s[colon + 1..];
-        if !is_scheme(scheme) {
-            return err("URI scheme");
+        let (scheme, rest) = split_scheme(s)?;
+        if let Some(secure) = sip_scheme(scheme) {
+            return Ok(Uri::Sip(SipUri::from_parts(secure, sip_uri_parts(rest)?)));
         }
-        let lower = scheme.to_ascii_lowercase();
-        match lower.as_str() {
-            "sip" | "sips" => Ok(Uri::Sip(SipUri::parse_after_scheme(lower == "sips", rest)?)),
-            _ => {
-                if rest.is_empty() || !rest.bytes().all(is_uric_byte) {
-                    return err("URI characters");
-                }
-                Ok(Uri::Other {
-                    scheme: lower,
-                    rest: rest.to_string(),
-                })
-            }
+        check_opaque(rest)?;
+        Ok(Uri::Other {
+            scheme: scheme.to_ascii_lowercase(),
+            rest: rest.to_string(),
+        })
+    }
+
+    /// Validates like [`Uri::parse`] without building the value (no allocation).
+    pub(crate) fn check(s: &str) -> Result<(), GrammarError> {
+        let (scheme, rest) = split_scheme(s)?;
+        match sip_scheme(scheme) {
+            Some(_) => sip_uri_parts(rest).map(|_| ()),
+            None => check_opaque(rest),
         }
     }
 
@@ -141,6 +138,35 @@ impl fmt::Display for Uri {
             Uri::Other { scheme, rest } => write!(f, "{scheme}:{rest}"),
         }
     }
+}
+
+fn split_scheme(s: &str) -> Result<(&str, &str), GrammarError> {
+    let Some(colon) = memchr::memchr(b':', s.as_bytes()) else {
+        return err("URI (no scheme)");
+    };
+    let scheme = &s[..colon];
+    if !is_scheme(scheme) {
+        return err("URI scheme");
+    }
+    Ok((scheme, &s[colon + 1..]))
+}
+
+/// `Some(secure)` for the sip and sips schemes (compared case-insensitively).
+fn sip_scheme(scheme: &str) -> Option<bool> {
+    if scheme.eq_ignore_ascii_case("sip") {
+        Some(false)
+    } else if scheme.eq_ignore_ascii_case("sips") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+fn check_opaque(rest: &str) -> Result<(), GrammarError> {
+    if rest.is_empty() || !rest.bytes().all(is_uric_byte) {
+        return err("URI characters");
+    }
+    Ok(())
 }
 
 fn is_scheme(s: &str) -> bool {
@@ -247,91 +273,30 @@ impl SipUri {
         }
     }
 
-    fn parse_after_scheme(secure: bool, s: &str) -> Result<SipUri, GrammarError> {
-        // '@' may not appear unescaped after the userinfo, so the first one delimits it.
-        let (userinfo, rest) = match s.find('@') {
-            Some(at) => (Some(&s[..at]), &s[at + 1..]),
-            None => (None, s),
-        };
-        let (user, password) = match userinfo {
-            None => (None, None),
-            Some(ui) => {
-                let (u, p) = match ui.find(':') {
-                    Some(c) => (&ui[..c], Some(&ui[c + 1..])),
-                    None => (ui, None),
-                };
-                if u.is_empty()
-                    || !check_escaped(u, |b| {
-                        is_unreserved(b)
-                            || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+    fn from_parts(secure: bool, p: SipUriParts<'_>) -> SipUri {
+        let params = match p.params {
+            None => Params::default(),
+            Some(ps) => Params(
+                ps.split(';')
+                    .map(|part| {
+                        let (name, value) = split_uri_param(part);
+                        Param {
+                            name: name.to_string(),
+                            value: value.map(str::to_string),
+                        }
                     })
-                {
-                    return err("URI user part");
-                }
-                if let Some(p) = p
-                    && !check_escaped(p, |b| {
-                        is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',')
-                    })
-                {
-                    return err("URI password");
-                }
-                (Some(u.to_string()), p.map(str::to_string))
-            }
+                    .collect(),
+            ),
         };
-        let (hostport_params, headers) = match rest.find('?') {
-            Some(q) => (&rest[..q], Some(&rest[q + 1..])),
-            None => (rest, None),
-        };
-        if let Some(h) = headers
-            && (h.is_empty()
-                || !check_escaped(h, |b| {
-                    is_unreserved(b)
-                        || matches!(
-                            b,
-                            b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'&' | b'='
-                        )
-                }))
-        {
-            return err("URI headers");
-        }
-        let (hostport, params_str) = match hostport_params.find(';') {
-            Some(p) => (&hostport_params[..p], Some(&hostport_params[p..])),
-            None => (hostport_params, None),
-        };
-        let (host, port) = parse_hostport(hostport)?;
-        let mut params = Params::default();
-        if let Some(ps) = params_str {
-            for part in ps[1..].split(';') {
-                let (name, value) = match part.find('=') {
-                    Some(e) => (&part[..e], Some(&part[e + 1..])),
-                    None => (part, None),
-                };
-                let paramchar = |b: u8| {
-                    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
-                };
-                if name.is_empty() || !check_escaped(name, paramchar) {
-                    return err("URI parameter");
-                }
-                if let Some(v) = value
-                    && (v.is_empty() || !check_escaped(v, paramchar))
-                {
-                    return err("URI parameter value");
-                }
-                params.0.push(Param {
-                    name: name.to_string(),
-                    value: value.map(str::to_string),
-                });
-            }
-        }
-        Ok(SipUri {
+        SipUri {
             secure,
-            user,
-            password,
-            host,
-            port,
+            user: p.user.map(str::to_string),
+            password: p.password.map(str::to_string),
+            host: p.host.to_string(),
+            port: p.port,
             params,
-            headers: headers.map(str::to_string),
-        })
+            headers: p.headers.map(str::to_string),
+        }
     }
 
     /// The user part with %HH escapes decoded (for routing by extension or number).
@@ -362,6 +327,102 @@ impl fmt::Display for SipUri {
     }
 }
 
+/// The validated pieces of a sip/sips URI after the scheme, borrowed from the input.
+struct SipUriParts<'a> {
+    user: Option<&'a str>,
+    password: Option<&'a str>,
+    host: &'a str,
+    port: Option<u16>,
+    /// The parameters after the first ';' (without it), each already checked.
+    params: Option<&'a str>,
+    headers: Option<&'a str>,
+}
+
+fn split_uri_param(part: &str) -> (&str, Option<&str>) {
+    match memchr::memchr(b'=', part.as_bytes()) {
+        Some(e) => (&part[..e], Some(&part[e + 1..])),
+        None => (part, None),
+    }
+}
+
+fn sip_uri_parts(s: &str) -> Result<SipUriParts<'_>, GrammarError> {
+    // '@' may not appear unescaped after the userinfo, so the first one delimits it.
+    let (userinfo, rest) = match memchr::memchr(b'@', s.as_bytes()) {
+        Some(at) => (Some(&s[..at]), &s[at + 1..]),
+        None => (None, s),
+    };
+    let (user, password) = match userinfo {
+        None => (None, None),
+        Some(ui) => {
+            let (u, p) = match memchr::memchr(b':', ui.as_bytes()) {
+                Some(c) => (&ui[..c], Some(&ui[c + 1..])),
+                None => (ui, None),
+            };
+            if u.is_empty()
+                || !check_escaped(u, |b| {
+                    is_unreserved(b)
+                        || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+                })
+            {
+                return err("URI user part");
+            }
+            if let Some(p) = p
+                && !check_escaped(p, |b| {
+                    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',')
+                })
+            {
+                return err("URI password");
+            }
+            (Some(u), p)
+        }
+    };
+    let (hostport_params, headers) = match memchr::memchr(b'?', rest.as_bytes()) {
+        Some(q) => (&rest[..q], Some(&rest[q + 1..])),
+        None => (rest, None),
+    };
+    if let Some(h) = headers
+        && (h.is_empty()
+            || !check_escaped(h, |b| {
+                is_unreserved(b)
+                    || matches!(
+                        b,
+                        b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'&' | b'='
+                    )
+            }))
+    {
+        return err("URI headers");
+    }
+    let (hostport, params) = match memchr::memchr(b';', hostport_params.as_bytes()) {
+        Some(p) => (&hostport_params[..p], Some(&hostport_params[p + 1..])),
+        None => (hostport_params, None),
+    };
+    let (host, port) = hostport_parts(hostport)?;
+    if let Some(ps) = params {
+        for part in ps.split(';') {
+            let (name, value) = split_uri_param(part);
+            let paramchar = |b: u8| {
+                is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
+            };
+            if name.is_empty() || !check_escaped(name, paramchar) {
+                return err("URI parameter");
+            }
+            if let Some(v) = value
+                && (v.is_empty() || !check_escaped(v, paramchar))
+            {
+                return err("URI parameter value");
+            }
+        }
+    }
+    Ok(SipUriParts {
+        user,
+        password,
+        host,
+        port,
+        params,
+        headers,
+    })
+}
+
 /// Decodes %HH escapes (invalid escapes are kept verbatim).
 pub fn unescape(s: &str) -> String {
     let b = s.as_bytes();
@@ -388,6 +449,10 @@ fn hex_val(b: u8) -> Option<u8> {
 
 /// `host [":" port]` with hostname, IPv4 or `[IPv6]` (RFC 3261 §25.1).
 pub fn parse_hostport(s: &str) -> Result<(String, Option<u16>), GrammarError> {
+    hostport_parts(s).map(|(host, port)| (host.to_string(), port))
+}
+
+fn hostport_parts(s: &str) -> Result<(&str, Option<u16>), GrammarError> {
     let (host, port) = if let Some(stripped) = s.strip_prefix('[') {
         let Some(end) = stripped.find(']') else {
             return err("IPv6 reference");
@@ -404,7 +469,7 @@ pub fn parse_hostport(s: &str) -> Result<(String, Option<u16>), GrammarError> {
         };
         (&s[..end + 2], port)
     } else {
-        match s.find(':') {
+        match memchr::memchr(b':', s.as_bytes()) {
             Some(c) => (&s[..c], Some(&s[c + 1..])),
             None => (s, None),
         }
@@ -416,7 +481,7 @@ pub fn parse_hostport(s: &str) -> Result<(String, Option<u16>), GrammarError> {
         None => None,
         Some(p) => Some(parse_port(p)?),
     };
-    Ok((host.to_string(), port))
+    Ok((host, port))
 }
 
 fn parse_port(p: &str) -> Result<u16, GrammarError> {
@@ -427,15 +492,26 @@ fn parse_port(p: &str) -> Result<u16, GrammarError> {
 }
 
 fn is_hostname_or_ipv4(h: &str) -> bool {
-    let h = h.strip_suffix('.').unwrap_or(h);
-    !h.is_empty()
-        && h.split('.').all(|label| {
-            let b = label.as_bytes();
-            !b.is_empty()
-                && b[0].is_ascii_alphanumeric()
-                && b[b.len() - 1].is_ascii_alphanumeric()
-                && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
-        })
+    // Labels of alphanumerics and '-', neither starting nor ending with '-', separated by
+    // single dots; one trailing dot allowed.
+    let b = h.as_bytes();
+    let b = b.strip_suffix(b".").unwrap_or(b);
+    if b.is_empty() {
+        return false;
+    }
+    let mut prev = b'.';
+    for &c in b {
+        let ok = match c {
+            b'.' => prev != b'.' && prev != b'-',
+            b'-' => prev != b'.',
+            c => c.is_ascii_alphanumeric(),
+        };
+        if !ok {
+            return false;
+        }
+        prev = c;
+    }
+    prev != b'-' && prev != b'.'
 }
 
 /// A cursor over an unfolded header value with the RFC 3261 separators (SWS around them).
@@ -545,21 +621,39 @@ impl<'a> Cursor<'a> {
     /// `*( SEMI generic-param )`, stopping before a COMMA or the end.
     pub fn params(&mut self) -> Result<Params, GrammarError> {
         let mut params = Params::default();
+        self.walk_params(|name, value| {
+            params.0.push(Param {
+                name: name.to_string(),
+                value: value.map(str::to_string),
+            })
+        })?;
+        Ok(params)
+    }
+
+    /// Checks `*( SEMI generic-param )` like [`Cursor::params`] and returns the span it covered
+    /// (which `params` parses to the same list), without allocating.
+    fn skip_params(&mut self) -> Result<&'a str, GrammarError> {
+        let start = self.pos;
+        self.walk_params(|_, _| {})?;
+        Ok(&self.s[start..self.pos])
+    }
+
+    fn walk_params(
+        &mut self,
+        mut f: impl FnMut(&'a str, Option<&'a str>),
+    ) -> Result<(), GrammarError> {
         while self.sep(b';') {
             let Some(name) = self.token() else {
                 return err("parameter");
             };
             let value = if self.sep(b'=') {
-                Some(self.gen_value()?.to_string())
+                Some(self.gen_value()?)
             } else {
                 None
             };
-            params.0.push(Param {
-                name: name.to_string(),
-                value,
-            });
+            f(name, value);
         }
-        Ok(params)
+        Ok(())
     }
 
     /// Expects the end of input, allowing trailing whitespace.
@@ -608,65 +702,44 @@ impl NameAddr {
         Ok(out)
     }
 
+    /// Validates like [`NameAddr::parse`] without building the value (no allocation).
+    pub(crate) fn check(s: &str) -> Result<(), GrammarError> {
+        let mut c = Cursor::new(s);
+        c.skip_ws();
+        name_addr_parts(&mut c)?;
+        c.finish("name-addr")
+    }
+
+    /// Validates like [`NameAddr::parse_list`] without building the values.
+    pub(crate) fn check_list(s: &str) -> Result<(), GrammarError> {
+        let mut c = Cursor::new(s);
+        c.skip_ws();
+        name_addr_parts(&mut c)?;
+        while c.sep(b',') {
+            name_addr_parts(&mut c)?;
+        }
+        c.finish("name-addr list")
+    }
+
     pub fn parse_one(c: &mut Cursor<'_>) -> Result<NameAddr, GrammarError> {
-        let display = if c.peek() == Some(b'"') {
-            let q = c.quoted()?;
-            c.skip_ws();
-            if c.peek() != Some(b'<') {
-                return err("name-addr (expected '<' after display name)");
-            }
-            Some(q.to_string())
-        } else {
-            // Either `*(token LWS) "<"` or an addr-spec starting with `scheme ":"`.
-            let save = c.pos;
-            let mut words = Vec::new();
-            loop {
-                match c.token() {
-                    Some(t) => words.push(t),
-                    None => break,
+        let p = name_addr_parts(c)?;
+        let display = p.display.map(|d| match d {
+            Display::Quoted(q) => q.to_string(),
+            Display::Tokens(words) => {
+                let mut out = String::with_capacity(words.len());
+                for w in words.split([' ', '\t']).filter(|w| !w.is_empty()) {
+                    if !out.is_empty() {
+                        out.push(' ');
+                    }
+                    out.push_str(w);
                 }
-                let had_ws = c.skip_ws();
-                if c.peek() == Some(b'<') || !had_ws {
-                    break;
-                }
+                out
             }
-            if c.peek() == Some(b'<') {
-                (!words.is_empty()).then(|| words.join(" "))
-            } else {
-                c.pos = save;
-                None
-            }
-        };
-        let uri = if c.peek() == Some(b'<') {
-            // LAQUOT addr-spec RAQUOT: no whitespace inside the brackets.
-            let rest = c.rest();
-            let Some(end) = rest.find('>') else {
-                return err("name-addr (unclosed '<')");
-            };
-            let inner = &rest[1..end];
-            c.pos += end + 1;
-            Uri::parse(inner)?
-        } else {
-            if display.is_some() {
-                return err("name-addr");
-            }
-            // addr-spec without brackets: the URI may not contain ';', ',' or '?' (§20).
-            let rest = c.rest();
-            let end = rest
-                .find(|ch: char| matches!(ch, ';' | ',' | ' ' | '\t'))
-                .unwrap_or(rest.len());
-            let u = &rest[..end];
-            if u.contains('?') {
-                return err("addr-spec with headers outside '<>'");
-            }
-            c.pos += end;
-            Uri::parse(u)?
-        };
-        let params = c.params()?;
+        });
         Ok(NameAddr {
             display,
-            uri,
-            params,
+            uri: Uri::parse(p.uri)?,
+            params: Cursor::new(p.params).params()?,
         })
     }
 
@@ -682,6 +755,81 @@ impl fmt::Display for NameAddr {
         }
         write!(f, "<{}>{}", self.uri, self.params)
     }
+}
+
+/// A display name as written: a quoted string (with quotes) or tokens separated by LWS.
+enum Display<'a> {
+    Quoted(&'a str),
+    Tokens(&'a str),
+}
+
+/// The validated pieces of one name-addr / addr-spec with its header parameters.
+struct NameAddrParts<'a> {
+    display: Option<Display<'a>>,
+    uri: &'a str,
+    params: &'a str,
+}
+
+fn name_addr_parts<'a>(c: &mut Cursor<'a>) -> Result<NameAddrParts<'a>, GrammarError> {
+    let display = if c.peek() == Some(b'"') {
+        let q = c.quoted()?;
+        c.skip_ws();
+        if c.peek() != Some(b'<') {
+            return err("name-addr (expected '<' after display name)");
+        }
+        Some(Display::Quoted(q))
+    } else {
+        // Either `*(token LWS) "<"` or an addr-spec starting with `scheme ":"`.
+        let save = c.pos;
+        let mut words_end = save;
+        while c.token().is_some() {
+            words_end = c.pos;
+            let had_ws = c.skip_ws();
+            if c.peek() == Some(b'<') || !had_ws {
+                break;
+            }
+        }
+        if c.peek() == Some(b'<') {
+            (words_end > save).then(|| Display::Tokens(&c.s[save..words_end]))
+        } else {
+            c.pos = save;
+            None
+        }
+    };
+    let uri = if c.peek() == Some(b'<') {
+        // LAQUOT addr-spec RAQUOT: no whitespace inside the brackets.
+        let rest = c.rest();
+        let Some(end) = memchr::memchr(b'>', rest.as_bytes()) else {
+            return err("name-addr (unclosed '<')");
+        };
+        let inner = &rest[1..end];
+        c.pos += end + 1;
+        Uri::check(inner)?;
+        inner
+    } else {
+        if display.is_some() {
+            return err("name-addr");
+        }
+        // addr-spec without brackets: the URI may not contain ';', ',' or '?' (§20).
+        let rest = c.rest();
+        let end = rest
+            .bytes()
+            .position(|ch| matches!(ch, b';' | b',' | b' ' | b'\t'))
+            .unwrap_or(rest.len());
+        let u = &rest[..end];
+        if u.contains('?') {
+            return err("addr-spec with headers outside '<>'");
+        }
+        c.pos += end;
+        Uri::check(u)?;
+        u
+    };
+    let params = c.skip_params()?;
+    Ok(NameAddrParts {
+        display,
+        uri,
+        params,
+    })
 }
 
 /// One Via value (RFC 3261 §20.42).
@@ -707,49 +855,25 @@ impl Via {
         Ok(out)
     }
 
+    /// Validates like [`Via::parse_list`] without building the values (no allocation).
+    pub(crate) fn check_list(s: &str) -> Result<(), GrammarError> {
+        let mut c = Cursor::new(s);
+        c.skip_ws();
+        via_parts(&mut c)?;
+        while c.sep(b',') {
+            via_parts(&mut c)?;
+        }
+        c.finish("Via")
+    }
+
     fn parse_one(c: &mut Cursor<'_>) -> Result<Via, GrammarError> {
-        let name = c.token().ok_or(GrammarError {
-            what: "Via protocol",
-        })?;
-        if !c.sep(b'/') {
-            return err("Via protocol");
-        }
-        let version = c.token().ok_or(GrammarError {
-            what: "Via version",
-        })?;
-        if !c.sep(b'/') {
-            return err("Via protocol");
-        }
-        let transport = c.token().ok_or(GrammarError {
-            what: "Via transport",
-        })?;
-        if !c.skip_ws() {
-            return err("Via sent-by");
-        }
-        let rest = c.rest();
-        let end = rest
-            .find(|ch: char| matches!(ch, ';' | ',' | ' ' | '\t'))
-            .unwrap_or(rest.len());
-        let mut hostport = rest[..end].to_string();
-        c.pos += end;
-        // `host COLON port` where COLON allows whitespace around it.
-        if c.sep(b':') {
-            let rest = c.rest();
-            let end = rest
-                .find(|ch: char| !ch.is_ascii_digit())
-                .unwrap_or(rest.len());
-            hostport.push(':');
-            hostport.push_str(&rest[..end]);
-            c.pos += end;
-        }
-        let (host, port) = parse_hostport(&hostport)?;
-        let params = c.params()?;
+        let p = via_parts(c)?;
         Ok(Via {
-            protocol: format!("{name}/{version}"),
-            transport: transport.to_ascii_uppercase(),
-            host,
-            port,
-            params,
+            protocol: format!("{}/{}", p.name, p.version),
+            transport: p.transport.to_ascii_uppercase(),
+            host: p.host.to_string(),
+            port: p.port,
+            params: Cursor::new(p.params).params()?,
         })
     }
 
@@ -788,6 +912,66 @@ impl fmt::Display for Via {
             self.params
         )
     }
+}
+
+/// The validated pieces of one Via value.
+struct ViaParts<'a> {
+    name: &'a str,
+    version: &'a str,
+    transport: &'a str,
+    host: &'a str,
+    port: Option<u16>,
+    params: &'a str,
+}
+
+fn via_parts<'a>(c: &mut Cursor<'a>) -> Result<ViaParts<'a>, GrammarError> {
+    let name = c.token().ok_or(GrammarError {
+        what: "Via protocol",
+    })?;
+    if !c.sep(b'/') {
+        return err("Via protocol");
+    }
+    let version = c.token().ok_or(GrammarError {
+        what: "Via version",
+    })?;
+    if !c.sep(b'/') {
+        return err("Via protocol");
+    }
+    let transport = c.token().ok_or(GrammarError {
+        what: "Via transport",
+    })?;
+    if !c.skip_ws() {
+        return err("Via sent-by");
+    }
+    let rest = c.rest();
+    let end = rest
+        .bytes()
+        .position(|ch| matches!(ch, b';' | b',' | b' ' | b'\t'))
+        .unwrap_or(rest.len());
+    let (host, mut port) = hostport_parts(&rest[..end])?;
+    c.pos += end;
+    // `host COLON port` where COLON allows whitespace around it.
+    if c.sep(b':') {
+        let rest = c.rest();
+        let end = rest
+            .bytes()
+            .position(|ch| !ch.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if port.is_some() {
+            return err("port");
+        }
+        port = Some(parse_port(&rest[..end])?);
+        c.pos += end;
+    }
+    let params = c.skip_params()?;
+    Ok(ViaParts {
+        name,
+        version,
+        transport,
+        host,
+        port,
+        params,
+    })
 }
 
 /// `CSeq: 1*DIGIT LWS Method` with the number below 2^31 (§8.1.1.5).
@@ -931,5 +1115,70 @@ mod tests {
         assert!(parse_cseq("2147483648 INVITE").is_err());
         assert!(parse_cseq("12INVITE").is_err());
         assert!(parse_cseq("INVITE").is_err());
+    }
+
+    #[test]
+    fn hostnames() {
+        for ok in [
+            "a",
+            "example.com",
+            "example.com.",
+            "a-b.c1",
+            "192.0.2.1",
+            "1a",
+            "x.y-z.w",
+        ] {
+            assert!(is_hostname_or_ipv4(ok), "{ok}");
+        }
+        for bad in [
+            "", ".", "a..", "a..b", ".a", "-a", "a-", "a-.b", "a.-b", "a_b", "a b", "é.com",
+            "a.b..",
+        ] {
+            assert!(!is_hostname_or_ipv4(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn check_agrees_with_parse() {
+        for s in [
+            "\"A\" <sip:a@b;x=1?h=v>;tag=1",
+            "tok1  tok2<sip:a@b>",
+            "sip:a@b;tag=2",
+            "<tel:+1555>;p",
+            "sip:a@b?x=1",
+            "<sip:a@b",
+            "\"x\" sip:a@b",
+            "<sip:a@[::1]:5060>;q=0.5, <sip:c@d>",
+        ] {
+            assert_eq!(
+                NameAddr::check(s).is_ok(),
+                NameAddr::parse(s).is_ok(),
+                "{s}"
+            );
+            assert_eq!(
+                NameAddr::check_list(s).is_ok(),
+                NameAddr::parse_list(s).is_ok(),
+                "{s}"
+            );
+        }
+        for s in [
+            "SIP/2.0/UDP h:5060 ; branch=z9hG4bK1",
+            "SIP/2.0/UDP h : 5060;rport",
+            "SIP/2.0/UDP h:5060:5061",
+            "SIP/2.0/UDP h:5060 :5061",
+            "SIP/2.0/UDP [::1] : 5060",
+            "SIP/2.0/UDP h: ",
+        ] {
+            assert_eq!(
+                Via::check_list(s).is_ok(),
+                Via::parse_list(s).is_ok(),
+                "{s}"
+            );
+        }
+        let v = Via::parse_list("SIP/2.0/UDP h : 5060;rport").unwrap();
+        assert_eq!((v[0].host.as_str(), v[0].port), ("h", Some(5060)));
+        assert!(Via::parse_list("SIP/2.0/UDP h:5060 :5061").is_err());
+        let n = NameAddr::parse("tok1  \ttok2<sip:a@b>").unwrap();
+        assert_eq!(n.display.as_deref(), Some("tok1 tok2"));
     }
 }

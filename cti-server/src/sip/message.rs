@@ -9,6 +9,7 @@
 //! Content-Length is not stored as a header: it is checked at parse time against the datagram
 //! or stream frame and printed from the body's length, so a printed message is always framed.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
@@ -90,48 +91,60 @@ impl HeaderName {
                 _ => {}
             }
         }
-        const KNOWN: &[(&str, HeaderName)] = &[
-            ("via", Via),
-            ("from", From),
-            ("to", To),
-            ("call-id", CallId),
-            ("cseq", CSeq),
-            ("contact", Contact),
-            ("max-forwards", MaxForwards),
-            ("content-length", ContentLength),
-            ("content-type", ContentType),
-            ("accept", Accept),
-            ("allow", Allow),
-            ("allow-events", AllowEvents),
-            ("authorization", Authorization),
-            ("content-disposition", ContentDisposition),
-            ("content-encoding", ContentEncoding),
-            ("date", Date),
-            ("event", Event),
-            ("expires", Expires),
-            ("min-expires", MinExpires),
-            ("min-se", MinSe),
-            ("proxy-authenticate", ProxyAuthenticate),
-            ("proxy-authorization", ProxyAuthorization),
-            ("proxy-require", ProxyRequire),
-            ("reason", Reason),
-            ("record-route", RecordRoute),
-            ("refer-to", ReferTo),
-            ("referred-by", ReferredBy),
-            ("replaces", Replaces),
-            ("require", Require),
-            ("retry-after", RetryAfter),
-            ("route", Route),
-            ("server", Server),
-            ("session-expires", SessionExpires),
-            ("subject", Subject),
-            ("supported", Supported),
-            ("unsupported", Unsupported),
-            ("user-agent", UserAgent),
-            ("warning", Warning),
-            ("www-authenticate", WwwAuthenticate),
-        ];
-        KNOWN
+        // Candidates by length, then one case-insensitive comparison each (no scan over every
+        // known name, no allocation unless the name is unknown).
+        let candidates: &[(&str, HeaderName)] = match s.len() {
+            2 => &[("to", To)],
+            3 => &[("via", Via)],
+            4 => &[("from", From), ("cseq", CSeq), ("date", Date)],
+            5 => &[("allow", Allow), ("event", Event), ("route", Route)],
+            6 => &[
+                ("accept", Accept),
+                ("reason", Reason),
+                ("server", Server),
+                ("min-se", MinSe),
+            ],
+            7 => &[
+                ("call-id", CallId),
+                ("contact", Contact),
+                ("expires", Expires),
+                ("require", Require),
+                ("subject", Subject),
+                ("warning", Warning),
+            ],
+            8 => &[("refer-to", ReferTo), ("replaces", Replaces)],
+            9 => &[("supported", Supported)],
+            10 => &[("user-agent", UserAgent)],
+            11 => &[
+                ("referred-by", ReferredBy),
+                ("retry-after", RetryAfter),
+                ("min-expires", MinExpires),
+                ("unsupported", Unsupported),
+            ],
+            12 => &[
+                ("max-forwards", MaxForwards),
+                ("content-type", ContentType),
+                ("allow-events", AllowEvents),
+                ("record-route", RecordRoute),
+            ],
+            13 => &[
+                ("authorization", Authorization),
+                ("proxy-require", ProxyRequire),
+            ],
+            14 => &[("content-length", ContentLength)],
+            15 => &[("session-expires", SessionExpires)],
+            16 => &[
+                ("content-encoding", ContentEncoding),
+                ("www-authenticate", WwwAuthenticate),
+            ],
+            18 => &[("proxy-authenticate", ProxyAuthenticate)],
+            19 => &[
+                ("content-disposition", ContentDisposition),
+                ("proxy-authorization", ProxyAuthorization),
+            ],
+            _ => &[],
+        };
+        candidates
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(s))
             .map(|(_, h)| h.clone())
@@ -475,9 +488,9 @@ fn parse_raw_head(head: &str) -> Result<RawHead, ParseError> {
 }
 
 fn parse_header_lines(start: RawStart, lines: LogicalLines<'_>) -> Result<RawHead, ParseError> {
-    let mut headers = Headers::new();
+    let mut headers = Headers(Vec::with_capacity(16));
     for line in lines {
-        let colon = line.find(':').filter(|&colon| {
+        let colon = memchr::memchr(b':', line.as_bytes()).filter(|&colon| {
             let name = line[..colon].trim_end_matches([' ', '\t']);
             !name.is_empty() && name.bytes().all(super::types::is_token_byte)
         });
@@ -489,7 +502,8 @@ fn parse_header_lines(start: RawStart, lines: LogicalLines<'_>) -> Result<RawHea
         };
         let name = line[..colon].trim_end_matches([' ', '\t']);
         let value = line[colon + 1..].trim_matches([' ', '\t']);
-        headers.push(HeaderName::parse(name), value);
+        let name = HeaderName::parse(name);
+        headers.push(name, value);
     }
     Ok(RawHead { start, headers })
 }
@@ -526,7 +540,7 @@ impl<'a> LogicalLines<'a> {
         if self.rest.is_empty() {
             return None;
         }
-        let (line, rest) = match self.rest.find('\n') {
+        let (line, rest) = match memchr::memchr(b'\n', self.rest.as_bytes()) {
             Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
             None => (self.rest, ""),
         };
@@ -535,10 +549,11 @@ impl<'a> LogicalLines<'a> {
     }
 }
 
-impl Iterator for LogicalLines<'_> {
-    type Item = String;
+impl<'a> Iterator for LogicalLines<'a> {
+    /// Borrowed unless continuation lines had to be joined.
+    type Item = Cow<'a, str>;
 
-    fn next(&mut self) -> Option<String> {
+    fn next(&mut self) -> Option<Cow<'a, str>> {
         let first = self.next_physical()?;
         let mut line: Option<String> = None;
         while self.rest.starts_with([' ', '\t']) {
@@ -547,7 +562,7 @@ impl Iterator for LogicalLines<'_> {
             l.push(' ');
             l.push_str(cont.trim_matches([' ', '\t']));
         }
-        Some(line.unwrap_or_else(|| first.to_string()))
+        Some(line.map_or(Cow::Borrowed(first), Cow::Owned))
     }
 }
 
@@ -721,7 +736,7 @@ fn check_common_headers(h: &Headers) -> Result<(), ParseErrorKind> {
     };
     let mut vias = 0;
     for v in h.get_all(&HeaderName::Via) {
-        header("Via", Via::parse_list(v).map(|_| ()))?;
+        header("Via", Via::check_list(v))?;
         vias += 1;
     }
     if vias == 0 {
@@ -730,11 +745,11 @@ fn check_common_headers(h: &Headers) -> Result<(), ParseErrorKind> {
     let from = h
         .get(&HeaderName::From)
         .ok_or(ParseErrorKind::Missing("From"))?;
-    header("From", NameAddr::parse(from).map(|_| ()))?;
+    header("From", NameAddr::check(from))?;
     let to = h
         .get(&HeaderName::To)
         .ok_or(ParseErrorKind::Missing("To"))?;
-    header("To", NameAddr::parse(to).map(|_| ()))?;
+    header("To", NameAddr::check(to))?;
     let call_id = h
         .get(&HeaderName::CallId)
         .ok_or(ParseErrorKind::Missing("Call-ID"))?;
@@ -750,12 +765,12 @@ fn check_common_headers(h: &Headers) -> Result<(), ParseErrorKind> {
     header("CSeq", grammar::parse_cseq(cseq).map(|_| ()))?;
     for c in h.get_all(&HeaderName::Contact) {
         if c != "*" {
-            header("Contact", NameAddr::parse_list(c).map(|_| ()))?;
+            header("Contact", NameAddr::check_list(c))?;
         }
     }
     for name in [HeaderName::Route, HeaderName::RecordRoute] {
         for r in h.get_all(&name) {
-            header("Route", NameAddr::parse_list(r).map(|_| ()))?;
+            header("Route", NameAddr::check_list(r))?;
         }
     }
     if let Some(e) = h.get(&HeaderName::Expires)
@@ -1314,5 +1329,61 @@ Content-Length: 4\r\n\r\nv=0\r";
         assert_eq!(resp.headers.get(&HeaderName::CSeq), Some("314159 INVITE"));
         assert_eq!(resp.headers.count(&HeaderName::From), 1);
         assert!(SipMessage::parse(&resp.to_bytes()).is_ok());
+    }
+
+    #[test]
+    fn header_names_parse_back_case_insensitively() {
+        use HeaderName::*;
+        let all = [
+            Accept,
+            Allow,
+            AllowEvents,
+            Authorization,
+            CallId,
+            Contact,
+            ContentDisposition,
+            ContentEncoding,
+            ContentLength,
+            ContentType,
+            CSeq,
+            Date,
+            Event,
+            Expires,
+            From,
+            MaxForwards,
+            MinExpires,
+            MinSe,
+            ProxyAuthenticate,
+            ProxyAuthorization,
+            ProxyRequire,
+            Reason,
+            RecordRoute,
+            ReferTo,
+            ReferredBy,
+            Replaces,
+            Require,
+            RetryAfter,
+            Route,
+            Server,
+            SessionExpires,
+            Subject,
+            Supported,
+            To,
+            Unsupported,
+            UserAgent,
+            Via,
+            Warning,
+            WwwAuthenticate,
+        ];
+        for h in all {
+            let name = h.as_str();
+            assert_eq!(HeaderName::parse(name), h);
+            assert_eq!(HeaderName::parse(&name.to_ascii_lowercase()), h);
+            assert_eq!(HeaderName::parse(&name.to_ascii_uppercase()), h);
+        }
+        assert_eq!(HeaderName::parse("v"), Via);
+        assert_eq!(HeaderName::parse("X-Foo"), Other("X-Foo".into()));
+        assert_eq!(HeaderName::parse("Vía"), Other("Vía".into()));
+        assert_eq!(HeaderName::parse("Tos"), Other("Tos".into()));
     }
 }
