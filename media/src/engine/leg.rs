@@ -32,6 +32,9 @@ pub struct LegConfig {
     pub media_timeout: Duration,
     /// RTCP report interval (RFC 3550 §6.2: 5 s minimum for the fixed part).
     pub rtcp_interval: Duration,
+    /// The peer multiplexes RTCP on the RTP port (RFC 5761, `a=rtcp-mux`). Without it our
+    /// reports go to the RTP port + 1 (RFC 3550 §11).
+    pub rtcp_mux: bool,
     /// Run the Goertzel detector on received audio (phones sending in-band DTMF).
     pub detect_inband_dtmf: bool,
     /// RTCP CNAME.
@@ -49,6 +52,7 @@ impl LegConfig {
             symmetric: true,
             media_timeout: Duration::from_secs(30),
             rtcp_interval: Duration::from_secs(5),
+            rtcp_mux: false,
             detect_inband_dtmf: false,
             cname: "media@cti".into(),
         }
@@ -425,9 +429,12 @@ impl Leg {
 
     // RFC 3550 §6.4: SR if we sent since the last report, else RR; always with SDES CNAME.
     fn send_report(&mut self, now: Instant) {
-        let Some(destination) = self.remote else {
+        let Some(mut destination) = self.remote else {
             return;
         };
+        if !self.cfg.rtcp_mux {
+            destination.set_port(destination.port().wrapping_add(1));
+        }
         let block = self.rx_stats.report_block(now);
         let blocks: Vec<_> = block.into_iter().collect();
         let mut out = Vec::new();
@@ -450,7 +457,6 @@ impl Leg {
             rtcp::write_receiver_report(self.stream.ssrc(), &blocks, &self.cfg.cname, &mut out);
         }
         self.packets_at_last_report = sent;
-        // rtcp-mux (RFC 5761): RTCP goes to the RTP address.
         self.transmits.push_back(Transmit {
             destination,
             payload: out,
@@ -616,11 +622,29 @@ mod tests {
     }
 
     #[test]
+    fn without_rtcp_mux_reports_go_to_the_next_port() {
+        let t0 = Instant::now();
+        let mut cfg = LegConfig::new(Codec::Pcmu);
+        cfg.remote = Some(addr(4000));
+        cfg.symmetric = false;
+        let mut l = Leg::new(cfg, t0, Ssrc(1), 0, 0).unwrap();
+        l.handle_timeout(t0 + Duration::from_secs(5));
+        let report = l.poll_transmit().unwrap();
+        assert_eq!(report.destination, addr(4001));
+        // Nothing sent yet: a receiver report.
+        assert!(matches!(
+            rtcp::parse_compound(&report.payload).unwrap()[0],
+            RtcpPacket::ReceiverReport { .. }
+        ));
+    }
+
+    #[test]
     fn media_timeout_and_rtcp_reports() {
         let t0 = Instant::now();
         let mut cfg = LegConfig::new(Codec::Pcmu);
         cfg.media_timeout = Duration::from_secs(2);
         cfg.remote = Some(addr(7));
+        cfg.rtcp_mux = true;
         let mut l = Leg::new(cfg, t0, Ssrc(1), 0, 0).unwrap();
         for i in 0..10u16 {
             l.handle_datagram(t0, addr(7), &rtp(i, 0, &[0xFF; 160]))
@@ -637,6 +661,7 @@ mod tests {
         assert_eq!(l.poll_event(), None, "reported once");
         l.handle_timeout(t0 + Duration::from_secs(5));
         let report = l.poll_transmit().expect("an RTCP report");
+        assert_eq!(report.destination, addr(7), "rtcp-mux: same port as RTP");
         let parsed = rtcp::parse_compound(&report.payload).unwrap();
         match &parsed[0] {
             RtcpPacket::SenderReport {

@@ -149,7 +149,7 @@ enum Op {
     Play(LegId, Arc<Prompt>, PlayOptions),
     StopPrompt(LegId),
     SendDtmf(LegId, Digit),
-    StartRecording(RoomId, LegId, PathBuf),
+    StartRecording(RoomId, LegId, Box<Recorder>),
     StopRecording(RoomId),
     Stats(LegId),
     Shutdown,
@@ -159,7 +159,7 @@ enum Reply {
     Done,
     Answer(String),
     Bound(SocketAddr),
-    Recording(RecordingSummary),
+    Recorder(Box<Recorder>),
     Stats(LegStats),
 }
 
@@ -266,19 +266,27 @@ impl MediaHandle {
     }
 
     /// Records a room: left channel = what `customer` says, right = what the customer hears.
+    /// The file is created here, on a blocking thread, never on the engine task.
     pub async fn start_recording(
         &self,
         room: RoomId,
         customer: LegId,
         path: PathBuf,
     ) -> Result<(), EngineError> {
-        self.done(Op::StartRecording(room, customer, path)).await
+        let rec =
+            tokio::task::spawn_blocking(move || Recorder::create(path, RecorderConfig::default()))
+                .await
+                .map_err(|_| EngineError::Stopped)??;
+        self.done(Op::StartRecording(room, customer, Box::new(rec)))
+            .await
     }
 
-    /// Finishes a room's recording.
+    /// Finishes a room's recording (the final flush runs on a blocking thread).
     pub async fn stop_recording(&self, room: RoomId) -> Result<RecordingSummary, EngineError> {
         match self.call(Op::StopRecording(room)).await? {
-            Reply::Recording(s) => Ok(s),
+            Reply::Recorder(rec) => Ok(tokio::task::spawn_blocking(move || rec.finish())
+                .await
+                .map_err(|_| EngineError::Stopped)??),
             _ => Err(EngineError::Stopped),
         }
     }
@@ -491,11 +499,8 @@ impl Engine {
         for (_, entry) in self.legs.drain() {
             entry.reader.abort();
         }
-        for (_, room) in self.rooms.drain() {
-            if let Some((rec, _)) = room.recording {
-                let _ = rec.finish();
-            }
-        }
+        // Dropping a recorder closes its queue; its writer thread finalizes the file.
+        self.rooms.clear();
     }
 
     fn datagram(&mut self, now: Instant, id: LegId, from: SocketAddr, data: &[u8]) {
@@ -724,9 +729,8 @@ impl Engine {
                         entry.room = None;
                     }
                 }
-                if let Some((rec, _)) = room.recording {
-                    rec.finish()?;
-                }
+                // Dropping the recorder lets its writer thread finalize the file on its own.
+                drop(room);
                 Ok(Reply::Done)
             }
             Op::Join(room_id, leg_id) => {
@@ -766,13 +770,11 @@ impl Engine {
                 // Browser agents get keys over the CTI WebSocket, not RTP.
                 AnyLeg::Browser(_) => Err(EngineError::NotRtpLeg(id)),
             },
-            Op::StartRecording(room_id, customer, path) => {
+            Op::StartRecording(room_id, customer, rec) => {
                 self.participant(room_id, customer)?;
                 let room = self.room_mut(room_id)?;
-                let rec = Recorder::create(path, RecorderConfig::default())?;
-                if let Some((old, _)) = room.recording.replace((rec, customer)) {
-                    old.finish()?;
-                }
+                // A replaced recording is finalized by its writer thread when dropped.
+                room.recording = Some((*rec, customer));
                 Ok(Reply::Done)
             }
             Op::StopRecording(room_id) => {
@@ -781,8 +783,7 @@ impl Engine {
                     .recording
                     .take()
                     .ok_or(EngineError::NotRecording(room_id))?;
-                // Joining the writer thread happens off the tick only at call end.
-                Ok(Reply::Recording(rec.finish()?))
+                Ok(Reply::Recorder(Box::new(rec)))
             }
             Op::Stats(id) => Ok(Reply::Stats(self.leg_mut(id)?.leg.stats())),
             Op::Shutdown => Ok(Reply::Done),
