@@ -19,7 +19,7 @@ use crate::codec::g711::FRAME_SAMPLES;
 use crate::codec::telephone_event::Digit;
 use crate::mixer::{MixerError, ParticipantId, Room};
 use crate::prompt::{PlayEnd, PlayOptions, Prompt, PromptPlayer};
-use crate::recorder::{Recorder, RecorderConfig, RecorderError, RecordingSummary};
+use crate::recorder::{Marker, Recorder, RecorderConfig, RecorderError, RecordingSummary};
 use crate::rtp::Ssrc;
 use crate::webrtc::{BrowserLeg, WebRtcError};
 use std::collections::HashMap;
@@ -151,6 +151,7 @@ enum Op {
     SendDtmf(LegId, Digit),
     StartRecording(RoomId, LegId, Box<Recorder>),
     StopRecording(RoomId),
+    PauseRecording(RoomId, bool),
     Stats(LegId),
     Shutdown,
 }
@@ -160,6 +161,7 @@ enum Reply {
     Answer(String),
     Bound(SocketAddr),
     Recorder(Box<Recorder>),
+    Marker(Marker),
     Stats(LegStats),
 }
 
@@ -287,6 +289,15 @@ impl MediaHandle {
             Reply::Recorder(rec) => Ok(tokio::task::spawn_blocking(move || rec.finish())
                 .await
                 .map_err(|_| EngineError::Stopped)??),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    /// Pauses (`true`) or resumes a room's recording; silence is recorded while paused.
+    /// Returns the marker for the call record (offset into the file).
+    pub async fn pause_recording(&self, room: RoomId, paused: bool) -> Result<Marker, EngineError> {
+        match self.call(Op::PauseRecording(room, paused)).await? {
+            Reply::Marker(m) => Ok(m),
             _ => Err(EngineError::Stopped),
         }
     }
@@ -784,6 +795,18 @@ impl Engine {
                     .take()
                     .ok_or(EngineError::NotRecording(room_id))?;
                 Ok(Reply::Recorder(Box::new(rec)))
+            }
+            Op::PauseRecording(room_id, paused) => {
+                let room = self.room_mut(room_id)?;
+                let (rec, _) = room
+                    .recording
+                    .as_mut()
+                    .ok_or(EngineError::NotRecording(room_id))?;
+                Ok(Reply::Marker(if paused {
+                    rec.pause()
+                } else {
+                    rec.resume()
+                }))
             }
             Op::Stats(id) => Ok(Reply::Stats(self.leg_mut(id)?.leg.stats())),
             Op::Shutdown => Ok(Reply::Done),

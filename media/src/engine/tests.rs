@@ -438,3 +438,37 @@ async fn two_phones_and_a_browser_bridge_through_one_room() {
     }
     assert_eq!(pool.available(), pool.total());
 }
+
+#[tokio::test]
+async fn recording_pause_and_resume_return_markers_in_media_time() {
+    let (media, _events, task, _pool) = engine(42050..=42051);
+    let leg = LegId(1);
+    let room = RoomId(1);
+    media
+        .create_leg(leg, LegConfig::new(Codec::Pcmu))
+        .await
+        .unwrap();
+    media.create_room(room).await.unwrap();
+    media.join(room, leg).await.unwrap();
+    assert!(matches!(
+        media.pause_recording(room, true).await,
+        Err(EngineError::NotRecording(_))
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    media
+        .start_recording(room, leg, dir.path().join("p.wav"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let paused = media.pause_recording(room, true).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resumed = media.pause_recording(room, false).await.unwrap();
+    assert!(paused.paused && !resumed.paused);
+    assert!(paused.at > Duration::ZERO && resumed.at > paused.at);
+    let summary = media.stop_recording(room).await.unwrap();
+    assert!(summary.duration >= resumed.at);
+    let r = hound::WavReader::open(&summary.path).unwrap();
+    assert_eq!(r.duration() as u128 * 125, summary.duration.as_micros());
+    media.shutdown().await.unwrap();
+    task.await.unwrap();
+}
