@@ -471,6 +471,26 @@ mod tests {
         assert!((fl - 1000.0).abs() < 3.0 && (ll / expected - 1.0).abs() < 0.2);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Random datagrams (including STUN- and DTLS-looking first bytes) never panic.
+        #[test]
+        fn random_datagrams_never_panic_a_browser_leg(
+            first in proptest::prelude::any::<u8>(),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            let t0 = Instant::now();
+            let mut leg = BrowserLeg::new(t0, "10.0.0.1:30000".parse().unwrap()).unwrap();
+            let (_, offer) = test_browser::TestBrowser::new(t0, "10.0.0.2:5000".parse().unwrap());
+            leg.accept_offer(t0, &offer).unwrap();
+            let mut d = vec![first];
+            d.extend_from_slice(&body);
+            let _ = leg.handle_datagram(t0, "10.0.0.2:5000".parse().unwrap(), &d);
+            leg.handle_timeout(t0 + Duration::from_millis(20));
+            let _ = leg.receive_frame(t0);
+        }
+    }
+
     #[test]
     fn garbage_offers_and_datagrams_are_errors() {
         let t0 = Instant::now();

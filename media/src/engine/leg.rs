@@ -490,6 +490,39 @@ impl Leg {
 mod tests {
     use super::*;
     use crate::rtp::RtpHeader;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever arrives on the socket — random bytes, or RTP/RTCP-looking headers with
+        /// random bodies for every codec — the leg returns Ok or Err and keeps working.
+        #[test]
+        fn no_datagram_panics_a_leg(
+            datagrams in proptest::collection::vec(
+                (0u8..4, any::<u8>(), proptest::collection::vec(any::<u8>(), 0..200)), 1..40),
+            codec in prop_oneof![Just(Codec::Pcmu), Just(Codec::Pcma), Just(Codec::Opus)],
+        ) {
+            let t0 = Instant::now();
+            let mut cfg = LegConfig::new(codec);
+            cfg.detect_inband_dtmf = true;
+            let mut l = Leg::new(cfg, t0, Ssrc(1), 0, 0).unwrap();
+            for (i, (shape, b1, body)) in datagrams.into_iter().enumerate() {
+                let now = t0 + Duration::from_millis(20 * i as u64);
+                let mut d = match shape {
+                    0 => vec![],
+                    1 => vec![0x80, b1],                      // RTP-ish, random PT
+                    2 => vec![0x80, 200 + b1 % 24],           // RTCP-ish
+                    _ => vec![0x80, codec.default_payload_type().get()],
+                };
+                d.extend_from_slice(&body);
+                let _ = l.handle_datagram(now, addr(9), &d);
+                let _ = l.receive_frame(now);
+                l.send_frame(&[0; 160]).unwrap();
+                l.handle_timeout(now);
+                while l.poll_transmit().is_some() {}
+                while l.poll_event().is_some() {}
+            }
+        }
+    }
     use crate::test_signal::{dominant_frequency, sine};
 
     fn addr(port: u16) -> SocketAddr {

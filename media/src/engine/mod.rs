@@ -751,7 +751,10 @@ impl Engine {
                 let pid = self.room_mut(room_id)?.room.join();
                 let entry = self.leg_mut(leg_id)?;
                 entry.room = Some((room_id, pid));
-                entry.leg.source_changed();
+                // The room becomes the source only if no prompt is playing over it.
+                if entry.player.is_none() {
+                    entry.leg.source_changed();
+                }
                 Ok(Reply::Done)
             }
             Op::SetHears(room_id, listener, speaker, hears) => {

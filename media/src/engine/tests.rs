@@ -472,3 +472,77 @@ async fn recording_pause_and_resume_return_markers_in_media_time() {
     media.shutdown().await.unwrap();
     task.await.unwrap();
 }
+
+/// RFC 3550 continuity: a leg hears a prompt, then the agent through the room. The phone
+/// sees one SSRC, sequence numbers +1 and timestamps +160 throughout, and a marker bit where
+/// the source changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_from_prompt_to_agent_keeps_one_continuous_stream() {
+    let (media, _events, task, _pool) = engine(42060..=42063);
+    let (customer, agent, room) = (LegId(1), LegId(2), RoomId(1));
+    let phone = Phone::new(Codec::Pcmu).await;
+    let mut cfg = LegConfig::new(Codec::Pcmu);
+    cfg.remote = Some(phone.socket.local_addr().unwrap());
+    media.create_leg(customer, cfg).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("welcome.wav");
+    let mut w = hound::WavWriter::create(
+        &path,
+        hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        },
+    )
+    .unwrap();
+    for s in sine(300.0, 5000.0, 160 * 15, 8000) {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    let prompt = Arc::new(Prompt::load(&path).unwrap());
+    let listen = phone.listen(Duration::from_millis(1300));
+    // The IVR greets the caller; meanwhile the agent is connected in the room.
+    media
+        .play(customer, prompt, PlayOptions::default())
+        .await
+        .unwrap();
+    let agent_addr = media
+        .create_leg(agent, LegConfig::new(Codec::Pcmu))
+        .await
+        .unwrap();
+    media.create_room(room).await.unwrap();
+    media.join(room, customer).await.unwrap();
+    media.join(room, agent).await.unwrap();
+    media.set_hears(room, customer, agent, true).await.unwrap();
+    let agent_phone = Phone::new(Codec::Pcmu).await;
+    agent_phone
+        .talk(agent_addr, sine(1000.0, 8000.0, 160 * 50, 8000), None)
+        .await
+        .unwrap();
+    let heard = listen.await.unwrap();
+    let h = &heard.headers;
+    assert!(h.len() > 40, "{} packets", h.len());
+    assert!(h.iter().all(|x| x.ssrc == h[0].ssrc));
+    for w in h.windows(2) {
+        assert_eq!(w[1].sequence, w[0].sequence.wrapping_add(1));
+        assert_eq!(w[1].timestamp, w[0].timestamp.wrapping_add(160));
+    }
+    // The prompt came first (300 Hz), then the agent (1 kHz), with a marker at the switch.
+    assert!((dominant_frequency(&heard.audio[160..160 * 14], 8000) - 300.0).abs() < 3.0);
+    let tail = &heard.audio[heard.audio.len() - 160 * 20..];
+    assert!((dominant_frequency(tail, 8000) - 1000.0).abs() < 3.0);
+    assert!(h[0].marker);
+    assert!(
+        h[1..15].iter().all(|x| !x.marker),
+        "no marker inside the prompt"
+    );
+    assert_eq!(
+        h[15..].iter().filter(|x| x.marker).count(),
+        1,
+        "one marker at the switch"
+    );
+    assert!(h[15].marker);
+    media.shutdown().await.unwrap();
+    task.await.unwrap();
+}
