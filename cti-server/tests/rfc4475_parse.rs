@@ -906,3 +906,27 @@ fn all_files_concatenated_on_one_stream() {
         );
     }
 }
+
+/// Prints the datagram and stream verdict of every file:
+/// `cargo test -p cti-server --test rfc4475_parse -- --ignored --nocapture verdict_table`.
+#[test]
+#[ignore = "report helper"]
+fn verdict_table() {
+    for name in all_names() {
+        let bytes = load(&name);
+        let dgram = match SipMessage::parse(&bytes) {
+            Ok(SipMessage::Request(r)) => format!("Ok request {}", r.method),
+            Ok(SipMessage::Response(r)) => format!("Ok response {}", r.code),
+            Err(e) => {
+                let answer = e
+                    .raw
+                    .as_ref()
+                    .and_then(|raw| Response::for_raw_request(raw, 400, "Bad Request"))
+                    .map_or("no answer", |_| "answerable");
+                format!("Err {:?} ({answer})", e.kind)
+            }
+        };
+        let (msgs, tail) = frames(&bytes);
+        println!("| {name} | {dgram} | {} msg, tail {tail:?} |", msgs.len());
+    }
+}
