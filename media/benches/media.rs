@@ -246,5 +246,21 @@ fn relay(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, g711, mixer, jitter, opus, recorder, relay);
+fn udp(c: &mut Criterion) {
+    // The two system calls the engine adds per relayed packet (one recv, one send), on
+    // loopback, to put the sans-IO relay figure in context.
+    let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = b.local_addr().unwrap();
+    let packet = [0u8; 172];
+    let mut buf = [0u8; 2048];
+    c.bench_function("udp_loopback_send_and_recv_172_bytes", |bench| {
+        bench.iter(|| {
+            a.send_to(black_box(&packet), to).unwrap();
+            black_box(b.recv_from(&mut buf).unwrap());
+        })
+    });
+}
+
+criterion_group!(benches, g711, mixer, jitter, opus, recorder, relay, udp);
 criterion_main!(benches);
