@@ -425,6 +425,11 @@ mod tests {
         let (mut browser, offer) = TestBrowser::new(t0, browser_addr);
         let answer = leg.accept_offer(t0, &offer).unwrap();
         assert!(answer.contains("a=ice-lite"), "{answer}");
+        assert!(answer.contains("a=rtcp-mux"), "{answer}");
+        assert!(
+            answer.contains("a=fingerprint:sha-256"),
+            "DTLS-SRTP: {answer}"
+        );
         assert!(answer.to_lowercase().contains("opus/48000/2"));
         browser.accept_answer(t0, &answer);
         let to_leg = sine(1000.0, 8000.0, 8000 * 3, 8000);

@@ -248,6 +248,9 @@ impl Leg {
             self.timed_out = false;
             self.events.push_back(LegEvent::MediaResumed);
         }
+        // RFC 3550 statistics cover the whole SSRC, events included, or every key press
+        // would look like loss in our reports.
+        self.rx_stats.on_packet(now, &p.header);
         if is_event {
             for e in self.dtmf_rx.on_packet(&p.header, p.payload)? {
                 if let DtmfEvent::Pressed(d) = e {
@@ -257,7 +260,6 @@ impl Leg {
             }
             return Ok(());
         }
-        self.rx_stats.on_packet(now, &p.header);
         self.jitter.push(now, &p.header, p.payload);
         Ok(())
     }
@@ -652,6 +654,34 @@ mod tests {
             .map(|t| RtpPacket::parse(&t.payload).unwrap().header.sequence)
             .collect();
         assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+
+    #[test]
+    fn key_presses_do_not_count_as_loss() {
+        let t0 = Instant::now();
+        let mut l = leg(t0);
+        let ev = crate::codec::telephone_event::EventPayload {
+            event: 1,
+            end: false,
+            volume: 10,
+            duration: 160,
+        };
+        // Audio 0..10, events 10..14 in the same sequence space, audio 14..30.
+        for seq in 0..30u16 {
+            let d = if (10..14).contains(&seq) {
+                rtp(seq, 101, &ev.to_bytes())
+            } else {
+                rtp(seq, 0, &[0xFF; 160])
+            };
+            l.handle_datagram(t0 + Duration::from_millis(20 * seq as u64), addr(9), &d)
+                .unwrap();
+        }
+        assert_eq!(l.stats().reception.lost, 0);
+        assert_eq!(
+            l.stats().reception.expected,
+            29,
+            "first packet spent on probation"
+        );
     }
 
     #[test]
