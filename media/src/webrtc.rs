@@ -267,6 +267,13 @@ impl BrowserLeg {
             packets_sent: self.packets_sent,
             remote_fraction_lost: None,
             round_trip: None,
+            // Every received frame is either played, late, duplicate or dropped by the
+            // jitter buffer; concealed frames are the ones that never arrived.
+            packets_received_total: {
+                let j = self.jitter.stats();
+                j.played + j.late + j.duplicates + j.dropped
+            },
+            packets_lost_total: self.jitter.stats().concealed as i64,
         }
     }
 

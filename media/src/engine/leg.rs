@@ -81,6 +81,11 @@ pub struct LegStats {
     pub remote_fraction_lost: Option<u8>,
     /// Round-trip time from the far end's report blocks.
     pub round_trip: Option<Duration>,
+    /// RTP packets received over the leg's life, across source (SSRC) changes — `reception`
+    /// restarts with each new source as RFC 3550 requires; call records want the total.
+    pub packets_received_total: u64,
+    /// Packets lost over the leg's life, summed over every source seen.
+    pub packets_lost_total: i64,
 }
 
 /// Something the call actor should hear about.
@@ -149,6 +154,8 @@ pub struct Leg {
     dtmf_rx: DtmfReceiver,
     dtmf_tx: DtmfSender,
     tone: Option<ToneDetector>,
+    /// The phone sends RFC 4733: tones it also leaves in the audio are not reported twice.
+    seen_rfc4733: bool,
     last_rtp: Instant,
     timed_out: bool,
     next_report: Instant,
@@ -159,6 +166,8 @@ pub struct Leg {
     events: VecDeque<LegEvent>,
     pcm: Vec<i16>,
     payload: Vec<u8>,
+    received_total: u64,
+    lost_previous_sources: i64,
 }
 
 impl Leg {
@@ -186,6 +195,7 @@ impl Leg {
             dtmf_rx: DtmfReceiver::default(),
             dtmf_tx: DtmfSender::default(),
             tone: cfg.detect_inband_dtmf.then(ToneDetector::new),
+            seen_rfc4733: false,
             last_rtp: now,
             timed_out: false,
             next_report: now + cfg.rtcp_interval,
@@ -196,8 +206,38 @@ impl Leg {
             events: VecDeque::new(),
             pcm: Vec::with_capacity(960),
             payload: Vec::with_capacity(1500),
+            received_total: 0,
+            lost_previous_sources: 0,
             cfg,
         })
+    }
+
+    /// Applies a renegotiated configuration (an SDP answer or re-INVITE changed codec, payload
+    /// types or address) while keeping the outgoing stream: same SSRC, sequence numbers and
+    /// timestamps continue (RFC 3550 §5.1), so the far end sees one stream.
+    pub fn reconfigure(&mut self, cfg: LegConfig) -> Result<(), CodecError> {
+        if cfg.codec != self.cfg.codec {
+            self.decoder = Decoder::new(cfg.codec)?;
+            self.encoder = Encoder::new(cfg.codec)?;
+            self.jitter = JitterBuffer::new(JitterConfig {
+                clock_rate: cfg.codec.rtp_clock_rate(),
+                ..JitterConfig::default()
+            });
+            self.rx_stats = ReceiverStats::new(cfg.codec.rtp_clock_rate());
+        }
+        if let Some(remote) = cfg.remote
+            && Some(remote) != self.remote
+        {
+            self.remote = Some(remote);
+            self.last_from_remote = None;
+        }
+        self.tone = if cfg.detect_inband_dtmf {
+            self.tone.take().or_else(|| Some(ToneDetector::new()))
+        } else {
+            None
+        };
+        self.cfg = cfg;
+        Ok(())
     }
 
     /// Where we send to now.
@@ -249,9 +289,19 @@ impl Leg {
             self.events.push_back(LegEvent::MediaResumed);
         }
         // RFC 3550 statistics cover the whole SSRC, events included, or every key press
-        // would look like loss in our reports.
+        // would look like loss in our reports. They restart with a new source, so the loss
+        // of the previous one is folded into the leg's total first.
+        if self
+            .rx_stats
+            .current_ssrc()
+            .is_some_and(|s| s != p.header.ssrc)
+        {
+            self.lost_previous_sources += i64::from(self.rx_stats.summary().lost.max(0));
+        }
         self.rx_stats.on_packet(now, &p.header);
+        self.received_total += 1;
         if is_event {
+            self.seen_rfc4733 = true;
             for e in self.dtmf_rx.on_packet(&p.header, p.payload)? {
                 if let DtmfEvent::Pressed(d) = e {
                     self.events
@@ -325,7 +375,9 @@ impl Leg {
         frame[..n].copy_from_slice(&self.pcm[..n]);
         if let Some(det) = self.tone.as_mut() {
             for d in det.feed(&frame) {
-                self.events.push_back(LegEvent::Dtmf(d, DtmfSource::InBand));
+                if !self.seen_rfc4733 {
+                    self.events.push_back(LegEvent::Dtmf(d, DtmfSource::InBand));
+                }
             }
         }
         frame
@@ -470,6 +522,9 @@ impl Leg {
     pub fn stats(&self) -> LegStats {
         LegStats {
             reception: self.rx_stats.summary(),
+            packets_received_total: self.received_total,
+            packets_lost_total: self.lost_previous_sources
+                + i64::from(self.rx_stats.summary().lost.max(0)),
             jitter_buffer: self.jitter.stats(),
             packets_sent: self.stream.packets_sent(),
             remote_fraction_lost: self.remote_fraction_lost,
@@ -654,6 +709,68 @@ mod tests {
             .map(|t| RtpPacket::parse(&t.payload).unwrap().header.sequence)
             .collect();
         assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+
+    /// A phone without RFC 4733 sends the key as tones: detected in-band. Once a phone has
+    /// used RFC 4733, tones left in its audio are not reported a second time.
+    #[test]
+    fn inband_keys_are_detected_unless_the_phone_uses_rfc4733() {
+        let t0 = Instant::now();
+        let keypress = |l: &mut Leg, first_seq: u16| {
+            // '5' = 770 Hz + 1336 Hz for 100 ms, then 100 ms of silence.
+            let tone: Vec<i16> = (0..1600)
+                .map(|i| {
+                    if i >= 800 {
+                        return 0;
+                    }
+                    let t = i as f64 / 8000.0;
+                    let v = 6000.0 * (2.0 * std::f64::consts::PI * 770.0 * t).sin()
+                        + 6000.0 * (2.0 * std::f64::consts::PI * 1336.0 * t).sin();
+                    v as i16
+                })
+                .collect();
+            let mut found = Vec::new();
+            for (i, f) in tone.chunks(160).enumerate() {
+                let seq = first_seq + i as u16;
+                let now = t0 + Duration::from_millis(20 * seq as u64);
+                let mut p = Vec::new();
+                crate::codec::g711::encode_ulaw(f, &mut p);
+                l.handle_datagram(now, addr(9), &rtp(seq, 0, &p)).unwrap();
+                l.receive_frame(now);
+                while let Some(e) = l.poll_event() {
+                    if let LegEvent::Dtmf(d, src) = e {
+                        found.push((d.to_char(), src));
+                    }
+                }
+            }
+            found
+        };
+        let mut cfg = LegConfig::new(Codec::Pcmu);
+        cfg.detect_inband_dtmf = true;
+        let mut l = Leg::new(cfg, t0, Ssrc(1), 0, 0).unwrap();
+        // Prime the jitter buffer with two silent frames so playout runs in step.
+        for seq in 0..2u16 {
+            l.handle_datagram(t0, addr(9), &rtp(seq, 0, &[0xFF; 160]))
+                .unwrap();
+        }
+        assert_eq!(keypress(&mut l, 2), [('5', DtmfSource::InBand)]);
+        let ev = crate::codec::telephone_event::EventPayload {
+            event: 5,
+            end: true,
+            volume: 10,
+            duration: 800,
+        };
+        let now = t0 + Duration::from_millis(20 * 12);
+        l.handle_datagram(now, addr(9), &rtp(12, 101, &ev.to_bytes()))
+            .unwrap();
+        assert_eq!(
+            l.poll_event(),
+            Some(LegEvent::Dtmf(
+                Digit::from_code(5).unwrap(),
+                DtmfSource::Rfc4733
+            ))
+        );
+        assert!(keypress(&mut l, 13).is_empty());
     }
 
     #[test]

@@ -141,6 +141,7 @@ enum Op {
     CreateLeg(LegId, Box<LegConfig>),
     CreateBrowserLeg(LegId, String),
     SetRemote(LegId, SocketAddr),
+    Reconfigure(LegId, Box<LegConfig>),
     EndLeg(LegId),
     CreateRoom(RoomId),
     EndRoom(RoomId),
@@ -213,6 +214,11 @@ impl MediaHandle {
     /// Points a leg at a new remote address (SDP from a re-INVITE).
     pub async fn set_remote(&self, leg: LegId, remote: SocketAddr) -> Result<(), EngineError> {
         self.done(Op::SetRemote(leg, remote)).await
+    }
+
+    /// Applies renegotiated SDP parameters to a plain RTP leg, keeping its outgoing stream.
+    pub async fn reconfigure_leg(&self, leg: LegId, cfg: LegConfig) -> Result<(), EngineError> {
+        self.done(Op::Reconfigure(leg, Box::new(cfg))).await
     }
 
     /// Ends a leg: leaves its room, closes its socket, frees its port.
@@ -703,6 +709,13 @@ impl Engine {
             Op::SetRemote(id, addr) => match &mut self.leg_mut(id)?.leg {
                 AnyLeg::Rtp(l) => {
                     l.set_remote(addr);
+                    Ok(Reply::Done)
+                }
+                AnyLeg::Browser(_) => Err(EngineError::NotRtpLeg(id)),
+            },
+            Op::Reconfigure(id, cfg) => match &mut self.leg_mut(id)?.leg {
+                AnyLeg::Rtp(l) => {
+                    l.reconfigure(*cfg)?;
                     Ok(Reply::Done)
                 }
                 AnyLeg::Browser(_) => Err(EngineError::NotRtpLeg(id)),

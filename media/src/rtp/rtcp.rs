@@ -398,6 +398,11 @@ impl ReceiverStats {
     }
 
     /// Cumulative figures, without touching the per-report interval state.
+    /// The source being measured, once a packet arrived.
+    pub fn current_ssrc(&self) -> Option<Ssrc> {
+        self.ssrc
+    }
+
     pub fn summary(&self) -> ReceptionSummary {
         let expected = self
             .extended_max()
