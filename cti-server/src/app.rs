@@ -6,14 +6,21 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::watch;
 
+use crate::call::CallConfig;
+use crate::call::actor::ActorConfig;
+use crate::call::router::Router;
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::sdp::Codec;
 use crate::sip::core::{CoreConfig, SipCore};
+use crate::sip::dialog::LocalVia;
 use crate::sip::registrar::RegistrarConfig;
-use crate::sip::service::{AgentDirectory, SipHealth, SipService};
+use crate::sip::service::{AgentDirectory, CallPlane, SipHealth, SipService};
 use crate::sip::transaction::TimerConfig;
 use crate::sip::transport::{TransportConfig, Transports};
+use crate::sip::types::Transport;
 use crate::store::Store;
+use media::engine::EngineConfig;
 
 /// Starts every plane and runs until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -42,25 +49,92 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot bind http.listen {}", config.http.listen))?;
     let http_addr = http_listener.local_addr()?;
 
-    let core = SipCore::new(CoreConfig {
-        timers: TimerConfig {
-            t1: Duration::from_millis(config.sip.t1_ms),
-            t2: Duration::from_millis(config.sip.t2_ms),
-            t4: Duration::from_millis(config.sip.t4_ms),
-        },
-        registrar: RegistrarConfig {
-            min_expires: config.sip.min_expires,
-            max_expires: config.sip.max_expires,
-            default_expires: config.sip.default_expires,
-            max_contacts_per_agent: config.sip.max_contacts_per_agent,
-        },
-        realm: config.sip.domain.clone(),
-        nonce_ttl: Duration::from_secs(config.sip.nonce_ttl_s),
-        digest_algorithms: config.digest_algorithms(),
-        force_rport: config.sip.force_rport,
-        user_agent: format!("cti-server/{}", env!("CARGO_PKG_VERSION")),
-        max_transactions: config.sip.max_transactions,
+    // Where peers reach us: SIP Contact/Via host and the SDP address.
+    let listen_ip = config.sip.listen.ip();
+    let media_ip = config
+        .media
+        .advertised_ip
+        .or_else(|| {
+            config
+                .sip
+                .advertised_host
+                .as_deref()
+                .and_then(|h| h.parse().ok())
+        })
+        .unwrap_or(if listen_ip.is_unspecified() {
+            tracing::warn!(
+                "sip.listen is a wildcard and no media.advertised_ip / sip.advertised_host is set: \
+                 using 127.0.0.1 in SDP, reachable from this machine only"
+            );
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            listen_ip
+        });
+    let sip_host = config.sip.advertised_host.clone().unwrap_or_else(|| {
+        if listen_ip.is_unspecified() {
+            media_ip.to_string()
+        } else {
+            listen_ip.to_string()
+        }
     });
+    let (lo, hi) = config.media.port_range().map_err(anyhow::Error::msg)?;
+    let (media, media_events, _engine_task, _ports) = media::engine::start(EngineConfig {
+        bind_ip: if listen_ip.is_unspecified() {
+            listen_ip
+        } else {
+            media_ip
+        },
+        ports: lo..=hi,
+        command_queue: 4096,
+        event_queue: 4096,
+        inbound_queue: 16384,
+        tick: Duration::from_millis(20),
+        advertised_ip: Some(media_ip),
+    });
+    let router = Router::new(config.agents.iter().map(|a| {
+        (
+            a.extension.clone(),
+            a.contact
+                .as_deref()
+                .and_then(|c| crate::sip::Uri::parse(c).ok()),
+        )
+    }));
+    let user_agent = format!("cti-server/{}", env!("CARGO_PKG_VERSION"));
+    let call_config = CallConfig {
+        ring_timeout: Duration::from_secs(config.call.ring_timeout_s),
+        end_timeout: Duration::from_millis(64 * config.sip.t1_ms),
+        via: LocalVia::new(Transport::Udp, sip_host.clone(), Some(sip_addr.port())),
+        host: sip_host,
+        sip_port: sip_addr.port(),
+        media_ip,
+        codecs: vec![Codec::Pcmu, Codec::Pcma, Codec::Opus],
+        user_agent: user_agent.clone(),
+    };
+
+    let core = SipCore::new(
+        CoreConfig {
+            timers: TimerConfig {
+                t1: Duration::from_millis(config.sip.t1_ms),
+                t2: Duration::from_millis(config.sip.t2_ms),
+                t4: Duration::from_millis(config.sip.t4_ms),
+            },
+            registrar: RegistrarConfig {
+                min_expires: config.sip.min_expires,
+                max_expires: config.sip.max_expires,
+                default_expires: config.sip.default_expires,
+                max_contacts_per_agent: config.sip.max_contacts_per_agent,
+            },
+            realm: config.sip.domain.clone(),
+            nonce_ttl: Duration::from_secs(config.sip.nonce_ttl_s),
+            digest_algorithms: config.digest_algorithms(),
+            force_rport: config.sip.force_rport,
+            user_agent,
+            max_transactions: config.sip.max_transactions,
+            max_calls: config.call.max_concurrent,
+            first_call_key: crate::store::now_ms() as u64 * 1000,
+        },
+        router,
+    );
     let health = Arc::new(SipHealth::default());
     let service = SipService {
         core,
@@ -72,6 +146,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         directory: Arc::new(AgentDirectory::new(&config.agents)),
         health: health.clone(),
         store: Some(writer),
+        calls: CallPlane {
+            media,
+            media_events,
+            call_config,
+            actor_config: ActorConfig {
+                media_timeout: Duration::from_secs(config.media.timeout_s),
+            },
+            shutdown_grace: Duration::from_secs(config.call.shutdown_grace_s),
+        },
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -97,7 +180,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(10), sip_task).await;
+    // The SIP task drains calls (up to call.shutdown_grace_s, then ends them with BYE).
+    let grace = Duration::from_secs(config.call.shutdown_grace_s + 15);
+    let _ = tokio::time::timeout(grace, sip_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
     store.pool().close().await;
     Ok(())

@@ -33,6 +33,8 @@ pub struct Config {
     #[serde(default)]
     pub ivr: IvrConfig,
     #[serde(default)]
+    pub call: CallSettings,
+    #[serde(default)]
     pub log: LogConfig,
     /// Agents allowed to register (and their static contacts, for phones behind a PBX).
     #[serde(default)]
@@ -111,12 +113,40 @@ impl Default for HttpConfig {
 pub struct MediaConfig {
     /// RTP port range, e.g. "30000-39999" (inclusive).
     pub rtp_ports: String,
+    /// A call whose RTP stops for this long is ended (and the record says why).
+    pub timeout_s: u64,
+    /// Our address in SDP when sip.listen is a wildcard (defaults to sip.advertised_host).
+    pub advertised_ip: Option<std::net::IpAddr>,
 }
 
 impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
             rtp_ports: "30000-39999".into(),
+            timeout_s: 30,
+            advertised_ip: None,
+        }
+    }
+}
+
+/// Call handling.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallSettings {
+    /// An agent who does not answer within this is given up on (the caller hears 480).
+    pub ring_timeout_s: u64,
+    /// Concurrent calls beyond which new INVITEs get 503 + Retry-After.
+    pub max_concurrent: usize,
+    /// On SIGTERM, calls may finish by themselves for this long before they are ended.
+    pub shutdown_grace_s: u64,
+}
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        CallSettings {
+            ring_timeout_s: 30,
+            max_concurrent: 2000,
+            shutdown_grace_s: 30,
         }
     }
 }

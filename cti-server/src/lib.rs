@@ -5,7 +5,9 @@
 //! ([`store`], [`http`]). [`app::run`] wires them; `main.rs` only parses arguments.
 
 pub mod app;
+pub mod call;
 pub mod config;
 pub mod http;
+pub mod sdp;
 pub mod sip;
 pub mod store;

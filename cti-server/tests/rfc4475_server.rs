@@ -13,13 +13,13 @@ use common::{Server, repo_root};
 /// The server's answer to each file sent alone: a status code, or `None` for a message that
 /// must be dropped (responses matching no transaction, unparseable responses).
 const VERDICTS: &[(&str, Option<u16>)] = &[
-    ("wsinv", Some(480)), // §3.1.1.1 valid INVITE: parsed; no route to that user yet
+    ("wsinv", Some(481)), // §3.1.1.1 valid; its To has a tag: an unknown dialog gets 481 (§12.2.2)
     ("intmeth", Some(501)), // §3.1.1.2 valid, unknown method: 501
-    ("esc01", Some(480)), // §3.1.1.3 valid INVITE
+    ("esc01", Some(404)), // §3.1.1.3 valid INVITE, routed: no such user
     ("escnull", Some(401)), // §3.1.1.4 valid REGISTER: challenged
     ("esc02", Some(501)), // §3.1.1.5 method RE%47IST%45R is not REGISTER
     ("lwsdisp", Some(200)), // §3.1.1.6 valid OPTIONS
-    ("longreq", Some(480)), // §3.1.1.7 valid INVITE
+    ("longreq", Some(404)), // §3.1.1.7 valid INVITE, routed: no such user
     ("dblreq", Some(401)), // §3.1.1.8 REGISTER; trailing INVITE discarded (UDP)
     ("semiuri", Some(200)), // §3.1.1.9 valid OPTIONS
     ("transports", Some(200)), // §3.1.1.10 valid OPTIONS
@@ -37,7 +37,7 @@ const VERDICTS: &[(&str, Option<u16>)] = &[
     ("lwsstart", Some(400)), // §3.1.2.9
     ("trws", Some(400)),  // §3.1.2.10
     ("escruri", Some(400)), // §3.1.2.11
-    ("baddate", Some(480)), // §3.1.2.12 bad Date is ignored: a normal INVITE
+    ("baddate", Some(404)), // §3.1.2.12 bad Date is ignored: a normal INVITE (no such user)
     ("regbadct", Some(400)), // §3.1.2.13
     ("badaspec", Some(400)), // §3.1.2.14
     ("baddn", Some(400)), // §3.1.2.15
@@ -61,7 +61,7 @@ const VERDICTS: &[(&str, Option<u16>)] = &[
     ("cparam02", Some(401)), // §3.3.13
     ("regescrt", Some(401)), // §3.3.14
     ("sdp01", Some(406)), // §3.3.15
-    ("inv2543", Some(480)), // §3.4.1 RFC 2543 INVITE accepted
+    ("inv2543", Some(404)), // §3.4.1 RFC 2543 INVITE accepted and routed: no such user
 ];
 
 fn torture(name: &str) -> Vec<u8> {

@@ -18,6 +18,9 @@ use super::message::{
 use super::registrar::{Credentials, RegisterContext, Registrar, RegistrarConfig};
 use super::transaction::{Peer, TimerConfig, TransactionLayer, Transmit, TuEvent};
 use super::types::{Method, Tag, Transport};
+use crate::call::router::Router;
+use crate::call::routes::CallRoutes;
+use crate::call::{CallKey, SipCommand, SipInput, Target};
 
 /// Methods we answer (the `Allow` header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, REFER, UPDATE";
@@ -39,6 +42,25 @@ pub struct CoreConfig {
     pub user_agent: String,
     /// Live transactions beyond which new requests get 503 + Retry-After (overload).
     pub max_transactions: usize,
+    /// Concurrent calls beyond which new INVITEs get 503 + Retry-After.
+    pub max_calls: usize,
+    /// The first call key; distinct per start (time-based) so records never collide.
+    pub first_call_key: u64,
+}
+
+/// What the core hands to the call plane.
+#[derive(Debug)]
+pub enum CallDispatch {
+    /// Start a call: the INVITE was accepted for routing and answered 100 Trying.
+    New {
+        key: CallKey,
+        tx: super::transaction::TxId,
+        request: Request,
+        source: Peer,
+        target: Target,
+    },
+    /// Input for a running call.
+    To(CallKey, SipInput),
 }
 
 /// Counters for observability.
@@ -49,6 +71,8 @@ pub struct CoreStats {
     pub malformed: u64,
     pub dropped: u64,
     pub overload: u64,
+    pub calls_started: u64,
+    pub calls_refused: u64,
 }
 
 pub struct SipCore {
@@ -56,12 +80,22 @@ pub struct SipCore {
     registrar: Registrar,
     config: CoreConfig,
     out: VecDeque<Transmit>,
+    router: Router,
+    routes: CallRoutes,
+    dispatch: VecDeque<CallDispatch>,
+    next_call: u64,
+    draining: bool,
     pub stats: CoreStats,
 }
 
 impl SipCore {
-    pub fn new(config: CoreConfig) -> SipCore {
+    pub fn new(config: CoreConfig, router: Router) -> SipCore {
         SipCore {
+            router,
+            routes: CallRoutes::default(),
+            dispatch: VecDeque::new(),
+            next_call: config.first_call_key.max(1),
+            draining: false,
             layer: TransactionLayer::new(config.timers.clone()),
             registrar: Registrar::with_authenticator(
                 config.registrar.clone(),
@@ -207,6 +241,41 @@ impl SipCore {
                     src = %source.addr,
                 );
                 let _g = span.enter();
+                // In-dialog requests belong to the call that owns the dialog (§12.2.2).
+                if let Some(to_tag) = request.to_tag() {
+                    let call = request
+                        .call_id()
+                        .and_then(|cid| self.routes.dialog(&cid, &to_tag));
+                    match call {
+                        Some(call) => self.dispatch.push_back(CallDispatch::To(
+                            call,
+                            SipInput::Request {
+                                tx,
+                                request,
+                                source,
+                            },
+                        )),
+                        None => {
+                            let mut r =
+                                request.response(481, "Call/Transaction Does Not Exist", None);
+                            self.stamp(&mut r);
+                            self.layer.send_response(now, tx, r);
+                        }
+                    }
+                    return;
+                }
+                if request.method == Method::Invite
+                    && let Some(refusal) = self.precheck(&request)
+                {
+                    let mut r = refusal;
+                    self.stamp(&mut r);
+                    self.layer.send_response(now, tx, r);
+                    return;
+                }
+                if request.method == Method::Invite {
+                    self.new_call(now, tx, request, source);
+                    return;
+                }
                 let mut response = self.answer(now, wall_ms, &request, source, credentials);
                 self.stamp(&mut response);
                 tracing::debug!(code = response.code, "answered");
@@ -218,6 +287,13 @@ impl SipCore {
                 request,
                 ..
             } => {
+                if let Some(call) = self.routes.server(invite_tx) {
+                    self.dispatch.push_back(CallDispatch::To(
+                        call,
+                        SipInput::Cancel { cancel_tx, request },
+                    ));
+                    return;
+                }
                 // §9.2: 200 to the CANCEL, 487 to the INVITE it cancels.
                 let tag = Tag::generate();
                 let mut ok = request.response(200, "OK", Some(tag.as_str()));
@@ -229,13 +305,124 @@ impl SipCore {
                     self.terminated_response(&request, tag.as_str()),
                 );
             }
-            TuEvent::Ack { .. } => {}
-            TuEvent::Response { .. }
-            | TuEvent::StrayResponse { .. }
-            | TuEvent::Timeout { .. }
-            | TuEvent::AckTimeout { .. }
-            | TuEvent::Terminated { .. } => {}
+            TuEvent::Ack { tx, request, .. } => {
+                let call = tx.and_then(|t| self.routes.server(t)).or_else(|| {
+                    let cid = request.call_id()?;
+                    self.routes.dialog(&cid, &request.to_tag()?)
+                });
+                if let Some(call) = call {
+                    self.dispatch
+                        .push_back(CallDispatch::To(call, SipInput::Ack { request }));
+                }
+            }
+            TuEvent::Response { tx, response } => {
+                if let Some((call, req)) = self.routes.client(tx) {
+                    self.dispatch
+                        .push_back(CallDispatch::To(call, SipInput::Response { req, response }));
+                }
+            }
+            TuEvent::Timeout { tx } => {
+                if let Some((call, req)) = self.routes.client(tx) {
+                    self.dispatch
+                        .push_back(CallDispatch::To(call, SipInput::Timeout { req }));
+                }
+            }
+            TuEvent::AckTimeout { tx } => {
+                if let Some(call) = self.routes.server(tx) {
+                    self.dispatch
+                        .push_back(CallDispatch::To(call, SipInput::AckTimeout));
+                }
+            }
+            TuEvent::Terminated { tx } => self.routes.transaction_ended(tx),
+            TuEvent::StrayResponse { .. } => {}
         }
+    }
+
+    /// An out-of-dialog INVITE that passed the checks: route it and start a call.
+    fn new_call(
+        &mut self,
+        now: Instant,
+        tx: super::transaction::TxId,
+        request: Request,
+        source: Peer,
+    ) {
+        let refuse = |this: &mut Self, code: u16, reason: &str, retry: bool| {
+            this.stats.calls_refused += 1;
+            let mut r = request.response(code, reason, Some(Tag::generate().as_str()));
+            if retry {
+                r.headers.push(HeaderName::RetryAfter, "5");
+            }
+            this.stamp(&mut r);
+            this.layer.send_response(now, tx, r);
+        };
+        if self.draining {
+            return refuse(self, 503, "Service Unavailable (shutting down)", true);
+        }
+        if self.routes.calls() >= self.config.max_calls {
+            return refuse(self, 503, "Service Unavailable (call limit)", true);
+        }
+        let target = match self.router.route(&request, &self.registrar, now) {
+            Ok(t) => t,
+            Err((code, reason)) => return refuse(self, code, reason, false),
+        };
+        // §8.2.6.1 / §17.2.1: 100 Trying at once, so the caller stops retransmitting.
+        let mut trying = request.response(100, "Trying", None);
+        self.stamp(&mut trying);
+        self.layer.send_response(now, tx, trying);
+        let key = CallKey(self.next_call);
+        self.next_call += 1;
+        self.stats.calls_started += 1;
+        self.routes.add_call(key, tx);
+        self.dispatch.push_back(CallDispatch::New {
+            key,
+            tx,
+            request,
+            source,
+            target,
+        });
+    }
+
+    /// A command from a call actor.
+    pub fn handle_call_command(&mut self, now: Instant, call: CallKey, cmd: SipCommand) {
+        match cmd {
+            SipCommand::Respond { tx, response } => self.layer.send_response(now, tx, response),
+            SipCommand::Send { req, request, dest } => {
+                let tx = self.layer.send_request(now, request, dest);
+                self.routes.bind_client(call, req, tx);
+            }
+            SipCommand::Cancel { req } => {
+                if let Some(tx) = self.routes.client_tx(call, req) {
+                    self.layer.cancel(now, tx);
+                }
+            }
+            SipCommand::Ack { request, dest } => self
+                .layer
+                .send_stateless(SipMessage::Request(request), dest),
+            SipCommand::BindDialog { call_id, local_tag } => {
+                self.routes.bind_dialog(call, call_id, local_tag)
+            }
+        }
+        while let Some(t) = self.layer.poll_transmit() {
+            self.out.push_back(t);
+        }
+    }
+
+    /// A call finished: forget its routes.
+    pub fn call_ended(&mut self, call: CallKey) {
+        self.routes.remove_call(call);
+    }
+
+    pub fn poll_call_dispatch(&mut self) -> Option<CallDispatch> {
+        self.dispatch.pop_front()
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.routes.calls()
+    }
+
+    /// Graceful shutdown: new INVITEs get 503 from now on.
+    pub fn begin_drain(&mut self) {
+        self.draining = true;
     }
 
     /// A 487 for the INVITE a CANCEL matched (the CANCEL carries the same Via, From, To,
@@ -250,21 +437,13 @@ impl SipCore {
         r
     }
 
-    /// The final answer to a request outside any dialog.
-    fn answer(
-        &mut self,
-        now: Instant,
-        wall_ms: u64,
-        req: &Request,
-        source: Peer,
-        credentials: &dyn Credentials,
-    ) -> Response {
+    /// Checks every out-of-dialog request passes before its method is looked at (§8.2.1–§8.2.3).
+    fn precheck(&self, req: &Request) -> Option<Response> {
         let tag = Tag::generate();
         let reply = |code: u16, reason: &str| req.response(code, reason, Some(tag.as_str()));
-
         // §8.2.2.1: a Request-URI scheme we do not understand.
         if !matches!(req.uri.scheme(), "sip" | "sips" | "tel") {
-            return reply(416, "Unsupported URI Scheme");
+            return Some(reply(416, "Unsupported URI Scheme"));
         }
         // §8.2.2.3: extensions we do not support (never for ACK/CANCEL).
         let unsupported: Vec<String> = req
@@ -276,7 +455,7 @@ impl SipCore {
             let mut r = reply(420, "Bad Extension");
             r.headers
                 .push(HeaderName::Unsupported, unsupported.join(", "));
-            return r;
+            return Some(r);
         }
         // §8.2.3: a body we cannot process.
         if !req.body.is_empty()
@@ -289,9 +468,39 @@ impl SipCore {
             {
                 let mut r = reply(415, "Unsupported Media Type");
                 r.headers.push(HeaderName::Accept, "application/sdp");
-                return r;
+                return Some(r);
             }
         }
+        if req.method == Method::Invite {
+            // §8.2.2: we answer with SDP; a client that cannot accept it gets 406.
+            if let Some(accept) = req.headers.get(&HeaderName::Accept)
+                && !accept_allows_sdp(accept)
+            {
+                let mut r = reply(406, "Not Acceptable");
+                r.headers.push(HeaderName::Accept, "application/sdp");
+                return Some(r);
+            }
+            if req.max_forwards() == Some(0) {
+                return Some(reply(483, "Too Many Hops"));
+            }
+        }
+        None
+    }
+
+    /// The final answer to a request outside any dialog.
+    fn answer(
+        &mut self,
+        now: Instant,
+        wall_ms: u64,
+        req: &Request,
+        source: Peer,
+        credentials: &dyn Credentials,
+    ) -> Response {
+        if let Some(refusal) = self.precheck(req) {
+            return refusal;
+        }
+        let tag = Tag::generate();
+        let reply = |code: u16, reason: &str| req.response(code, reason, Some(tag.as_str()));
         match &req.method {
             Method::Register => {
                 let ctx = RegisterContext {
@@ -310,22 +519,8 @@ impl SipCore {
                 r.headers.push(HeaderName::Supported, SUPPORTED.join(", "));
                 r
             }
-            Method::Invite => {
-                // §8.2.2: we answer with SDP; a client that cannot accept it gets 406.
-                if let Some(accept) = req.headers.get(&HeaderName::Accept)
-                    && !accept_allows_sdp(accept)
-                {
-                    let mut r = reply(406, "Not Acceptable");
-                    r.headers.push(HeaderName::Accept, "application/sdp");
-                    return r;
-                }
-                if req.max_forwards() == Some(0) {
-                    return reply(483, "Too Many Hops");
-                }
-                // Call routing arrives with the B2BUA (issue 4): until then no number is
-                // reachable through this server.
-                reply(480, "Temporarily Unavailable")
-            }
+            // INVITEs become calls before reaching here (see `new_call`).
+            Method::Invite => reply(500, "Server Internal Error"),
             // Requests that only make sense inside a dialog we do not have (§12.2.2).
             Method::Bye | Method::Info | Method::Update | Method::Refer | Method::Prack => {
                 reply(481, "Call/Transaction Does Not Exist")
@@ -423,16 +618,21 @@ mod tests {
     }
 
     fn core(max_transactions: usize) -> SipCore {
-        SipCore::new(CoreConfig {
-            timers: TimerConfig::default(),
-            registrar: RegistrarConfig::default(),
-            realm: "cti.local".into(),
-            nonce_ttl: Duration::from_secs(300),
-            digest_algorithms: vec![Algorithm::Md5],
-            force_rport: true,
-            user_agent: "test".into(),
-            max_transactions,
-        })
+        SipCore::new(
+            CoreConfig {
+                timers: TimerConfig::default(),
+                registrar: RegistrarConfig::default(),
+                realm: "cti.local".into(),
+                nonce_ttl: Duration::from_secs(300),
+                digest_algorithms: vec![Algorithm::Md5],
+                force_rport: true,
+                user_agent: "test".into(),
+                max_transactions,
+                max_calls: 10,
+                first_call_key: 1,
+            },
+            Router::default(),
+        )
     }
 
     fn request(method: &str, n: u32, extra: &str) -> Result<SipMessage, ParseError> {

@@ -11,12 +11,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::core::SipCore;
+use super::core::{CallDispatch, SipCore};
 use super::registrar::{Credentials, RegistrationEvent, RemovedWhy};
 use super::transaction::Peer;
 use super::transport::{self, Connections, Inbound, TransportConfig, Transports};
 use super::types::Transport;
+use crate::call::actor::{ActorConfig, ActorMessage, CallActor, CallEvent, call_of_leg, legs_of};
+use crate::call::{Call, CallConfig, CallKey};
 use crate::store::{StoreEvent, now_ms};
+use media::engine::{EngineEvent, MediaHandle};
 
 /// Figures the HTTP side can read without talking to the SIP task.
 #[derive(Default, Debug)]
@@ -27,6 +30,8 @@ pub struct SipHealth {
     pub transactions: AtomicU64,
     pub registrations: AtomicU64,
     pub tcp_connections: AtomicU64,
+    pub active_calls: AtomicU64,
+    pub calls_started: AtomicU64,
 }
 
 /// Agents and their passwords, from the configuration.
@@ -58,6 +63,17 @@ pub struct SipService {
     pub directory: Arc<AgentDirectory>,
     pub health: Arc<SipHealth>,
     pub store: Option<mpsc::Sender<StoreEvent>>,
+    pub calls: CallPlane,
+}
+
+/// What the SIP task needs to run calls.
+pub struct CallPlane {
+    pub media: MediaHandle,
+    pub media_events: mpsc::Receiver<EngineEvent>,
+    pub call_config: CallConfig,
+    pub actor_config: ActorConfig,
+    /// On shutdown, calls get this long to end by themselves before they are ended.
+    pub shutdown_grace: Duration,
 }
 
 impl SipService {
@@ -70,7 +86,12 @@ impl SipService {
             directory,
             health,
             store,
+            calls: mut plane,
         } = self;
+        let (to_sip, mut from_calls) = mpsc::channel::<(CallKey, ActorMessage)>(4096);
+        let mut calls: HashMap<CallKey, mpsc::Sender<CallEvent>> = HashMap::new();
+        let mut draining_since: Option<Instant> = None;
+        let mut ended_calls = false;
         let (to_core, mut inbound) = mpsc::channel::<Inbound>(8192);
         let udp = transports.udp.clone();
         let udp_task = tokio::spawn(transport::run_udp(udp.clone(), to_core.clone()));
@@ -87,10 +108,55 @@ impl SipService {
             let deadline = core
                 .poll_timeout()
                 .unwrap_or_else(|| Instant::now() + far_future);
+            if let Some(since) = draining_since {
+                if calls.is_empty() {
+                    break;
+                }
+                // Grace over: end the remaining calls cleanly (BYE both legs), then wait a
+                // little for their last messages.
+                if !ended_calls && since.elapsed() >= plane.shutdown_grace {
+                    ended_calls = true;
+                    tracing::info!(calls = calls.len(), "ending remaining calls");
+                    for tx in calls.values() {
+                        let _ = tx.try_send(CallEvent::Shutdown);
+                    }
+                }
+                if since.elapsed() >= plane.shutdown_grace + Duration::from_secs(10) {
+                    tracing::warn!(calls = calls.len(), "calls still open at shutdown deadline");
+                    break;
+                }
+            }
+            let deadline = if draining_since.is_some() {
+                deadline.min(Instant::now() + Duration::from_millis(200))
+            } else {
+                deadline
+            };
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => {
-                    if *shutdown.borrow() { break; }
+                _ = shutdown.changed(), if draining_since.is_none() => {
+                    if *shutdown.borrow() {
+                        tracing::info!(calls = calls.len(), "draining: new calls refused");
+                        core.begin_drain();
+                        draining_since = Some(Instant::now());
+                    }
+                }
+                msg = from_calls.recv() => {
+                    if let Some((key, msg)) = msg {
+                        match msg {
+                            ActorMessage::Sip(cmd) => core.handle_call_command(Instant::now(), key, cmd),
+                            ActorMessage::Ended => {
+                                core.call_ended(key);
+                                calls.remove(&key);
+                            }
+                        }
+                    }
+                }
+                ev = plane.media_events.recv() => {
+                    if let Some(EngineEvent::Leg { leg, event }) = ev
+                        && let Some(tx) = calls.get(&call_of_leg(leg))
+                    {
+                        let _ = tx.try_send(CallEvent::Media(event));
+                    }
                 }
                 ev = inbound.recv() => {
                     let Some(ev) = ev else { break };
@@ -116,25 +182,83 @@ impl SipService {
             }
 
             while let Some(t) = core.poll_transmit() {
-                let bytes = t.message.to_bytes();
-                match t.peer.transport {
-                    Transport::Udp => transport::send_udp(&udp, t.peer.addr, &bytes).await,
-                    Transport::Tcp => {
-                        if !conns.send(&t.peer.addr, bytes.clone()) {
-                            let queue = pending.entry(t.peer.addr).or_default();
-                            if queue.is_empty() {
-                                transport::connect_tcp(
-                                    t.peer.addr,
-                                    transport_config.tcp_idle_timeout,
-                                    to_core.clone(),
+                send_transmit(
+                    &udp,
+                    &mut conns,
+                    &mut pending,
+                    &transport_config,
+                    &to_core,
+                    t,
+                )
+                .await;
+            }
+            while let Some(d) = core.poll_call_dispatch() {
+                match d {
+                    CallDispatch::New {
+                        key,
+                        tx,
+                        request,
+                        source,
+                        target,
+                    } => {
+                        let now = Instant::now();
+                        match Call::new(
+                            key,
+                            plane.call_config.clone(),
+                            now,
+                            now_ms(),
+                            tx,
+                            request,
+                            source,
+                            target,
+                            legs_of(key),
+                        ) {
+                            Ok(call) => {
+                                let (events_tx, events_rx) = mpsc::channel(64);
+                                calls.insert(key, events_tx);
+                                tokio::spawn(
+                                    CallActor {
+                                        call,
+                                        media: plane.media.clone(),
+                                        events: events_rx,
+                                        to_sip: to_sip.clone(),
+                                        store: store.clone(),
+                                        config: plane.actor_config.clone(),
+                                    }
+                                    .run(),
                                 );
                             }
-                            if queue.len() < 64 {
-                                queue.push(bytes);
+                            Err(response) => {
+                                core.handle_call_command(
+                                    now,
+                                    key,
+                                    crate::call::SipCommand::Respond { tx, response },
+                                );
+                                core.call_ended(key);
                             }
                         }
                     }
+                    CallDispatch::To(key, input) => match calls.get(&key) {
+                        Some(tx) => {
+                            if tx.try_send(CallEvent::Sip(input)).is_err() {
+                                tracing::warn!(%key, "call actor lagging: SIP input dropped");
+                            }
+                        }
+                        None => tracing::debug!(%key, "input for a finished call dropped"),
+                    },
                 }
+            }
+            // Commands answered above may have queued transmits.
+            while let Some(t) = core.poll_transmit() {
+                send_transmit(
+                    &udp,
+                    &mut conns,
+                    &mut pending,
+                    &transport_config,
+                    &to_core,
+                    t,
+                )
+                .await;
             }
             while let Some(ev) = core.poll_registration_event() {
                 record_registration(&store, ev);
@@ -157,9 +281,44 @@ impl SipService {
             health
                 .tcp_connections
                 .store(conns.len() as u64, Ordering::Relaxed);
+            health
+                .active_calls
+                .store(calls.len() as u64, Ordering::Relaxed);
+            health
+                .calls_started
+                .store(core.stats.calls_started, Ordering::Relaxed);
         }
         udp_task.abort();
         tcp_task.abort();
+    }
+}
+
+async fn send_transmit(
+    udp: &tokio::net::UdpSocket,
+    conns: &mut Connections,
+    pending: &mut HashMap<SocketAddr, Vec<Vec<u8>>>,
+    transport_config: &TransportConfig,
+    to_core: &mpsc::Sender<Inbound>,
+    t: super::transaction::Transmit,
+) {
+    let bytes = t.message.to_bytes();
+    match t.peer.transport {
+        Transport::Udp => transport::send_udp(udp, t.peer.addr, &bytes).await,
+        Transport::Tcp => {
+            if !conns.send(&t.peer.addr, bytes.clone()) {
+                let queue = pending.entry(t.peer.addr).or_default();
+                if queue.is_empty() {
+                    transport::connect_tcp(
+                        t.peer.addr,
+                        transport_config.tcp_idle_timeout,
+                        to_core.clone(),
+                    );
+                }
+                if queue.len() < 64 {
+                    queue.push(bytes);
+                }
+            }
+        }
     }
 }
 

@@ -106,6 +106,8 @@ impl Store {
 /// A write the hot path hands off.
 #[derive(Debug, Clone)]
 pub enum StoreEvent {
+    /// A finished call: one `calls` row and one `call_legs` row per leg.
+    Call(Box<crate::call::CallRecord>),
     Registration {
         at_ms: i64,
         extension: String,
@@ -131,6 +133,7 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
     let mut tx = pool.begin().await?;
     for ev in batch {
         match ev {
+            StoreEvent::Call(r) => write_call(&mut tx, r).await?,
             StoreEvent::Registration {
                 at_ms,
                 extension,
@@ -155,6 +158,51 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
         }
     }
     tx.commit().await
+}
+
+async fn write_call(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    r: &crate::call::CallRecord,
+) -> Result<(), sqlx::Error> {
+    let at = |d: Option<std::time::Duration>| d.map(|d| r.offered_at_ms + d.as_millis() as i64);
+    sqlx::query(
+        "INSERT INTO calls (id, sip_call_id, direction, from_uri, to_uri, dialed, agent,
+           offered_at_ms, ringing_at_ms, answered_at_ms, ended_at_ms, end_cause, ended_by)
+         VALUES (?, ?, 'inbound', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(r.key.0 as i64)
+    .bind(&r.sip_call_id)
+    .bind(&r.from)
+    .bind(&r.to)
+    .bind(&r.dialed)
+    .bind(r.agent_extension())
+    .bind(r.offered_at_ms)
+    .bind(at(r.ring_after))
+    .bind(at(r.answer_after))
+    .bind(at(r.end_after))
+    .bind(r.end_cause.map(|c| c.as_str()))
+    .bind(r.ended_by.map(|s| s.as_str()))
+    .execute(&mut **tx)
+    .await?;
+    for (side, leg) in [("caller", &r.caller), ("agent", &r.agent)] {
+        sqlx::query(
+            "INSERT INTO call_legs (call_id, side, codec, packets_sent, packets_received,
+               packets_lost, jitter_ms, remote_loss_fraction, round_trip_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.key.0 as i64)
+        .bind(side)
+        .bind(leg.codec.map(|c| c.encoding()))
+        .bind(leg.packets_sent as i64)
+        .bind(leg.packets_received as i64)
+        .bind(leg.packets_lost as i64)
+        .bind(leg.jitter_ms)
+        .bind(leg.remote_loss_fraction)
+        .bind(leg.round_trip_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 pub fn now_ms() -> i64 {

@@ -69,6 +69,14 @@ impl Peer {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TxId(u64);
 
+impl TxId {
+    /// A made-up id for tests of code that keeps tables of transactions.
+    #[doc(hidden)]
+    pub fn for_test(n: u64) -> TxId {
+        TxId(n)
+    }
+}
+
 impl std::fmt::Display for TxId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "tx{}", self.0)

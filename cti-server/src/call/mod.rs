@@ -1,0 +1,1039 @@
+//! Calls through the server: the B2BUA. One [`Call`] state machine per call, driven by an
+//! actor task ([`actor`]).
+//!
+//! A call has two SIP legs: the *caller* leg (we are its UAS) and the *agent* leg (we are its
+//! UAC), each with its own dialog, its own SDP negotiation and its own RTP leg in the media
+//! engine; both RTP legs join one mixer room (media is always anchored, so recording,
+//! supervision and prompts can reach the audio). The machine is sans-IO: SIP input, media
+//! results and time come in through `handle_*`; SIP commands, media operations and the call
+//! record come out of [`Call::poll_output`]; [`Call::poll_timeout`] says when to call
+//! [`Call::handle_timeout`].
+//!
+//! Invariants: the caller's INVITE gets exactly one final response; a dialog we confirmed is
+//! ended by a BYE (sent or received) before [`Output::Ended`]; both media legs are released
+//! when the call ends, whatever the path; nothing a peer sends panics the machine.
+
+pub mod actor;
+pub mod record;
+pub mod router;
+pub mod routes;
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use media::engine::LegId;
+
+use crate::sdp::{self, Codec, Direction, LocalMedia, Negotiated, SessionDescription};
+use crate::sip::core::ALLOW;
+use crate::sip::dialog::{Dialog, LocalVia};
+use crate::sip::grammar::{SipUri, Uri};
+use crate::sip::message::{HeaderName, Request, Response, SipHeaders};
+use crate::sip::transaction::{Peer, TxId};
+use crate::sip::types::{Branch, CallId, Method, Tag};
+
+pub use record::{CallRecord, EndCause, LegRecord, Side};
+
+/// Identifies a call inside this server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallKey(pub u64);
+
+impl std::fmt::Display for CallKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "call-{}", self.0)
+    }
+}
+
+/// A client transaction started by a call, so the SIP task can route its responses back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReqRef(pub u32);
+
+/// Where a call goes, decided by the router before the call starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// An agent's endpoint: its contact URI and where to send (the registration's source, or a
+    /// static contact's address).
+    Agent {
+        extension: String,
+        contact: Uri,
+        peer: Peer,
+    },
+}
+
+/// Input from the SIP task.
+#[derive(Debug)]
+pub enum SipInput {
+    /// An in-dialog request for one of this call's dialogs.
+    Request {
+        tx: TxId,
+        request: Request,
+        source: Peer,
+    },
+    /// A response to a request this call sent.
+    Response { req: ReqRef, response: Response },
+    /// The caller cancelled its INVITE (RFC 3261 §9.2); we answer `cancel_tx`.
+    Cancel { cancel_tx: TxId, request: Request },
+    /// The ACK for a 2xx we sent.
+    Ack { request: Request },
+    /// Timer B/F: a request this call sent got no final response (handled as 408, §8.1.3.1).
+    Timeout { req: ReqRef },
+    /// We sent 2xx to the caller and no ACK came (Timer L, RFC 6026).
+    AckTimeout,
+}
+
+/// Output towards the SIP task.
+#[derive(Debug, Clone)]
+pub enum SipCommand {
+    Respond {
+        tx: TxId,
+        response: Response,
+    },
+    Send {
+        req: ReqRef,
+        request: Request,
+        dest: Peer,
+    },
+    Cancel {
+        req: ReqRef,
+    },
+    /// ACK for a 2xx: sent without a transaction (§13.2.2.4).
+    Ack {
+        request: Request,
+        dest: Peer,
+    },
+    /// Route in-dialog requests carrying this Call-ID and our tag (as their To tag) here.
+    BindDialog {
+        call_id: CallId,
+        local_tag: Tag,
+    },
+}
+
+/// Output towards the media engine; results come back through [`Call::media_ready`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaOp {
+    /// Create an RTP leg; its local address comes back through [`Call::media_ready`].
+    CreateLeg {
+        leg: LegId,
+        side: Side,
+        params: LegParams,
+    },
+    /// Change a leg's codec or remote address after an answer or a re-INVITE.
+    Update { leg: LegId, params: LegParams },
+    /// Put both legs in the call's room: a two-party bridge.
+    Bridge { caller: LegId, agent: LegId },
+    /// Whether `listener` hears `speaker` (a party that put the call on hold is sent nothing).
+    Hears {
+        listener: LegId,
+        speaker: LegId,
+        hears: bool,
+    },
+    /// Collect the leg's statistics for the record, then release it.
+    EndLeg { leg: LegId, side: Side },
+}
+
+/// What the media engine needs to know about a leg from SDP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LegParams {
+    pub codec: Codec,
+    pub payload_type: u8,
+    pub dtmf_payload_type: Option<u8>,
+    pub remote: Option<SocketAddr>,
+    pub rtcp_mux: bool,
+}
+
+impl LegParams {
+    fn from_negotiated(n: &Negotiated) -> LegParams {
+        LegParams {
+            codec: n.codec,
+            payload_type: n.pt,
+            dtmf_payload_type: n.dtmf_pt,
+            // Port 0 means the stream is off (RFC 3264 §8.2): nothing to send to.
+            remote: (n.remote.port() != 0).then_some(n.remote),
+            rtcp_mux: n.rtcp_mux,
+        }
+    }
+}
+
+/// Everything a call emits.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Sip(SipCommand),
+    Media(MediaOp),
+    /// The call is over. The record is complete but for per-leg media figures, which the
+    /// actor adds from the legs' last statistics.
+    Ended(Box<CallRecord>),
+}
+
+/// Per-call settings.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    pub ring_timeout: Duration,
+    /// How long the far ends get to answer our BYE or CANCEL before the call is closed anyway.
+    pub end_timeout: Duration,
+    /// Our Via for requests we send.
+    pub via: LocalVia,
+    /// Our host and port for Contact headers.
+    pub host: String,
+    pub sip_port: u16,
+    /// Our address in SDP.
+    pub media_ip: IpAddr,
+    /// Codecs we speak, in order of preference.
+    pub codecs: Vec<Codec>,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for the media legs (their ports go into our SDP).
+    Preparing,
+    /// INVITE sent to the agent.
+    Ringing,
+    /// Both legs answered and bridged.
+    Talking,
+    /// BYE/CANCEL sent, waiting for the far ends.
+    Ending,
+    Ended,
+}
+
+struct CallerLeg {
+    tx: TxId,
+    invite: Request,
+    source: Peer,
+    local_tag: Tag,
+    dialog: Option<Dialog>,
+    offer: SessionDescription,
+    media: LocalMedia,
+    leg: LegId,
+    negotiated: Negotiated,
+    /// Our answer, made once the leg's port is known; reused for 183 and 200 (§13.2.1).
+    answer: Option<SessionDescription>,
+    /// A final response went to the INVITE.
+    finalized: bool,
+    bye: Option<ReqRef>,
+}
+
+struct AgentLeg {
+    leg: LegId,
+    media: LocalMedia,
+    dest: Peer,
+    contact: Uri,
+    req: Option<ReqRef>,
+    invite: Option<Request>,
+    offer: Option<SessionDescription>,
+    dialog: Option<Dialog>,
+    negotiated: Option<Negotiated>,
+    /// The INVITE got its final response (or timed out).
+    finished: bool,
+    answered: bool,
+    cancelled: bool,
+    bye: Option<ReqRef>,
+    bridged: bool,
+}
+
+/// One call through the B2BUA.
+pub struct Call {
+    key: CallKey,
+    config: CallConfig,
+    state: State,
+    start: Instant,
+    caller: CallerLeg,
+    agent: AgentLeg,
+    ring_deadline: Option<Instant>,
+    end_deadline: Option<Instant>,
+    next_req: u32,
+    legs_pending: u8,
+    out: VecDeque<Output>,
+    record: CallRecord,
+}
+
+/// A machine input.
+impl Call {
+    /// Starts a call for the caller's INVITE (the SIP layer already sent 100 Trying). When the
+    /// offer cannot be used, the error is the final response the caller gets at once.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        key: CallKey,
+        config: CallConfig,
+        now: Instant,
+        wall_ms: i64,
+        tx: TxId,
+        invite: Request,
+        source: Peer,
+        target: Target,
+        legs: (LegId, LegId),
+    ) -> Result<Call, Response> {
+        let local_tag = Tag::generate();
+        let reject = |code, reason: &str| invite.response(code, reason, Some(local_tag.as_str()));
+        let offer = match std::str::from_utf8(&invite.body)
+            .ok()
+            .filter(|b| !b.trim().is_empty())
+            .map(SessionDescription::parse)
+        {
+            Some(Ok(o)) => o,
+            // An INVITE without offer (§13.2.1 late offer) is not handled by this B2BUA yet.
+            None => return Err(reject(488, "Not Acceptable Here (SDP offer required)")),
+            Some(Err(_)) => return Err(reject(400, "Bad Request (malformed SDP)")),
+        };
+        let media = local_media(config.media_ip);
+        let negotiated = match sdp::answer(&offer, &media, &config.codecs) {
+            Ok((_, n)) => n,
+            Err(e) => {
+                let mut r = reject(488, "Not Acceptable Here");
+                r.headers
+                    .push(HeaderName::Warning, format!("304 cti-server \"{e}\""));
+                return Err(r);
+            }
+        };
+        let Target::Agent { contact, peer, .. } = target.clone();
+        let mut record = CallRecord::new(key, &invite, &target, wall_ms);
+        record.caller.codec = Some(negotiated.codec);
+        let mut call = Call {
+            key,
+            state: State::Preparing,
+            start: now,
+            caller: CallerLeg {
+                tx,
+                invite,
+                source,
+                local_tag,
+                dialog: None,
+                offer,
+                media,
+                leg: legs.0,
+                negotiated: negotiated.clone(),
+                answer: None,
+                finalized: false,
+                bye: None,
+            },
+            agent: AgentLeg {
+                leg: legs.1,
+                media: local_media(config.media_ip),
+                dest: peer,
+                contact,
+                req: None,
+                invite: None,
+                offer: None,
+                dialog: None,
+                negotiated: None,
+                finished: false,
+                answered: false,
+                cancelled: false,
+                bye: None,
+                bridged: false,
+            },
+            ring_deadline: None,
+            end_deadline: None,
+            next_req: 0,
+            legs_pending: 2,
+            out: VecDeque::new(),
+            record,
+            config,
+        };
+        call.media(MediaOp::CreateLeg {
+            leg: legs.0,
+            side: Side::Caller,
+            params: LegParams::from_negotiated(&negotiated),
+        });
+        // The agent leg starts with the caller's codec, offered first: if the agent takes it,
+        // the two legs agree and nothing is transcoded.
+        call.media(MediaOp::CreateLeg {
+            leg: legs.1,
+            side: Side::Agent,
+            params: LegParams {
+                remote: None,
+                dtmf_payload_type: Some(101),
+                ..LegParams::from_negotiated(&negotiated)
+            },
+        });
+        Ok(call)
+    }
+
+    pub fn key(&self) -> CallKey {
+        self.key
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.state == State::Ended
+    }
+
+    /// True once the caller has been answered 200 and not hung up.
+    pub fn is_talking(&self) -> bool {
+        self.state == State::Talking
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.ring_deadline, self.end_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A media leg is up at `local`.
+    pub fn media_ready(&mut self, now: Instant, leg: LegId, local: SocketAddr) {
+        if leg == self.caller.leg {
+            self.caller.media.port = local.port();
+        } else if leg == self.agent.leg {
+            self.agent.media.port = local.port();
+        } else {
+            return;
+        }
+        self.legs_pending = self.legs_pending.saturating_sub(1);
+        if self.legs_pending == 0 && self.state == State::Preparing {
+            self.start_agent_leg(now);
+        }
+    }
+
+    /// Creating a media leg failed: the call cannot go on.
+    pub fn media_failed(&mut self, now: Instant, reason: &str) {
+        tracing::warn!(call = %self.key, reason, "media leg failed");
+        self.reject_caller(503, "Service Unavailable (media)");
+        self.end(now, EndCause::MediaError, None);
+    }
+
+    /// No RTP from a leg for the configured time.
+    pub fn media_timeout(&mut self, now: Instant, leg: LegId) {
+        if self.state != State::Talking {
+            return;
+        }
+        let side = if leg == self.caller.leg {
+            Side::Caller
+        } else {
+            Side::Agent
+        };
+        tracing::info!(call = %self.key, ?side, "media timeout: ending the call");
+        self.end(now, EndCause::MediaTimeout, Some(side));
+    }
+
+    /// The server is shutting down: end the call cleanly.
+    pub fn shutdown(&mut self, now: Instant) {
+        if self.state == State::Preparing || self.state == State::Ringing {
+            self.reject_caller(503, "Service Unavailable (shutting down)");
+        }
+        self.end(now, EndCause::Shutdown, None);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.ring_deadline.is_some_and(|d| now >= d) {
+            self.ring_deadline = None;
+            if self.state == State::Ringing {
+                tracing::info!(call = %self.key, "agent did not answer in time");
+                self.reject_caller(480, "Temporarily Unavailable (no answer)");
+                self.end(now, EndCause::NoAnswer, None);
+            }
+        }
+        if self.end_deadline.is_some_and(|d| now >= d) {
+            self.end_deadline = None;
+            self.finish(now);
+        }
+    }
+
+    pub fn handle_sip(&mut self, now: Instant, input: SipInput) {
+        match input {
+            SipInput::Response { req, response } => self.on_response(now, req, response),
+            SipInput::Request {
+                tx,
+                request,
+                source,
+            } => self.on_request(now, tx, request, source),
+            SipInput::Cancel { cancel_tx, request } => {
+                let ok = request.response(200, "OK", Some(self.caller.local_tag.as_str()));
+                self.sip(SipCommand::Respond {
+                    tx: cancel_tx,
+                    response: self.stamp(ok),
+                });
+                if !self.caller.finalized {
+                    self.reject_caller(487, "Request Terminated");
+                    self.end(now, EndCause::CallerCancelled, Some(Side::Caller));
+                }
+            }
+            SipInput::Ack { .. } => {}
+            SipInput::Timeout { req } => self.on_timeout(now, req),
+            SipInput::AckTimeout => {
+                if self.state == State::Talking {
+                    self.end(now, EndCause::NoAck, Some(Side::Caller));
+                }
+            }
+        }
+    }
+}
+
+/// Internals.
+impl Call {
+    fn sip(&mut self, c: SipCommand) {
+        self.out.push_back(Output::Sip(c));
+    }
+
+    fn media(&mut self, m: MediaOp) {
+        self.out.push_back(Output::Media(m));
+    }
+
+    fn next_req(&mut self) -> ReqRef {
+        self.next_req += 1;
+        ReqRef(self.next_req)
+    }
+
+    fn elapsed(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.start)
+    }
+
+    fn stamp(&self, mut r: Response) -> Response {
+        r.headers
+            .push(HeaderName::Server, self.config.user_agent.clone());
+        r
+    }
+
+    fn our_contact(&self, user: &str) -> String {
+        format!(
+            "<{}>",
+            SipUri::new(Some(user), &self.config.host, Some(self.config.sip_port))
+        )
+    }
+
+    /// Codecs for the agent offer: the caller's first, then ours.
+    fn agent_prefs(&self) -> Vec<Codec> {
+        let first = self.caller.negotiated.codec;
+        std::iter::once(first)
+            .chain(self.config.codecs.iter().copied().filter(|c| *c != first))
+            .collect()
+    }
+
+    fn start_agent_leg(&mut self, now: Instant) {
+        // Our answer to the caller, fixed now that the port is known (used in 183 and 200).
+        match sdp::answer(&self.caller.offer, &self.caller.media, &self.config.codecs) {
+            Ok((answer, negotiated)) => {
+                self.caller.answer = Some(answer);
+                self.caller.negotiated = negotiated;
+            }
+            Err(_) => {
+                self.reject_caller(488, "Not Acceptable Here");
+                self.end(now, EndCause::MediaError, None);
+                return;
+            }
+        }
+        let offer = sdp::create_offer(&self.agent.media, &self.agent_prefs(), Direction::SendRecv);
+        let caller_from = self.caller.invite.from_header();
+        let caller_user = caller_from
+            .as_ref()
+            .and_then(|f| f.uri.as_sip().and_then(|u| u.user.clone()))
+            .unwrap_or_else(|| "anonymous".to_string());
+        let display = caller_from.and_then(|f| f.display);
+        let Target::Agent { extension, .. } = &self.record.target;
+        let extension = extension.clone();
+
+        let mut invite = Request::new(Method::Invite, self.agent.contact.clone());
+        let h = &mut invite.headers;
+        h.push(
+            HeaderName::Via,
+            self.config.via.to_value(&Branch::generate()),
+        );
+        let mf = self
+            .caller
+            .invite
+            .max_forwards()
+            .map_or(70, |m| m.saturating_sub(1));
+        h.push(HeaderName::MaxForwards, mf.to_string());
+        // The agent's phone shows who is calling: the caller's number and name.
+        let from_uri = SipUri::new(Some(&caller_user), &self.config.host, None);
+        let from = match display {
+            Some(d) => format!("{d} <{from_uri}>;tag={}", Tag::generate()),
+            None => format!("<{from_uri}>;tag={}", Tag::generate()),
+        };
+        h.push(HeaderName::From, from);
+        h.push(
+            HeaderName::To,
+            format!(
+                "<{}>",
+                SipUri::new(Some(&extension), &self.config.host, None)
+            ),
+        );
+        h.push(
+            HeaderName::CallId,
+            CallId::generate(&self.config.host).to_string(),
+        );
+        h.push(HeaderName::CSeq, "1 INVITE");
+        h.push(HeaderName::Contact, self.our_contact(&caller_user));
+        h.push(HeaderName::Allow, ALLOW);
+        h.push(HeaderName::UserAgent, self.config.user_agent.clone());
+        h.push(HeaderName::ContentType, "application/sdp");
+        invite.body = Bytes::from(offer.to_string());
+
+        let req = self.next_req();
+        if let (Some(call_id), Some(tag)) = (invite.call_id(), invite.from_tag()) {
+            self.sip(SipCommand::BindDialog {
+                call_id,
+                local_tag: Tag::new(tag),
+            });
+        }
+        if let Some(call_id) = self.caller.invite.call_id() {
+            self.sip(SipCommand::BindDialog {
+                call_id,
+                local_tag: self.caller.local_tag.clone(),
+            });
+        }
+        self.sip(SipCommand::Send {
+            req,
+            request: invite.clone(),
+            dest: self.agent.dest,
+        });
+        self.agent.req = Some(req);
+        self.agent.invite = Some(invite);
+        self.agent.offer = Some(offer);
+        self.state = State::Ringing;
+        self.ring_deadline = Some(now + self.config.ring_timeout);
+    }
+
+    fn on_response(&mut self, now: Instant, req: ReqRef, resp: Response) {
+        if Some(req) == self.agent.req {
+            self.on_agent_invite_response(now, resp);
+        } else if Some(req) == self.caller.bye {
+            self.caller.bye = None;
+            self.finish_if_done(now);
+        } else if Some(req) == self.agent.bye {
+            self.agent.bye = None;
+            self.finish_if_done(now);
+        }
+    }
+
+    fn on_timeout(&mut self, now: Instant, req: ReqRef) {
+        if Some(req) == self.agent.req && !self.agent.finished {
+            self.agent.finished = true;
+            if !self.caller.finalized {
+                self.reject_caller(480, "Temporarily Unavailable (agent unreachable)");
+            }
+            self.end(now, EndCause::AgentUnreachable, None);
+        } else {
+            self.on_response(now, req, timeout_response());
+        }
+    }
+
+    fn on_agent_invite_response(&mut self, now: Instant, resp: Response) {
+        let Some(invite) = self.agent.invite.clone() else {
+            return;
+        };
+        match resp.code {
+            100 => {}
+            101..=199 => {
+                if self.agent.dialog.is_none() && resp.to_tag().is_some() {
+                    self.agent.dialog = Dialog::uac(&invite, &resp).ok();
+                }
+                if self.state != State::Ringing || self.caller.finalized {
+                    return;
+                }
+                if self.record.ring_after.is_none() {
+                    self.record.ring_after = Some(self.elapsed(now));
+                }
+                let early_media = !resp.body.is_empty() && self.take_agent_answer(&resp);
+                let mut r = if early_media {
+                    // The agent's early audio is bridged: the caller gets our 183 with SDP.
+                    self.bridge();
+                    self.caller_response(183, "Session Progress", true)
+                } else {
+                    self.caller_response(180, "Ringing", false)
+                };
+                r.headers.push(HeaderName::Contact, self.our_contact("cti"));
+                self.sip(SipCommand::Respond {
+                    tx: self.caller.tx,
+                    response: r,
+                });
+            }
+            200..=299 => {
+                let first = !self.agent.finished;
+                self.agent.finished = true;
+                match &mut self.agent.dialog {
+                    Some(d) => d.handle_response(&resp),
+                    None => self.agent.dialog = Dialog::uac(&invite, &resp).ok(),
+                }
+                // Every 2xx is acknowledged, retransmissions too (§13.2.2.4).
+                if let Some(d) = &self.agent.dialog {
+                    let ack = d.create_ack(1, &self.config.via);
+                    self.sip(SipCommand::Ack {
+                        request: ack,
+                        dest: self.agent.dest,
+                    });
+                }
+                if !first {
+                    return;
+                }
+                self.agent.answered = true;
+                if self.state != State::Ringing || self.caller.finalized {
+                    // Answered after the caller left (CANCEL or ring timeout crossed the 200).
+                    self.send_bye(Side::Agent);
+                    self.finish_if_done(now);
+                    return;
+                }
+                if !self.take_agent_answer(&resp) {
+                    self.reject_caller(488, "Not Acceptable Here");
+                    self.end(now, EndCause::MediaError, Some(Side::Agent));
+                    return;
+                }
+                self.ring_deadline = None;
+                self.bridge();
+                let mut ok = self.caller_response(200, "OK", true);
+                ok.headers
+                    .push(HeaderName::Contact, self.our_contact("cti"));
+                ok.headers.push(HeaderName::Allow, ALLOW);
+                let mut dialog =
+                    Dialog::uas(&self.caller.invite, self.caller.local_tag.clone()).ok();
+                if let Some(d) = &mut dialog {
+                    d.confirm();
+                }
+                self.caller.dialog = dialog;
+                self.caller.finalized = true;
+                self.sip(SipCommand::Respond {
+                    tx: self.caller.tx,
+                    response: ok,
+                });
+                self.state = State::Talking;
+                self.record.answer_after = Some(self.elapsed(now));
+                tracing::info!(call = %self.key, "answered");
+            }
+            code => {
+                self.agent.finished = true;
+                if self.caller.finalized || self.state != State::Ringing {
+                    self.finish_if_done(now);
+                    return;
+                }
+                let (code, reason, cause) = map_agent_failure(code);
+                self.reject_caller(code, reason);
+                self.end(now, cause, Some(Side::Agent));
+            }
+        }
+    }
+
+    /// Reads the agent's SDP answer and retunes the agent media leg. False when unusable.
+    fn take_agent_answer(&mut self, resp: &Response) -> bool {
+        if self.agent.negotiated.is_some() {
+            return true;
+        }
+        let (Some(offer), Ok(body)) = (&self.agent.offer, std::str::from_utf8(&resp.body)) else {
+            return false;
+        };
+        let Ok(answer) = SessionDescription::parse(body) else {
+            return false;
+        };
+        let Ok(n) = sdp::negotiated_from_answer(offer, &answer) else {
+            return false;
+        };
+        self.record.agent.codec = Some(n.codec);
+        self.media(MediaOp::Update {
+            leg: self.agent.leg,
+            params: LegParams::from_negotiated(&n),
+        });
+        self.agent.negotiated = Some(n);
+        true
+    }
+
+    fn bridge(&mut self) {
+        if !self.agent.bridged {
+            self.agent.bridged = true;
+            self.media(MediaOp::Bridge {
+                caller: self.caller.leg,
+                agent: self.agent.leg,
+            });
+        }
+    }
+
+    /// A response to the caller's INVITE with our tag, optionally with our SDP answer.
+    fn caller_response(&self, code: u16, reason: &str, with_sdp: bool) -> Response {
+        let mut r = self
+            .caller
+            .invite
+            .response(code, reason, Some(self.caller.local_tag.as_str()));
+        if with_sdp && let Some(a) = &self.caller.answer {
+            r.headers.push(HeaderName::ContentType, "application/sdp");
+            r.body = Bytes::from(a.to_string());
+        }
+        self.stamp(r)
+    }
+
+    /// The caller's INVITE gets its one final response (no-op after the first).
+    fn reject_caller(&mut self, code: u16, reason: &str) {
+        if self.caller.finalized {
+            return;
+        }
+        self.caller.finalized = true;
+        let r = self.caller_response(code, reason, false);
+        self.sip(SipCommand::Respond {
+            tx: self.caller.tx,
+            response: r,
+        });
+    }
+
+    fn on_request(&mut self, now: Instant, tx: TxId, req: Request, source: Peer) {
+        let side = if req.to_tag().as_deref() == Some(self.caller.local_tag.as_str())
+            && req.call_id() == self.caller.invite.call_id()
+        {
+            Side::Caller
+        } else {
+            Side::Agent
+        };
+        let reply = |code: u16, reason: &str| req.response(code, reason, None);
+        let dialog = match side {
+            Side::Caller => self.caller.dialog.as_mut(),
+            Side::Agent => self.agent.dialog.as_mut(),
+        };
+        let Some(dialog) = dialog else {
+            let r = self.stamp(reply(481, "Call/Transaction Does Not Exist"));
+            self.sip(SipCommand::Respond { tx, response: r });
+            return;
+        };
+        if let Err(code) = dialog.handle_request(&req) {
+            let reason = if code == 500 {
+                "Server Internal Error (CSeq out of order)"
+            } else {
+                "Call/Transaction Does Not Exist"
+            };
+            let r = self.stamp(reply(code, reason));
+            self.sip(SipCommand::Respond { tx, response: r });
+            return;
+        }
+        let _ = source;
+        match req.method {
+            Method::Bye => {
+                let r = self.stamp(reply(200, "OK"));
+                self.sip(SipCommand::Respond { tx, response: r });
+                match side {
+                    Side::Caller => self.caller.dialog = None,
+                    Side::Agent => self.agent.dialog = None,
+                }
+                let cause = match side {
+                    Side::Caller => EndCause::CallerHangup,
+                    Side::Agent => EndCause::AgentHangup,
+                };
+                self.end(now, cause, Some(side));
+            }
+            Method::Invite => self.on_reinvite(tx, &req, side),
+            Method::Options | Method::Info => {
+                let mut r = reply(200, "OK");
+                r.headers.push(HeaderName::Allow, ALLOW);
+                let r = self.stamp(r);
+                self.sip(SipCommand::Respond { tx, response: r });
+            }
+            Method::Update if req.body.is_empty() => {
+                let r = self.stamp(reply(200, "OK"));
+                self.sip(SipCommand::Respond { tx, response: r });
+            }
+            _ => {
+                let mut r = reply(405, "Method Not Allowed");
+                r.headers.push(HeaderName::Allow, ALLOW);
+                let r = self.stamp(r);
+                self.sip(SipCommand::Respond { tx, response: r });
+            }
+        }
+    }
+
+    /// A re-INVITE on one leg (hold, resume, codec change), answered locally (RFC 3264 §8):
+    /// the other leg keeps its media; a party on hold is simply sent no audio.
+    fn on_reinvite(&mut self, tx: TxId, req: &Request, side: Side) {
+        let reply = |code: u16, reason: &str| req.response(code, reason, None);
+        let offer = std::str::from_utf8(&req.body)
+            .ok()
+            .filter(|b| !b.trim().is_empty())
+            .map(SessionDescription::parse);
+        let offer = match offer {
+            Some(Ok(o)) => o,
+            _ => {
+                // No offer (§14.1 allows it) or a malformed one: refused, the call goes on.
+                let r = self.stamp(reply(488, "Not Acceptable Here (SDP offer required)"));
+                self.sip(SipCommand::Respond { tx, response: r });
+                return;
+            }
+        };
+        let (leg, other, current, mut media) = match side {
+            Side::Caller => (
+                self.caller.leg,
+                self.agent.leg,
+                Some(self.caller.negotiated.codec),
+                self.caller.media.clone(),
+            ),
+            Side::Agent => (
+                self.agent.leg,
+                self.caller.leg,
+                self.agent.negotiated.as_ref().map(|n| n.codec),
+                self.agent.media.clone(),
+            ),
+        };
+        media.next_version();
+        let prefs: Vec<Codec> = current
+            .into_iter()
+            .chain(
+                self.config
+                    .codecs
+                    .iter()
+                    .copied()
+                    .filter(|c| Some(*c) != current),
+            )
+            .collect();
+        let (answer, negotiated) = match sdp::answer(&offer, &media, &prefs) {
+            Ok(x) => x,
+            Err(_) => {
+                let r = self.stamp(reply(488, "Not Acceptable Here"));
+                self.sip(SipCommand::Respond { tx, response: r });
+                return;
+            }
+        };
+        let held = sdp::is_hold(&offer);
+        self.media(MediaOp::Update {
+            leg,
+            params: LegParams::from_negotiated(&negotiated),
+        });
+        self.media(MediaOp::Hears {
+            listener: leg,
+            speaker: other,
+            hears: !held,
+        });
+        match side {
+            Side::Caller => {
+                self.caller.media = media;
+                self.caller.negotiated = negotiated;
+            }
+            Side::Agent => {
+                self.agent.media = media;
+                self.agent.negotiated = Some(negotiated);
+            }
+        }
+        tracing::info!(call = %self.key, ?side, held, "re-INVITE answered");
+        let mut ok = reply(200, "OK");
+        ok.headers
+            .push(HeaderName::Contact, self.our_contact("cti"));
+        ok.headers.push(HeaderName::ContentType, "application/sdp");
+        ok.body = Bytes::from(answer.to_string());
+        let ok = self.stamp(ok);
+        self.sip(SipCommand::Respond { tx, response: ok });
+    }
+
+    /// Sends BYE on a leg whose dialog is confirmed.
+    fn send_bye(&mut self, side: Side) {
+        let via = self.config.via.clone();
+        let (dialog, dest) = match side {
+            Side::Caller => (self.caller.dialog.take(), self.caller.source),
+            Side::Agent => (self.agent.dialog.take(), self.agent.dest),
+        };
+        let Some(mut d) = dialog else {
+            return;
+        };
+        let bye = d.create_request(Method::Bye, &via);
+        d.terminate();
+        let req = self.next_req();
+        self.sip(SipCommand::Send {
+            req,
+            request: bye,
+            dest,
+        });
+        match side {
+            Side::Caller => self.caller.bye = Some(req),
+            Side::Agent => self.agent.bye = Some(req),
+        }
+    }
+
+    /// Starts ending the call: BYE every confirmed dialog, CANCEL a ringing agent.
+    fn end(&mut self, now: Instant, cause: EndCause, by: Option<Side>) {
+        if matches!(self.state, State::Ending | State::Ended) {
+            return;
+        }
+        self.state = State::Ending;
+        self.ring_deadline = None;
+        self.record.end_cause = Some(cause);
+        self.record.ended_by = by;
+        if self
+            .caller
+            .dialog
+            .as_ref()
+            .is_some_and(|d| !matches!(d.state(), crate::sip::dialog::DialogState::Early))
+        {
+            self.send_bye(Side::Caller);
+        }
+        if self.agent.answered {
+            self.send_bye(Side::Agent);
+        } else if let Some(req) = self.agent.req
+            && !self.agent.finished
+            && !self.agent.cancelled
+        {
+            self.agent.cancelled = true;
+            self.sip(SipCommand::Cancel { req });
+        }
+        self.end_deadline = Some(now + self.config.end_timeout);
+        self.finish_if_done(now);
+    }
+
+    fn finish_if_done(&mut self, now: Instant) {
+        if self.state != State::Ending {
+            return;
+        }
+        let agent_pending = self.agent.req.is_some() && !self.agent.finished;
+        if self.caller.bye.is_none() && self.agent.bye.is_none() && !agent_pending {
+            self.finish(now);
+        }
+    }
+
+    /// Releases the media and emits the record.
+    fn finish(&mut self, now: Instant) {
+        if self.state == State::Ended {
+            return;
+        }
+        self.state = State::Ended;
+        self.ring_deadline = None;
+        self.end_deadline = None;
+        self.record.end_after = Some(self.elapsed(now));
+        if self.record.end_cause.is_none() {
+            self.record.end_cause = Some(EndCause::Failed);
+        }
+        self.media(MediaOp::EndLeg {
+            leg: self.caller.leg,
+            side: Side::Caller,
+        });
+        self.media(MediaOp::EndLeg {
+            leg: self.agent.leg,
+            side: Side::Agent,
+        });
+        self.out
+            .push_back(Output::Ended(Box::new(self.record.clone())));
+    }
+}
+
+/// How an agent's failure reaches the caller ("mapped sensibly", RFC 3261 §16.7-style
+/// consolidation for a single branch): busy stays busy, anything about reachability becomes
+/// 480 so the carrier can try elsewhere, media refusal stays 488.
+fn map_agent_failure(code: u16) -> (u16, &'static str, EndCause) {
+    match code {
+        486 | 600 => (486, "Busy Here", EndCause::AgentBusy),
+        603 => (603, "Decline", EndCause::AgentRejected(code)),
+        488 | 606 => (488, "Not Acceptable Here", EndCause::AgentRejected(code)),
+        408 => (480, "Temporarily Unavailable", EndCause::NoAnswer),
+        487 => (480, "Temporarily Unavailable", EndCause::NoAnswer),
+        _ => (
+            480,
+            "Temporarily Unavailable",
+            EndCause::AgentRejected(code),
+        ),
+    }
+}
+
+/// Our media identity for a new leg: port filled in when the leg exists (§5 of RFC 4566:
+/// the session id is random, the version starts at 1 and grows with every new description).
+fn local_media(addr: IpAddr) -> LocalMedia {
+    LocalMedia {
+        addr,
+        port: 0,
+        session_id: u64::from(rand::random::<u32>()),
+        version: 1,
+    }
+}
+
+/// A locally made 408 for a transaction that timed out (§8.1.3.1).
+fn timeout_response() -> Response {
+    Response {
+        code: 408,
+        reason: "Request Timeout".into(),
+        headers: crate::sip::message::Headers::new(),
+        body: Bytes::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

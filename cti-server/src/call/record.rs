@@ -1,0 +1,131 @@
+//! The call record (CDR): who called whom, when it rang, was answered and ended, why and by
+//! whom, with each leg's codec and media figures. Written to the store off the call path.
+
+use std::time::Duration;
+
+use crate::sdp::Codec;
+use crate::sip::message::{Request, SipHeaders};
+
+use super::{CallKey, Target};
+
+/// Which leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Caller,
+    Agent,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Caller => "caller",
+            Side::Agent => "agent",
+        }
+    }
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndCause {
+    CallerHangup,
+    AgentHangup,
+    CallerCancelled,
+    NoAnswer,
+    AgentBusy,
+    AgentRejected(u16),
+    AgentUnreachable,
+    MediaTimeout,
+    MediaError,
+    NoAck,
+    Shutdown,
+    Failed,
+}
+
+impl EndCause {
+    pub fn as_str(self) -> String {
+        match self {
+            EndCause::CallerHangup => "caller_hangup".into(),
+            EndCause::AgentHangup => "agent_hangup".into(),
+            EndCause::CallerCancelled => "caller_cancelled".into(),
+            EndCause::NoAnswer => "no_answer".into(),
+            EndCause::AgentBusy => "agent_busy".into(),
+            EndCause::AgentRejected(code) => format!("agent_rejected_{code}"),
+            EndCause::AgentUnreachable => "agent_unreachable".into(),
+            EndCause::MediaTimeout => "media_timeout".into(),
+            EndCause::MediaError => "media_error".into(),
+            EndCause::NoAck => "no_ack".into(),
+            EndCause::Shutdown => "shutdown".into(),
+            EndCause::Failed => "failed".into(),
+        }
+    }
+}
+
+/// Media figures of one leg.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LegRecord {
+    pub codec: Option<Codec>,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub packets_lost: u64,
+    /// Interarrival jitter in milliseconds (RFC 3550 A.8).
+    pub jitter_ms: f64,
+    /// Loss the far end reported for our stream in its RTCP receiver reports (0–1).
+    pub remote_loss_fraction: Option<f64>,
+    /// Round-trip time from RTCP (RFC 3550 §6.4.1).
+    pub round_trip_ms: Option<f64>,
+}
+
+/// One call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    pub key: CallKey,
+    /// The caller leg's Call-ID.
+    pub sip_call_id: String,
+    pub from: String,
+    pub to: String,
+    /// The dialed number (Request-URI user).
+    pub dialed: String,
+    pub target: Target,
+    /// Wall-clock milliseconds when the INVITE arrived; the rest are offsets from it.
+    pub offered_at_ms: i64,
+    pub ring_after: Option<Duration>,
+    pub answer_after: Option<Duration>,
+    pub end_after: Option<Duration>,
+    pub end_cause: Option<EndCause>,
+    /// Who ended it; `None` for the server itself (timeouts, shutdown).
+    pub ended_by: Option<Side>,
+    pub caller: LegRecord,
+    pub agent: LegRecord,
+}
+
+impl CallRecord {
+    pub fn new(key: CallKey, invite: &Request, target: &Target, offered_at_ms: i64) -> CallRecord {
+        let uri_of =
+            |n: Option<crate::sip::NameAddr>| n.map(|n| n.uri.to_string()).unwrap_or_default();
+        CallRecord {
+            key,
+            sip_call_id: invite.call_id().map(|c| c.to_string()).unwrap_or_default(),
+            from: uri_of(invite.from_header()),
+            to: uri_of(invite.to_header()),
+            dialed: invite
+                .uri
+                .as_sip()
+                .and_then(|u| u.user_unescaped())
+                .unwrap_or_default(),
+            target: target.clone(),
+            offered_at_ms,
+            ring_after: None,
+            answer_after: None,
+            end_after: None,
+            end_cause: None,
+            ended_by: None,
+            caller: LegRecord::default(),
+            agent: LegRecord::default(),
+        }
+    }
+
+    pub fn agent_extension(&self) -> &str {
+        let Target::Agent { extension, .. } = &self.target;
+        extension
+    }
+}

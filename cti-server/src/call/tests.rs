@@ -1,0 +1,591 @@
+//! The B2BUA call machine in virtual time: every path from INVITE to record.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::sip::message::SipMessage;
+use crate::sip::transaction::TxId;
+use crate::sip::types::Transport;
+
+const CALLER_SDP: &str = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
+
+fn caller_peer() -> Peer {
+    Peer {
+        transport: Transport::Udp,
+        addr: "127.0.0.1:5999".parse().unwrap(),
+    }
+}
+
+fn agent_peer() -> Peer {
+    Peer {
+        transport: Transport::Udp,
+        addr: "127.0.0.1:5888".parse().unwrap(),
+    }
+}
+
+fn parse_req(s: String) -> Request {
+    match SipMessage::parse(s.as_bytes()).expect("valid test message") {
+        SipMessage::Request(r) => r,
+        SipMessage::Response(_) => unreachable!(),
+    }
+}
+
+fn invite(sdp: &str) -> Request {
+    parse_req(format!(
+        "INVITE sip:1001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKcaller1\r\nFrom: \"Customer\" <sip:+15551234@carrier>;tag=ct\r\nTo: <sip:1001@127.0.0.1>\r\nCall-ID: carrier-call-1\r\nCSeq: 10 INVITE\r\nContact: <sip:carrier@127.0.0.1:5999>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    ))
+}
+
+fn config() -> CallConfig {
+    CallConfig {
+        ring_timeout: Duration::from_secs(20),
+        end_timeout: Duration::from_secs(32),
+        via: LocalVia::new(Transport::Udp, "127.0.0.1", Some(5060)),
+        host: "127.0.0.1".into(),
+        sip_port: 5060,
+        media_ip: "127.0.0.1".parse().unwrap(),
+        codecs: vec![Codec::Pcmu, Codec::Pcma, Codec::Opus],
+        user_agent: "test".into(),
+    }
+}
+
+fn target() -> Target {
+    Target::Agent {
+        extension: "1001".into(),
+        contact: Uri::parse("sip:1001@127.0.0.1:5888").unwrap(),
+        peer: agent_peer(),
+    }
+}
+
+const CALLER_TX: u64 = 1;
+
+struct Harness {
+    call: Call,
+    now: Instant,
+    out: Vec<Output>,
+}
+
+impl Harness {
+    fn start() -> Harness {
+        let now = Instant::now();
+        let call = Call::new(
+            CallKey(7),
+            config(),
+            now,
+            1_000,
+            TxId::for_test(CALLER_TX),
+            invite(CALLER_SDP),
+            caller_peer(),
+            target(),
+            (LegId(14), LegId(15)),
+        )
+        .expect("usable offer");
+        let mut h = Harness {
+            call,
+            now,
+            out: Vec::new(),
+        };
+        h.drain();
+        h
+    }
+
+    fn drain(&mut self) -> &[Output] {
+        self.out.clear();
+        while let Some(o) = self.call.poll_output() {
+            self.out.push(o);
+        }
+        &self.out
+    }
+
+    /// Media legs up; returns the agent INVITE.
+    fn ready(&mut self) -> (ReqRef, Request) {
+        self.call
+            .media_ready(self.now, LegId(14), "127.0.0.1:40000".parse().unwrap());
+        self.call
+            .media_ready(self.now, LegId(15), "127.0.0.1:40002".parse().unwrap());
+        self.drain();
+        self.sent()
+            .into_iter()
+            .find(|(_, r, _)| r.method == Method::Invite)
+            .map(|(q, r, dest)| {
+                assert_eq!(dest, agent_peer());
+                (q, r)
+            })
+            .expect("agent INVITE sent")
+    }
+
+    fn sent(&self) -> Vec<(ReqRef, Request, Peer)> {
+        self.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Sip(SipCommand::Send { req, request, dest }) => {
+                    Some((*req, request.clone(), *dest))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Responses sent on `tx`.
+    fn responses(&self, tx: u64) -> Vec<Response> {
+        self.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Sip(SipCommand::Respond { tx: t, response })
+                    if *t == TxId::for_test(tx) =>
+                {
+                    Some(response.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn media_ops(&self) -> Vec<MediaOp> {
+        self.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Media(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ended(&self) -> Option<CallRecord> {
+        self.out.iter().find_map(|o| match o {
+            Output::Ended(r) => Some((**r).clone()),
+            _ => None,
+        })
+    }
+
+    fn agent_says(&mut self, req: ReqRef, invite: &Request, code: u16, sdp: Option<&str>) {
+        let mut r = invite.response(code, "x", Some("agenttag"));
+        r.headers
+            .push(HeaderName::Contact, "<sip:1001@127.0.0.1:5888>");
+        if let Some(s) = sdp {
+            r.headers.push(HeaderName::ContentType, "application/sdp");
+            r.body = Bytes::from(s.to_string());
+        }
+        self.call
+            .handle_sip(self.now, SipInput::Response { req, response: r });
+        self.drain();
+    }
+}
+
+const AGENT_ANSWER: &str = "v=0\r\no=a 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+
+fn caller_request(method: &str, cseq: u32, to_tag: &str, body: &str) -> Request {
+    let ct = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/sdp\r\n".to_string()
+    };
+    parse_req(format!(
+        "{method} sip:cti@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK{method}{cseq}\r\nFrom: \"Customer\" <sip:+15551234@carrier>;tag=ct\r\nTo: <sip:1001@127.0.0.1>;tag={to_tag}\r\nCall-ID: carrier-call-1\r\nCSeq: {cseq} {method}\r\nContact: <sip:carrier@127.0.0.1:5999>\r\nMax-Forwards: 70\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+fn answered() -> (Harness, ReqRef, Request, String) {
+    let mut h = Harness::start();
+    let (req, inv) = h.ready();
+    h.agent_says(req, &inv, 180, None);
+    h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+    let ok = h.responses(CALLER_TX);
+    let tag = ok[0].to_tag().expect("200 has our tag");
+    (h, req, inv, tag)
+}
+
+#[test]
+fn media_legs_come_first_and_the_agent_is_offered_the_callers_codec_first() {
+    let mut h = Harness::start();
+    let ops = h.media_ops();
+    assert!(
+        matches!(&ops[0], MediaOp::CreateLeg { leg: LegId(14), params, .. } if params.codec == Codec::Pcma && params.remote == Some("127.0.0.1:6000".parse::<SocketAddr>().unwrap()))
+    );
+    assert!(
+        matches!(&ops[1], MediaOp::CreateLeg { leg: LegId(15), params, .. } if params.remote.is_none())
+    );
+    let (_, inv) = h.ready();
+    let body = std::str::from_utf8(&inv.body).unwrap();
+    let m = body.lines().find(|l| l.starts_with("m=audio")).unwrap();
+    assert!(m.starts_with("m=audio 40002 RTP/AVP 8 "), "{m}");
+    assert!(body.contains("c=IN IP4 127.0.0.1"));
+    // The agent's phone shows the caller's number and name.
+    let from = inv.from_header().unwrap();
+    assert_eq!(from.display.as_deref(), Some("\"Customer\""));
+    assert_eq!(
+        from.uri.as_sip().unwrap().user.as_deref(),
+        Some("+15551234")
+    );
+    assert_eq!(inv.max_forwards(), Some(69));
+}
+
+#[test]
+fn answer_bridges_acks_and_answers_the_caller_with_our_sdp() {
+    let mut h = Harness::start();
+    let (req, inv) = h.ready();
+    h.agent_says(req, &inv, 180, None);
+    let ringing = h.responses(CALLER_TX);
+    assert_eq!(ringing.len(), 1);
+    assert_eq!(ringing[0].code, 180);
+    h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+    let ok = h.responses(CALLER_TX);
+    assert_eq!(ok[0].code, 200);
+    assert_eq!(
+        ok[0].to_tag(),
+        ringing[0].to_tag(),
+        "one To tag for the caller's dialog"
+    );
+    let body = std::str::from_utf8(&ok[0].body).unwrap();
+    assert!(body.contains("m=audio 40000 RTP/AVP 8"), "{body}");
+    assert!(
+        h.out.iter().any(
+            |o| matches!(o, Output::Sip(SipCommand::Ack { dest, .. }) if *dest == agent_peer())
+        )
+    );
+    let ops = h.media_ops();
+    assert!(ops.contains(&MediaOp::Bridge {
+        caller: LegId(14),
+        agent: LegId(15)
+    }));
+    assert!(ops.iter().any(|o| matches!(o, MediaOp::Update { leg: LegId(15), params } if params.remote == Some("127.0.0.1:7000".parse().unwrap()))));
+    assert!(h.call.is_talking());
+}
+
+#[test]
+fn caller_hangs_up_first() {
+    let (mut h, _, _, tag) = answered();
+    h.call.handle_sip(
+        h.now,
+        SipInput::Request {
+            tx: TxId::for_test(50),
+            request: caller_request("BYE", 11, &tag, ""),
+            source: caller_peer(),
+        },
+    );
+    h.drain();
+    assert_eq!(h.responses(50)[0].code, 200);
+    let (bye_ref, bye, dest) = h
+        .sent()
+        .into_iter()
+        .find(|(_, r, _)| r.method == Method::Bye)
+        .unwrap();
+    assert_eq!(dest, agent_peer());
+    assert_eq!(bye.to_tag().as_deref(), Some("agenttag"));
+    assert!(h.ended().is_none(), "waits for the agent's 200");
+    let ok = bye.response(200, "OK", None);
+    h.call.handle_sip(
+        h.now,
+        SipInput::Response {
+            req: bye_ref,
+            response: ok,
+        },
+    );
+    h.drain();
+    let rec = h.ended().expect("record");
+    assert_eq!(rec.end_cause, Some(EndCause::CallerHangup));
+    assert_eq!(rec.ended_by, Some(Side::Caller));
+    assert!(rec.answer_after.is_some());
+    assert!(h.media_ops().contains(&MediaOp::EndLeg {
+        leg: LegId(14),
+        side: Side::Caller
+    }));
+    assert!(h.media_ops().contains(&MediaOp::EndLeg {
+        leg: LegId(15),
+        side: Side::Agent
+    }));
+}
+
+#[test]
+fn agent_hangs_up_first() {
+    let (mut h, _, inv, _) = answered();
+    let mut bye = parse_req(format!(
+        "BYE sip:cti@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5888;branch=z9hG4bKab\r\nFrom: <sip:1001@127.0.0.1>;tag=agenttag\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        inv.headers.get(&HeaderName::From).unwrap(),
+        inv.call_id().unwrap()
+    ));
+    bye.headers.set(HeaderName::MaxForwards, "70");
+    h.call.handle_sip(
+        h.now,
+        SipInput::Request {
+            tx: TxId::for_test(60),
+            request: bye,
+            source: agent_peer(),
+        },
+    );
+    h.drain();
+    assert_eq!(h.responses(60)[0].code, 200);
+    let (bye_ref, to_caller, dest) = h
+        .sent()
+        .into_iter()
+        .find(|(_, r, _)| r.method == Method::Bye)
+        .unwrap();
+    assert_eq!(dest, caller_peer());
+    assert_eq!(
+        to_caller.uri.to_string(),
+        "sip:carrier@127.0.0.1:5999",
+        "remote target"
+    );
+    assert_eq!(to_caller.call_id().unwrap().as_str(), "carrier-call-1");
+    // The caller never answers the BYE: the call still closes after the end timeout.
+    let _ = bye_ref;
+    h.now += Duration::from_secs(33);
+    h.call.handle_timeout(h.now);
+    h.drain();
+    let rec = h.ended().expect("record");
+    assert_eq!(rec.end_cause, Some(EndCause::AgentHangup));
+    assert_eq!(rec.ended_by, Some(Side::Agent));
+}
+
+#[test]
+fn caller_cancels_while_the_agent_rings() {
+    let mut h = Harness::start();
+    let (req, inv) = h.ready();
+    h.agent_says(req, &inv, 180, None);
+    let mut cancel = invite(CALLER_SDP);
+    cancel.method = Method::Cancel;
+    cancel.headers.set(HeaderName::CSeq, "10 CANCEL");
+    cancel.body = Bytes::new();
+    h.call.handle_sip(
+        h.now,
+        SipInput::Cancel {
+            cancel_tx: TxId::for_test(70),
+            request: cancel,
+        },
+    );
+    h.drain();
+    assert_eq!(h.responses(70)[0].code, 200);
+    assert_eq!(h.responses(CALLER_TX)[0].code, 487);
+    assert!(
+        h.out
+            .iter()
+            .any(|o| matches!(o, Output::Sip(SipCommand::Cancel { req: r }) if *r == req))
+    );
+    h.agent_says(req, &inv, 487, None);
+    let rec = h.ended().expect("record after the agent's 487");
+    assert_eq!(rec.end_cause, Some(EndCause::CallerCancelled));
+    assert!(
+        h.responses(CALLER_TX).is_empty(),
+        "no second final response"
+    );
+}
+
+#[test]
+fn agent_busy_is_passed_on_as_486() {
+    let mut h = Harness::start();
+    let (req, inv) = h.ready();
+    h.agent_says(req, &inv, 486, None);
+    assert_eq!(h.responses(CALLER_TX)[0].code, 486);
+    assert_eq!(h.ended().unwrap().end_cause, Some(EndCause::AgentBusy));
+}
+
+#[test]
+fn failures_map_to_sensible_caller_codes() {
+    for (agent, caller) in [
+        (480, 480),
+        (404, 480),
+        (503, 480),
+        (408, 480),
+        (603, 603),
+        (488, 488),
+        (600, 486),
+    ] {
+        let mut h = Harness::start();
+        let (req, inv) = h.ready();
+        h.agent_says(req, &inv, agent, None);
+        assert_eq!(h.responses(CALLER_TX)[0].code, caller, "agent {agent}");
+    }
+}
+
+#[test]
+fn ring_timeout_cancels_the_agent_and_the_caller_gets_480() {
+    let mut h = Harness::start();
+    let (req, inv) = h.ready();
+    h.agent_says(req, &inv, 180, None);
+    assert_eq!(h.call.poll_timeout(), Some(h.now + Duration::from_secs(20)));
+    h.now += Duration::from_secs(20);
+    h.call.handle_timeout(h.now);
+    h.drain();
+    assert_eq!(h.responses(CALLER_TX)[0].code, 480);
+    assert!(
+        h.out
+            .iter()
+            .any(|o| matches!(o, Output::Sip(SipCommand::Cancel { .. })))
+    );
+    h.agent_says(req, &inv, 487, None);
+    assert_eq!(h.ended().unwrap().end_cause, Some(EndCause::NoAnswer));
+}
+
+#[test]
+fn a_200_crossing_the_cancel_is_acked_and_hung_up() {
+    let mut h = Harness::start();
+    let (req, inv) = h.ready();
+    h.now += Duration::from_secs(20);
+    h.call.handle_timeout(h.now);
+    h.drain();
+    h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+    assert!(
+        h.out
+            .iter()
+            .any(|o| matches!(o, Output::Sip(SipCommand::Ack { .. })))
+    );
+    let bye = h
+        .sent()
+        .into_iter()
+        .find(|(_, r, _)| r.method == Method::Bye);
+    assert!(bye.is_some(), "the late-answering agent is hung up");
+    assert!(
+        h.responses(CALLER_TX).is_empty(),
+        "the caller already had its 480"
+    );
+}
+
+#[test]
+fn agent_unreachable_timer_b() {
+    let mut h = Harness::start();
+    let (req, _) = h.ready();
+    h.call.handle_sip(h.now, SipInput::Timeout { req });
+    h.drain();
+    assert_eq!(h.responses(CALLER_TX)[0].code, 480);
+    assert_eq!(
+        h.ended().unwrap().end_cause,
+        Some(EndCause::AgentUnreachable)
+    );
+}
+
+#[test]
+fn hold_and_resume_by_reinvite_are_answered_locally() {
+    let (mut h, _, _, tag) = answered();
+    let hold_sdp = CALLER_SDP.replace("o=c 1 1", "o=c 1 2") + "a=sendonly\r\n";
+    h.call.handle_sip(
+        h.now,
+        SipInput::Request {
+            tx: TxId::for_test(80),
+            request: caller_request("INVITE", 11, &tag, &hold_sdp),
+            source: caller_peer(),
+        },
+    );
+    h.drain();
+    let ok = &h.responses(80)[0];
+    assert_eq!(ok.code, 200);
+    let body = std::str::from_utf8(&ok.body).unwrap();
+    assert!(body.contains("a=recvonly"), "{body}");
+    assert!(h.media_ops().contains(&MediaOp::Hears {
+        listener: LegId(14),
+        speaker: LegId(15),
+        hears: false
+    }));
+    let resume_sdp = CALLER_SDP.replace("o=c 1 1", "o=c 1 3");
+    h.call.handle_sip(
+        h.now,
+        SipInput::Request {
+            tx: TxId::for_test(81),
+            request: caller_request("INVITE", 12, &tag, &resume_sdp),
+            source: caller_peer(),
+        },
+    );
+    h.drain();
+    let body = std::str::from_utf8(&h.responses(81)[0].body)
+        .unwrap()
+        .to_string();
+    assert!(
+        body.contains("a=sendrecv") || !body.contains("a=recvonly"),
+        "{body}"
+    );
+    assert!(h.media_ops().contains(&MediaOp::Hears {
+        listener: LegId(14),
+        speaker: LegId(15),
+        hears: true
+    }));
+    // A re-INVITE with an older CSeq is refused (§12.2.2) and changes nothing.
+    h.call.handle_sip(
+        h.now,
+        SipInput::Request {
+            tx: TxId::for_test(82),
+            request: caller_request("INVITE", 5, &tag, &resume_sdp),
+            source: caller_peer(),
+        },
+    );
+    h.drain();
+    assert_eq!(h.responses(82)[0].code, 500);
+    assert!(h.call.is_talking());
+}
+
+#[test]
+fn in_dialog_options_and_unknown_dialogs() {
+    let (mut h, _, _, tag) = answered();
+    h.call.handle_sip(
+        h.now,
+        SipInput::Request {
+            tx: TxId::for_test(90),
+            request: caller_request("OPTIONS", 11, &tag, ""),
+            source: caller_peer(),
+        },
+    );
+    h.drain();
+    assert_eq!(h.responses(90)[0].code, 200);
+}
+
+#[test]
+fn media_timeout_ends_both_legs() {
+    let (mut h, _, _, _) = answered();
+    h.call.media_timeout(h.now, LegId(14));
+    h.drain();
+    let byes: Vec<_> = h
+        .sent()
+        .into_iter()
+        .filter(|(_, r, _)| r.method == Method::Bye)
+        .collect();
+    assert_eq!(byes.len(), 2);
+    for (req, bye, _) in byes {
+        let ok = bye.response(200, "OK", None);
+        h.call
+            .handle_sip(h.now, SipInput::Response { req, response: ok });
+    }
+    h.drain();
+    let rec = h.ended().unwrap();
+    assert_eq!(rec.end_cause, Some(EndCause::MediaTimeout));
+}
+
+#[test]
+fn an_offer_without_a_common_codec_is_refused_488() {
+    let g729 = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    let r = Call::new(
+        CallKey(1),
+        config(),
+        Instant::now(),
+        0,
+        TxId::for_test(1),
+        invite(g729),
+        caller_peer(),
+        target(),
+        (LegId(2), LegId(3)),
+    );
+    assert_eq!(r.err().unwrap().code, 488);
+    let r = Call::new(
+        CallKey(1),
+        config(),
+        Instant::now(),
+        0,
+        TxId::for_test(1),
+        invite(""),
+        caller_peer(),
+        target(),
+        (LegId(2), LegId(3)),
+    );
+    assert_eq!(r.err().unwrap().code, 488);
+}
+
+#[test]
+fn shutdown_while_ringing_refuses_the_caller_and_cancels_the_agent() {
+    let mut h = Harness::start();
+    let (req, inv) = h.ready();
+    h.call.shutdown(h.now);
+    h.drain();
+    assert_eq!(h.responses(CALLER_TX)[0].code, 503);
+    h.agent_says(req, &inv, 487, None);
+    assert_eq!(h.ended().unwrap().end_cause, Some(EndCause::Shutdown));
+}
