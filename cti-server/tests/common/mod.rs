@@ -270,3 +270,146 @@ impl SippRun {
         (grab("Successful call"), grab("Failed call"))
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Background sipp peers (agent phones) and agent registration, for the B2BUA tests.
+// ------------------------------------------------------------------------------------------
+
+/// A sipp started in the background (an agent phone, or a caller the test talks to while it
+/// runs); killed on drop.
+pub struct SippChild {
+    child: Option<Child>,
+    /// The working directory: `-trace_*` files, `stdout.txt`, `stderr.txt`, and a `pcap` link.
+    pub dir: PathBuf,
+}
+
+/// Starts sipp with the scenario `tests/sipp/<scenario>` on `127.0.0.1:local_port`, towards
+/// `remote` (None: a UAS waiting for calls), without waiting for it. The working directory is
+/// fresh and holds a `pcap` link to `/usr/share/sip-tester` (for `play_pcap_audio=
+/// "pcap/g711a.pcap"`). Pass `-mp PORT` in `args` when several sipps run at once.
+pub fn spawn_sipp(
+    remote: Option<SocketAddr>,
+    scenario: &str,
+    local_port: u16,
+    args: &[&str],
+) -> SippChild {
+    let dir = tempfile::tempdir().expect("temp dir").keep();
+    let _ = std::os::unix::fs::symlink("/usr/share/sip-tester", dir.join("pcap"));
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(&dir);
+    if let Some(r) = remote {
+        cmd.arg(r.to_string());
+    }
+    cmd.arg("-sf")
+        .arg(repo_root().join("tests/sipp").join(scenario))
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &local_port.to_string(),
+            "-buff_size",
+            "4194304",
+            "-nostdin",
+            "-trace_err",
+            "-trace_msg",
+            "-timeout",
+            "60s",
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(
+            std::fs::File::create(dir.join("stdout.txt")).expect("stdout file"),
+        ))
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("stderr.txt")).expect("stderr file"),
+        ));
+    let child = cmd
+        .spawn()
+        .expect("running sipp (apt-get install sip-tester)");
+    SippChild {
+        child: Some(child),
+        dir,
+    }
+}
+
+impl SippChild {
+    /// True while sipp runs.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Waits up to `timeout` for sipp to exit (killing it then: `success` is false) and
+    /// returns its result.
+    pub fn wait(mut self, timeout: Duration) -> SippRun {
+        let mut child = self.child.take().expect("not waited yet");
+        let deadline = std::time::Instant::now() + timeout;
+        let mut success = false;
+        let mut killed = false;
+        loop {
+            match child.try_wait() {
+                Ok(Some(st)) => {
+                    success = st.success();
+                    break;
+                }
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    killed = true;
+                    break;
+                }
+            }
+        }
+        let read = |name: &str| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+        let mut stderr = read("stderr.txt");
+        if killed {
+            stderr.push_str(&format!("\n(sipp killed: still running after {timeout:?})"));
+        }
+        SippRun {
+            success,
+            stdout: read("stdout.txt"),
+            stderr,
+            dir: self.dir.clone(),
+        }
+    }
+}
+
+impl Drop for SippChild {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs sipp to completion (at most two minutes) from `127.0.0.1:local_port`; see
+/// [`spawn_sipp`].
+pub fn sipp_at(
+    remote: Option<SocketAddr>,
+    scenario: &str,
+    local_port: u16,
+    args: &[&str],
+) -> SippRun {
+    spawn_sipp(remote, scenario, local_port, args).wait(Duration::from_secs(120))
+}
+
+/// Registers agent `ext` (digest, `password`) with the binding at `127.0.0.1:port`, where
+/// an agent UAS started afterwards with [`spawn_sipp`] on the same port gets the calls
+/// (`tests/sipp/agent_register.xml`: Expires 300, no un-REGISTER).
+pub fn register_agent(server: SocketAddr, ext: &str, password: &str, port: u16) -> SippRun {
+    let mp = free_port().to_string();
+    sipp_at(
+        Some(server),
+        "agent_register.xml",
+        port,
+        &[
+            "-s", ext, "-au", ext, "-ap", password, "-m", "1", "-mp", &mp,
+        ],
+    )
+}

@@ -1,0 +1,284 @@
+//! Acceptance tests for the B2BUA with anchored media, driven by sipp (Debian `sip-tester`
+//! 3.6.1): a carrier (sipp UAC) calls an extension, the server forwards the call to the agent
+//! phone (a sipp UAS that first REGISTERed from the port it then listens on) with its own
+//! SDP, and relays provisional/final responses, BYE, CANCEL and hold/resume between the legs.
+//!
+//! Scenarios live in `tests/sipp/` (agent_*.xml, caller_*.xml); each was checked sipp-to-sipp
+//! (caller straight against the agent scenario) so that a failure here is the server's.
+//!
+//! The tests in this file take a lock and run one at a time: the load test and the timing
+//! checks are not meaningful on a 2-core machine shared with the other tests of this file.
+
+mod common;
+
+use common::{Server, SippChild, SippRun, free_port, free_port_range, register_agent, spawn_sipp};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Registers agent `ext` (password `demo<ext>`, as in config/cti.toml) from a fresh port,
+/// then starts the agent phone `scenario` on that same port: `-m calls`, echoing RTP.
+fn agent(server: &Server, ext: &str, scenario: &str, calls: u32, echo: bool) -> SippChild {
+    let port = free_port();
+    let reg = register_agent(server.sip, ext, &format!("demo{ext}"), port);
+    assert!(
+        reg.success,
+        "agent {ext} did not register\n{}\nserver log:\n{}",
+        reg.report(),
+        log_tail(server)
+    );
+    let mp = free_port().to_string();
+    let calls = calls.to_string();
+    let mut args = vec!["-m", calls.as_str(), "-mp", mp.as_str()];
+    if echo {
+        args.push("-rtp_echo");
+    }
+    let mut uas = spawn_sipp(None, scenario, port, &args);
+    // Let the UAS bind its port before anyone calls.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(uas.is_running(), "agent UAS {scenario} exited at once");
+    uas
+}
+
+/// Runs the carrier's `scenario` calling `ext` once (or as `extra` says) and waits for it.
+fn call(server: &Server, scenario: &str, ext: &str, extra: &[&str]) -> SippRun {
+    let mp = free_port().to_string();
+    let mut args = vec!["-s", ext, "-mp", mp.as_str()];
+    if !extra.iter().any(|a| *a == "-m") {
+        args.extend(["-m", "1"]);
+    }
+    args.extend(extra);
+    spawn_sipp(Some(server.sip), scenario, free_port(), &args).wait(Duration::from_secs(120))
+}
+
+fn log_tail(server: &Server) -> String {
+    let log = server.log_text();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// Asserts the caller's run succeeded with `calls` successful calls, and the agent's too.
+fn assert_ok(server: &Server, caller: &SippRun, calls: u64, agent: Option<SippChild>) {
+    assert!(
+        caller.success,
+        "caller failed\n{}\nserver log:\n{}",
+        caller.report(),
+        log_tail(server)
+    );
+    assert_eq!(caller.totals(), (calls, 0), "{}", caller.report());
+    if let Some(agent) = agent {
+        let run = agent.wait(Duration::from_secs(30));
+        assert!(
+            run.success,
+            "agent phone failed\n{}\nserver log:\n{}",
+            run.report(),
+            log_tail(server)
+        );
+        assert_eq!(run.totals(), (calls, 0), "{}", run.report());
+    }
+}
+
+#[test]
+fn caller_hangs_up_first() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let uas = agent(&server, "1001", "agent_uas.xml", 1, true);
+    let caller = call(&server, "caller_basic.xml", "1001", &[]);
+    assert_ok(&server, &caller, 1, Some(uas));
+}
+
+#[test]
+fn agent_hangs_up_first() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let uas = agent(&server, "1002", "agent_uas_hangup.xml", 1, true);
+    let caller = call(&server, "caller_waits_bye.xml", "1002", &[]);
+    assert_ok(&server, &caller, 1, Some(uas));
+}
+
+#[test]
+fn caller_cancels_while_ringing() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let uas = agent(&server, "2001", "agent_noanswer.xml", 1, false);
+    let caller = call(&server, "caller_cancel.xml", "2001", &[]);
+    assert_ok(&server, &caller, 1, Some(uas));
+}
+
+#[test]
+fn agent_busy_486_reaches_caller() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let uas = agent(&server, "1001", "agent_busy.xml", 1, false);
+    let caller = call(&server, "caller_expect_486.xml", "1001", &[]);
+    assert_ok(&server, &caller, 1, Some(uas));
+}
+
+#[test]
+fn agent_never_answers_ring_timeout() {
+    let _g = serial();
+    let server = Server::start(&["call.ring_timeout_s=3"]);
+    let uas = agent(&server, "1001", "agent_noanswer.xml", 1, false);
+    let t0 = Instant::now();
+    let caller = call(&server, "caller_ring_timeout.xml", "1001", &[]);
+    let took = t0.elapsed();
+    assert_ok(&server, &caller, 1, Some(uas));
+    assert!(
+        took >= Duration::from_millis(2500) && took < Duration::from_secs(10),
+        "480/408 after {took:?}, ring timeout is 3 s"
+    );
+}
+
+#[test]
+fn hold_and_resume_reinvite() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let uas = agent(&server, "1002", "agent_uas.xml", 1, true);
+    let caller = call(&server, "caller_hold.xml", "1002", &[]);
+    assert_ok(&server, &caller, 1, Some(uas));
+}
+
+#[test]
+fn media_timeout_ends_call() {
+    let _g = serial();
+    let server = Server::start(&["media.timeout_s=2"]);
+    // No -rtp_echo and no RTP from the caller: nothing flows either way.
+    let uas = agent(&server, "2001", "agent_uas.xml", 1, false);
+    let t0 = Instant::now();
+    // The scenario itself fails if no BYE comes within 8 s of the ACK.
+    let caller = call(&server, "caller_nomedia_waits_bye.xml", "2001", &[]);
+    let took = t0.elapsed();
+    // The agent's scenario ends only on a BYE: the server hung up both legs.
+    assert_ok(&server, &caller, 1, Some(uas));
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(8),
+        "call ended after {took:?} with media.timeout_s=2"
+    );
+}
+
+#[test]
+fn unknown_extension_404() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let caller = call(&server, "caller_expect_404.xml", "9999", &[]);
+    assert_ok(&server, &caller, 1, None);
+}
+
+#[test]
+fn unregistered_agent_480() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    // 2002 is configured but never registers (and has no static contact).
+    let caller = call(&server, "caller_expect_480.xml", "2002", &[]);
+    assert_ok(&server, &caller, 1, None);
+}
+
+/// The media is anchored: the server answers the caller with its own address and a port from
+/// media.rtp_ports (not the agent's), and RTP sent there reaches the agent leg (the agent
+/// phone echoes it) and comes back to the caller.
+#[test]
+fn caller_audio_is_anchored_and_echoed_back_through_the_agent() {
+    let _g = serial();
+    let (lo, hi) = free_port_range(200);
+    let ports = format!("media.rtp_ports={lo}-{hi}");
+    let server = Server::start(&[ports.as_str()]);
+    let uas = agent(&server, "1001", "agent_uas.xml", 1, true);
+
+    let media = UdpSocket::bind("127.0.0.1:0").expect("bind caller media");
+    let media_port = media.local_addr().unwrap().port();
+    let key = media_port.to_string();
+    let mp = free_port().to_string();
+    let caller = spawn_sipp(
+        Some(server.sip),
+        "caller_media_probe.xml",
+        free_port(),
+        &[
+            "-s", "1001", "-m", "1", "-mp", &mp, "-key", "rtp_port", &key,
+        ],
+    );
+    // The scenario writes the SDP answer's "address port" once the call is up.
+    let file = caller.dir.join("server_media.txt");
+    let t0 = Instant::now();
+    let target: SocketAddr = loop {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            let mut it = text.split_whitespace();
+            if let (Some(a), Some(p)) = (it.next(), it.next()) {
+                break format!("{a}:{p}").parse().expect("address in SDP answer");
+            }
+        }
+        if t0.elapsed() > Duration::from_secs(10) {
+            drop(uas);
+            let run = caller.wait(Duration::from_secs(1));
+            panic!(
+                "the call was not answered\n{}\nserver log:\n{}",
+                run.report(),
+                log_tail(&server)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(target.ip(), server.sip.ip(), "c= is the server's address");
+    assert!(
+        (lo..=hi).contains(&target.port()),
+        "answer port {} outside media.rtp_ports {lo}-{hi}",
+        target.port()
+    );
+
+    // 2 s of 20 ms PCMU packets; count what comes back.
+    media
+        .set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    let mut received = 0u32;
+    let mut buf = [0u8; 2048];
+    let mut drain = |received: &mut u32| {
+        while let Ok((n, _)) = media.recv_from(&mut buf) {
+            if n == 12 + 160 && buf[0] >> 6 == 2 {
+                *received += 1;
+            }
+        }
+    };
+    for i in 0..100u32 {
+        let mut pkt = vec![0x80, 0x00];
+        pkt.extend_from_slice(&(i as u16).to_be_bytes());
+        pkt.extend_from_slice(&(i * 160).to_be_bytes());
+        pkt.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        pkt.extend(std::iter::repeat_n(0xffu8, 160));
+        media.send_to(&pkt, target).expect("send RTP");
+        let next = Instant::now() + Duration::from_millis(20);
+        while Instant::now() < next {
+            drain(&mut received);
+        }
+    }
+    let until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < until {
+        drain(&mut received);
+    }
+    assert!(
+        received >= 80,
+        "only {received} of 100 RTP packets came back through server -> agent -> server\n\
+         server log:\n{}",
+        log_tail(&server)
+    );
+    let run = caller.wait(Duration::from_secs(30));
+    assert_ok(&server, &run, 1, Some(uas));
+}
+
+#[test]
+fn two_hundred_calls_at_20_per_second_with_rtp_echo() {
+    let _g = serial();
+    let server = Server::start(&["log.level=warn"]);
+    let uas = agent(&server, "1001", "agent_uas.xml", 200, true);
+    let caller = call(
+        &server,
+        "caller_basic.xml",
+        "1001",
+        &["-r", "20", "-m", "200", "-l", "400"],
+    );
+    assert_ok(&server, &caller, 200, Some(uas));
+}
