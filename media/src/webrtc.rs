@@ -10,7 +10,11 @@ use crate::codec::g711::FRAME_SAMPLES;
 use crate::codec::{Codec, CodecError, Decoder, Encoder};
 use crate::engine::{LegEvent, LegStats, Transmit};
 use crate::jitter::{JitterBuffer, JitterConfig, Playout};
+use crate::rtp::rtcp::ReceiverStats;
 use crate::rtp::{PayloadType, RtpHeader, Ssrc};
+
+/// How often a browser leg reports [`LegEvent::Stats`] (as plain legs do with RTCP).
+const STATS_INTERVAL: Duration = Duration::from_secs(5);
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -52,6 +56,8 @@ pub struct BrowserLeg {
     media_time: u64,
     next_timeout: Instant,
     packets_sent: u32,
+    rx_stats: ReceiverStats,
+    next_stats: Instant,
     transmits: VecDeque<Transmit>,
     events: VecDeque<LegEvent>,
     pcm: Vec<i16>,
@@ -102,6 +108,8 @@ impl BrowserLeg {
             media_time: 0,
             next_timeout: now,
             packets_sent: 0,
+            rx_stats: ReceiverStats::new(Codec::Opus.rtp_clock_rate()),
+            next_stats: now + STATS_INTERVAL,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             pcm: Vec::with_capacity(960),
@@ -153,6 +161,10 @@ impl BrowserLeg {
 
     /// Runs str0m's timers (ICE, DTLS retransmission, RTCP) if due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_stats {
+            self.next_stats = now + STATS_INTERVAL;
+            self.events.push_back(LegEvent::Stats(self.stats()));
+        }
         if now < self.next_timeout {
             return;
         }
@@ -213,6 +225,9 @@ impl BrowserLeg {
                     timestamp: d.time.numer() as u32,
                     ssrc: Ssrc(0),
                 };
+                // Loss and jitter as RFC 3550 A.3/A.8 figure them, from str0m's numbering
+                // and the packet's arrival time.
+                self.rx_stats.on_packet(d.network_time, &header);
                 self.jitter.push(now, &header, &d.data);
             }
             _ => {}
@@ -259,10 +274,10 @@ impl BrowserLeg {
         self.media_time += Codec::Opus.rtp_samples_per_frame() as u64;
     }
 
-    /// Current figures (reception figures are str0m's and not mirrored here).
+    /// Current figures. Remote loss and round trip live in str0m's RTCP and are not mirrored.
     pub fn stats(&self) -> LegStats {
         LegStats {
-            reception: crate::rtp::rtcp::ReceiverStats::new(48_000).summary(),
+            reception: self.rx_stats.summary(),
             jitter_buffer: self.jitter.stats(),
             packets_sent: self.packets_sent,
             remote_fraction_lost: None,
@@ -439,11 +454,11 @@ mod tests {
         );
         assert!(answer.to_lowercase().contains("opus/48000/2"));
         browser.accept_answer(t0, &answer);
-        let to_leg = sine(1000.0, 8000.0, 8000 * 3, 8000);
-        let to_browser = sine(600.0, 8000.0, 8000 * 3, 8000);
+        let to_leg = sine(1000.0, 8000.0, 8000 * 6, 8000);
+        let to_browser = sine(600.0, 8000.0, 8000 * 6, 8000);
         let mut leg_heard = Vec::new();
         let mut now = t0;
-        for tick in 0..150 {
+        for tick in 0..280 {
             // Two 10 ms network steps per 20 ms media tick.
             for _ in 0..2 {
                 now += Duration::from_millis(10);
@@ -473,6 +488,18 @@ mod tests {
         }
         assert!(leg.is_connected() && browser.connected);
         assert_eq!(leg.poll_event(), Some(LegEvent::Connected));
+        // Three seconds in: a statistics event with what was received, nothing lost.
+        let stats = std::iter::from_fn(|| leg.poll_event())
+            .find_map(|e| match e {
+                LegEvent::Stats(s) => Some(s),
+                _ => None,
+            })
+            .expect("a stats event after 5 s");
+        assert!(
+            stats.packets_sent > 50 && stats.reception.expected > 50,
+            "{stats:?}"
+        );
+        assert_eq!(stats.reception.lost, 0);
         let n = browser.heard.len();
         assert!(n > 8000, "browser heard {n} samples");
         let tail = &browser.heard[n - 8000..];
