@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use crate::call::CallConfig;
 use crate::call::actor::ActorConfig;
-use crate::call::router::Router;
+use crate::call::router::{AgentRoute, Router};
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::sdp::Codec;
@@ -94,9 +94,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let router = Router::new(config.agents.iter().map(|a| {
         (
             a.extension.clone(),
-            a.contact
-                .as_deref()
-                .and_then(|c| crate::sip::Uri::parse(c).ok()),
+            AgentRoute {
+                static_contact: a
+                    .contact
+                    .as_deref()
+                    .and_then(|c| crate::sip::Uri::parse(c).ok()),
+                lines: a.lines,
+            },
         )
     }));
     let user_agent = format!("cti-server/{}", env!("CARGO_PKG_VERSION"));
@@ -132,6 +136,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             max_transactions: config.sip.max_transactions,
             max_calls: config.call.max_concurrent,
             first_call_key: crate::store::now_ms() as u64 * 1000,
+            max_call_rate_per_source: config.call.max_rate_per_source,
         },
         router,
     );

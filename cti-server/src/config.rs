@@ -139,6 +139,8 @@ pub struct CallSettings {
     pub max_concurrent: usize,
     /// On SIGTERM, calls may finish by themselves for this long before they are ended.
     pub shutdown_grace_s: u64,
+    /// New calls per second from one source address (burst twice that); 0 = no limit.
+    pub max_rate_per_source: u32,
 }
 
 impl Default for CallSettings {
@@ -147,6 +149,7 @@ impl Default for CallSettings {
             ring_timeout_s: 30,
             max_concurrent: 2000,
             shutdown_grace_s: 30,
+            max_rate_per_source: 200,
         }
     }
 }
@@ -240,6 +243,13 @@ pub struct AgentConfig {
     pub password: String,
     /// A fixed contact URI for a phone that does not register (e.g. behind a PBX).
     pub contact: Option<String>,
+    /// Calls the agent's endpoint carries at once (hold one, take another).
+    #[serde(default = "default_lines")]
+    pub lines: usize,
+}
+
+fn default_lines() -> usize {
+    2
 }
 
 impl Config {

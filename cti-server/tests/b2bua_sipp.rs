@@ -50,7 +50,7 @@ fn agent(server: &Server, ext: &str, scenario: &str, calls: u32, echo: bool) -> 
 fn call(server: &Server, scenario: &str, ext: &str, extra: &[&str]) -> SippRun {
     let mp = free_port().to_string();
     let mut args = vec!["-s", ext, "-mp", mp.as_str()];
-    if !extra.iter().any(|a| *a == "-m") {
+    if !extra.contains(&"-m") {
         args.extend(["-m", "1"]);
     }
     args.extend(extra);

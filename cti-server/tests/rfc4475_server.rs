@@ -79,6 +79,9 @@ fn status_of(msg: &[u8]) -> Option<u16> {
     line.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
 }
 
+/// A response seen by the test: status code and its transaction key.
+type Seen = (u16, (Option<String>, Option<String>));
+
 /// The transaction key of a message as a test sees it: top Via branch and CSeq value.
 fn tx_key_of(msg: &[u8]) -> (Option<String>, Option<String>) {
     // Unfold continuation lines first (RFC 3261 §7.3.1), as wsinv needs.
@@ -109,7 +112,7 @@ fn tx_key_of(msg: &[u8]) -> (Option<String>, Option<String>) {
 /// request with the branch, sent-by and method of an earlier one is a retransmission of it,
 /// and several RFC 4475 files share those). The server also still retransmits final responses
 /// to earlier INVITEs this test never acknowledges; those must not count here.
-fn answers_to(sent: &[u8], got: Vec<(u16, (Option<String>, Option<String>))>) -> Vec<u16> {
+fn answers_to(sent: &[u8], got: Vec<Seen>) -> Vec<u16> {
     let (branch, cseq) = tx_key_of(sent);
     got.into_iter()
         .filter(|(_, (b, c))| match &branch {
@@ -128,7 +131,7 @@ fn options(port: u16, transport: &str, n: usize) -> Vec<u8> {
 }
 
 /// Collects status code and Call-ID of every datagram arriving within `wait`.
-fn udp_collect(sock: &UdpSocket, wait: Duration) -> Vec<(u16, (Option<String>, Option<String>))> {
+fn udp_collect(sock: &UdpSocket, wait: Duration) -> Vec<Seen> {
     let mut codes = Vec::new();
     let end = Instant::now() + wait;
     let mut buf = [0u8; 65535];

@@ -26,7 +26,7 @@ pub enum CallEvent {
 /// What a call actor tells the SIP task.
 #[derive(Debug)]
 pub enum ActorMessage {
-    Sip(SipCommand),
+    Sip(Box<SipCommand>),
     /// The call is over: forget its routes.
     Ended,
 }
@@ -76,7 +76,7 @@ impl CallActor {
                     Output::Sip(cmd) => {
                         if self
                             .to_sip
-                            .send((key, ActorMessage::Sip(cmd)))
+                            .send((key, ActorMessage::Sip(Box::new(cmd))))
                             .await
                             .is_err()
                         {

@@ -231,6 +231,42 @@ struct AgentLeg {
     bridged: bool,
 }
 
+/// Who refreshes the session (RFC 4028 §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refresher {
+    /// The caller refreshes; we end the call if it stops.
+    Caller,
+    /// We refresh the caller leg (UPDATE when the caller allows it, else re-INVITE).
+    Us,
+}
+
+#[derive(Debug, Clone)]
+struct SessionTimer {
+    interval: Duration,
+    refresher: Refresher,
+    /// Our refresh time (Us), or the expiry we enforce (Caller).
+    deadline: Option<Instant>,
+    /// The refresh request in flight (Us).
+    pending: Option<(ReqRef, Method, u32)>,
+}
+
+/// The smallest session interval we accept (RFC 4028 §4: Min-SE at least 90 s).
+pub const MIN_SE: u64 = 90;
+
+/// Reads `Session-Expires: delta[;refresher=uac|uas]` (RFC 4028 §4).
+fn session_expires(req: &Request) -> Option<(u64, Option<String>)> {
+    let v = req.headers.get(&HeaderName::SessionExpires)?;
+    let mut parts = v.split(';');
+    let secs: u64 = parts.next()?.trim().parse().ok()?;
+    let refresher = parts.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("refresher")
+            .then(|| v.trim().to_ascii_lowercase())
+    });
+    Some((secs, refresher))
+}
+
 /// One call through the B2BUA.
 pub struct Call {
     key: CallKey,
@@ -241,6 +277,8 @@ pub struct Call {
     agent: AgentLeg,
     ring_deadline: Option<Instant>,
     end_deadline: Option<Instant>,
+    /// RFC 4028 session timer on the caller leg, once answered.
+    session: Option<SessionTimer>,
     next_req: u32,
     legs_pending: u8,
     out: VecDeque<Output>,
@@ -265,6 +303,14 @@ impl Call {
     ) -> Result<Call, Response> {
         let local_tag = Tag::generate();
         let reject = |code, reason: &str| invite.response(code, reason, Some(local_tag.as_str()));
+        // RFC 4028 §8.1: a session interval below our minimum is refused with 422.
+        if let Some((secs, _)) = session_expires(&invite)
+            && secs < MIN_SE
+        {
+            let mut r = reject(422, "Session Interval Too Small");
+            r.headers.push(HeaderName::MinSe, MIN_SE.to_string());
+            return Err(r);
+        }
         let offer = match std::str::from_utf8(&invite.body)
             .ok()
             .filter(|b| !b.trim().is_empty())
@@ -301,7 +347,7 @@ impl Call {
                 offer,
                 media,
                 leg: legs.0,
-                negotiated: negotiated.clone(),
+                negotiated,
                 answer: None,
                 finalized: false,
                 bye: None,
@@ -324,6 +370,7 @@ impl Call {
             },
             ring_deadline: None,
             end_deadline: None,
+            session: None,
             next_req: 0,
             legs_pending: 2,
             out: VecDeque::new(),
@@ -367,10 +414,14 @@ impl Call {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.ring_deadline, self.end_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.ring_deadline,
+            self.end_deadline,
+            self.session.as_ref().and_then(|s| s.deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// A media leg is up at `local`.
@@ -429,6 +480,18 @@ impl Call {
         if self.end_deadline.is_some_and(|d| now >= d) {
             self.end_deadline = None;
             self.finish(now);
+        }
+        if let Some(s) = &mut self.session
+            && s.deadline.is_some_and(|d| now >= d)
+        {
+            s.deadline = None;
+            match s.refresher {
+                Refresher::Caller => {
+                    tracing::info!(call = %self.key, "session timer expired (RFC 4028)");
+                    self.end(now, EndCause::SessionExpired, Some(Side::Caller));
+                }
+                Refresher::Us => self.send_session_refresh(),
+            }
         }
     }
 
@@ -588,6 +651,12 @@ impl Call {
     }
 
     fn on_response(&mut self, now: Instant, req: ReqRef, resp: Response) {
+        if let Some((pending, method, cseq)) = self.session.as_ref().and_then(|s| s.pending.clone())
+            && pending == req
+        {
+            self.on_refresh_response(now, method, cseq, &resp);
+            return;
+        }
         if Some(req) == self.agent.req {
             self.on_agent_invite_response(now, resp);
         } else if Some(req) == self.caller.bye {
@@ -677,6 +746,7 @@ impl Call {
                 ok.headers
                     .push(HeaderName::Contact, self.our_contact("cti"));
                 ok.headers.push(HeaderName::Allow, ALLOW);
+                self.start_session_timer(now, &mut ok);
                 let mut dialog =
                     Dialog::uas(&self.caller.invite, self.caller.local_tag.clone()).ok();
                 if let Some(d) = &mut dialog {
@@ -807,7 +877,12 @@ impl Call {
                 };
                 self.end(now, cause, Some(side));
             }
-            Method::Invite => self.on_reinvite(tx, &req, side),
+            Method::Invite => {
+                self.on_reinvite(tx, &req, side);
+                if side == Side::Caller {
+                    self.session_refreshed(now);
+                }
+            }
             Method::Options | Method::Info => {
                 let mut r = reply(200, "OK");
                 r.headers.push(HeaderName::Allow, ALLOW);
@@ -815,7 +890,12 @@ impl Call {
                 self.sip(SipCommand::Respond { tx, response: r });
             }
             Method::Update if req.body.is_empty() => {
-                let r = self.stamp(reply(200, "OK"));
+                let mut r = reply(200, "OK");
+                if side == Side::Caller {
+                    self.session_refreshed(now);
+                    self.add_session_expires(&mut r);
+                }
+                let r = self.stamp(r);
                 self.sip(SipCommand::Respond { tx, response: r });
             }
             _ => {
@@ -849,13 +929,13 @@ impl Call {
                 self.caller.leg,
                 self.agent.leg,
                 Some(self.caller.negotiated.codec),
-                self.caller.media.clone(),
+                self.caller.media,
             ),
             Side::Agent => (
                 self.agent.leg,
                 self.caller.leg,
                 self.agent.negotiated.as_ref().map(|n| n.codec),
-                self.agent.media.clone(),
+                self.agent.media,
             ),
         };
         media.next_version();
@@ -903,8 +983,140 @@ impl Call {
             .push(HeaderName::Contact, self.our_contact("cti"));
         ok.headers.push(HeaderName::ContentType, "application/sdp");
         ok.body = Bytes::from(answer.to_string());
+        if side == Side::Caller {
+            self.add_session_expires(&mut ok);
+        }
         let ok = self.stamp(ok);
         self.sip(SipCommand::Respond { tx, response: ok });
+    }
+
+    /// RFC 4028 §9: the answer fixes the interval and the refresher; the caller chose, or
+    /// refreshes itself when it supports timers, else we do.
+    fn start_session_timer(&mut self, now: Instant, ok: &mut Response) {
+        let supports = self
+            .caller
+            .invite
+            .tokens(&HeaderName::Supported)
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("timer"));
+        let Some((secs, asked)) = session_expires(&self.caller.invite) else {
+            return;
+        };
+        let refresher = match asked.as_deref() {
+            Some("uas") => Refresher::Us,
+            Some("uac") if supports => Refresher::Caller,
+            _ if supports => Refresher::Caller,
+            _ => Refresher::Us,
+        };
+        self.session = Some(SessionTimer {
+            interval: Duration::from_secs(secs),
+            refresher,
+            deadline: None,
+            pending: None,
+        });
+        self.session_refreshed(now);
+        self.add_session_expires(ok);
+        if supports {
+            ok.headers.push(HeaderName::Require, "timer");
+        }
+    }
+
+    fn add_session_expires(&self, r: &mut Response) {
+        if let Some(s) = &self.session {
+            let who = match s.refresher {
+                Refresher::Caller => "uac",
+                Refresher::Us => "uas",
+            };
+            r.headers.push(
+                HeaderName::SessionExpires,
+                format!("{};refresher={who}", s.interval.as_secs()),
+            );
+        }
+    }
+
+    /// The session was refreshed now: schedule our refresh (half the interval, §10) or the
+    /// expiry we enforce (the interval minus min(32 s, interval/3), §10).
+    fn session_refreshed(&mut self, now: Instant) {
+        if let Some(s) = &mut self.session {
+            let i = s.interval;
+            s.deadline = Some(match s.refresher {
+                Refresher::Us => now + i / 2,
+                Refresher::Caller => now + i - (i / 3).min(Duration::from_secs(32)),
+            });
+        }
+    }
+
+    /// Our refresh: UPDATE without a body when the caller allows it, else a re-INVITE with
+    /// the same session description (RFC 4028 §7.4, §9).
+    fn send_session_refresh(&mut self) {
+        let allows_update = self
+            .caller
+            .invite
+            .tokens(&HeaderName::Allow)
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("UPDATE"));
+        let method = if allows_update {
+            Method::Update
+        } else {
+            Method::Invite
+        };
+        let via = self.config.via.clone();
+        let Some(dialog) = self.caller.dialog.as_mut() else {
+            return;
+        };
+        let mut req = dialog.create_request(method.clone(), &via);
+        let cseq = req.cseq().map_or(0, |c| c.seq);
+        if let Some(s) = &self.session {
+            req.headers.push(
+                HeaderName::SessionExpires,
+                format!("{};refresher=uas", s.interval.as_secs()),
+            );
+        }
+        req.headers
+            .push(HeaderName::Contact, self.our_contact("cti"));
+        if method == Method::Invite
+            && let Some(a) = &self.caller.answer
+        {
+            req.headers.push(HeaderName::ContentType, "application/sdp");
+            req.body = Bytes::from(a.to_string());
+        }
+        let r = self.next_req();
+        let dest = self.caller.source;
+        self.sip(SipCommand::Send {
+            req: r,
+            request: req,
+            dest,
+        });
+        if let Some(s) = &mut self.session {
+            s.pending = Some((r, method, cseq));
+        }
+    }
+
+    fn on_refresh_response(&mut self, now: Instant, method: Method, cseq: u32, resp: &Response) {
+        if resp.code < 200 {
+            return;
+        }
+        if let Some(s) = &mut self.session {
+            s.pending = None;
+        }
+        if (200..300).contains(&resp.code) {
+            if method == Method::Invite
+                && let Some(d) = &self.caller.dialog
+            {
+                let ack = d.create_ack(cseq, &self.config.via);
+                self.sip(SipCommand::Ack {
+                    request: ack,
+                    dest: self.caller.source,
+                });
+            }
+            self.session_refreshed(now);
+        } else if matches!(resp.code, 408 | 481) {
+            // §10: the session is gone.
+            self.end(now, EndCause::SessionExpired, None);
+        } else {
+            // Other failures (e.g. 491): the session stays; try again at the usual time.
+            self.session_refreshed(now);
+        }
     }
 
     /// Sends BYE on a leg whose dialog is confirmed.
@@ -938,6 +1150,7 @@ impl Call {
         }
         self.state = State::Ending;
         self.ring_deadline = None;
+        self.session = None;
         self.record.end_cause = Some(cause);
         self.record.ended_by = by;
         if self
@@ -979,6 +1192,7 @@ impl Call {
         self.state = State::Ended;
         self.ring_deadline = None;
         self.end_deadline = None;
+        self.session = None;
         self.record.end_after = Some(self.elapsed(now));
         if self.record.end_cause.is_none() {
             self.record.end_cause = Some(EndCause::Failed);

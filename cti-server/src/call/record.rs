@@ -37,6 +37,8 @@ pub enum EndCause {
     MediaTimeout,
     MediaError,
     NoAck,
+    /// RFC 4028: the session was not refreshed in time.
+    SessionExpired,
     Shutdown,
     Failed,
 }
@@ -54,6 +56,7 @@ impl EndCause {
             EndCause::MediaTimeout => "media_timeout".into(),
             EndCause::MediaError => "media_error".into(),
             EndCause::NoAck => "no_ack".into(),
+            EndCause::SessionExpired => "session_expired".into(),
             EndCause::Shutdown => "shutdown".into(),
             EndCause::Failed => "failed".into(),
         }

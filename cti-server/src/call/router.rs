@@ -17,17 +17,31 @@ use super::Target;
 /// A refusal: status code and reason for the caller.
 pub type Refusal = (u16, &'static str);
 
+/// How to reach one agent.
+#[derive(Debug, Clone)]
+pub struct AgentRoute {
+    /// For a phone that does not register.
+    pub static_contact: Option<Uri>,
+    /// Calls the agent's endpoint carries at once (multi-line: hold one, take another).
+    pub lines: usize,
+}
+
 /// The extensions we serve and the static contacts of phones that do not register.
 #[derive(Debug, Clone, Default)]
 pub struct Router {
-    agents: HashMap<String, Option<Uri>>,
+    agents: HashMap<String, AgentRoute>,
 }
 
 impl Router {
-    pub fn new(agents: impl IntoIterator<Item = (String, Option<Uri>)>) -> Router {
+    pub fn new(agents: impl IntoIterator<Item = (String, AgentRoute)>) -> Router {
         Router {
             agents: agents.into_iter().collect(),
         }
+    }
+
+    /// Lines of an agent (1 for an unknown one).
+    pub fn lines(&self, extension: &str) -> usize {
+        self.agents.get(extension).map_or(1, |a| a.lines.max(1))
     }
 
     /// Routes an out-of-dialog INVITE by its Request-URI user.
@@ -42,7 +56,7 @@ impl Router {
             .as_sip()
             .and_then(|u| u.user_unescaped())
             .ok_or((404, "Not Found"))?;
-        let Some(static_contact) = self.agents.get(&dialed) else {
+        let Some(AgentRoute { static_contact, .. }) = self.agents.get(&dialed) else {
             return Err((404, "Not Found"));
         };
         // A registered phone wins over the static contact; the newest binding first.

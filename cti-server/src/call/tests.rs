@@ -589,3 +589,154 @@ fn shutdown_while_ringing_refuses_the_caller_and_cancels_the_agent() {
     h.agent_says(req, &inv, 487, None);
     assert_eq!(h.ended().unwrap().end_cause, Some(EndCause::Shutdown));
 }
+
+fn timer_invite(extra: &str) -> Request {
+    let mut inv = invite(CALLER_SDP);
+    for line in extra.split("\r\n").filter(|l| !l.is_empty()) {
+        let (n, v) = line.split_once(": ").unwrap();
+        inv.headers
+            .push(crate::sip::message::HeaderName::parse(n), v.to_string());
+    }
+    inv
+}
+
+fn start_with(inv: Request) -> Result<Harness, Response> {
+    let now = Instant::now();
+    let call = Call::new(
+        CallKey(9),
+        config(),
+        now,
+        0,
+        TxId::for_test(CALLER_TX),
+        inv,
+        caller_peer(),
+        target(),
+        (LegId(18), LegId(19)),
+    )?;
+    let mut h = Harness {
+        call,
+        now,
+        out: Vec::new(),
+    };
+    h.drain();
+    h.call
+        .media_ready(h.now, LegId(18), "127.0.0.1:40000".parse().unwrap());
+    h.call
+        .media_ready(h.now, LegId(19), "127.0.0.1:40002".parse().unwrap());
+    h.drain();
+    let (req, inv) = h
+        .sent()
+        .into_iter()
+        .find(|(_, r, _)| r.method == Method::Invite)
+        .map(|(q, r, _)| (q, r))
+        .unwrap();
+    h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+    Ok(h)
+}
+
+#[test]
+fn rfc4028_too_small_interval_gets_422_with_min_se() {
+    let r = start_with(timer_invite("Supported: timer\r\nSession-Expires: 30"));
+    let resp = r.err().expect("refused");
+    assert_eq!(resp.code, 422);
+    assert_eq!(resp.headers.get(&HeaderName::MinSe), Some("90"));
+}
+
+#[test]
+fn rfc4028_caller_refreshes_and_an_unrefreshed_session_ends() {
+    let mut h = start_with(timer_invite(
+        "Supported: timer\r\nSession-Expires: 120;refresher=uac",
+    ))
+    .unwrap();
+    let ok = h.responses(CALLER_TX)[0].clone();
+    assert_eq!(
+        ok.headers.get(&HeaderName::SessionExpires),
+        Some("120;refresher=uac")
+    );
+    assert_eq!(ok.headers.get(&HeaderName::Require), Some("timer"));
+    let tag = ok.to_tag().unwrap();
+    // A refresh (re-INVITE) at 60 s moves the expiry to 60 + 120 - 32 = 148 s.
+    h.now += Duration::from_secs(60);
+    h.call.handle_timeout(h.now);
+    let refresh = caller_request(
+        "INVITE",
+        11,
+        &tag,
+        &CALLER_SDP.replace("o=c 1 1", "o=c 1 2"),
+    );
+    h.call.handle_sip(
+        h.now,
+        SipInput::Request {
+            tx: TxId::for_test(100),
+            request: refresh,
+            source: caller_peer(),
+        },
+    );
+    h.drain();
+    let ok = &h.responses(100)[0];
+    assert_eq!(
+        ok.headers.get(&HeaderName::SessionExpires),
+        Some("120;refresher=uac")
+    );
+    assert_eq!(h.call.poll_timeout(), Some(h.now + Duration::from_secs(88)));
+    h.now += Duration::from_secs(88);
+    h.call.handle_timeout(h.now);
+    h.drain();
+    let byes = h
+        .sent()
+        .into_iter()
+        .filter(|(_, r, _)| r.method == Method::Bye)
+        .count();
+    assert_eq!(byes, 2, "both legs are hung up when the session expires");
+}
+
+#[test]
+fn rfc4028_we_refresh_when_the_caller_does_not_support_timers() {
+    let mut inv = timer_invite("Session-Expires: 100\r\nAllow: INVITE, ACK, BYE, CANCEL, UPDATE");
+    inv.headers.remove(&HeaderName::Supported);
+    let mut h = start_with(inv).unwrap();
+    let ok = h.responses(CALLER_TX)[0].clone();
+    assert_eq!(
+        ok.headers.get(&HeaderName::SessionExpires),
+        Some("100;refresher=uas")
+    );
+    assert_eq!(ok.headers.get(&HeaderName::Require), None);
+    h.now += Duration::from_secs(50);
+    h.call.handle_timeout(h.now);
+    h.drain();
+    let (req, update, dest) = h
+        .sent()
+        .into_iter()
+        .find(|(_, r, _)| r.method == Method::Update)
+        .expect("UPDATE refresh at half the interval");
+    assert_eq!(dest, caller_peer());
+    assert_eq!(update.uri.to_string(), "sip:carrier@127.0.0.1:5999");
+    h.call.handle_sip(
+        h.now,
+        SipInput::Response {
+            req,
+            response: update.response(200, "OK", None),
+        },
+    );
+    h.drain();
+    assert_eq!(h.call.poll_timeout(), Some(h.now + Duration::from_secs(50)));
+    assert!(h.call.is_talking());
+    // A 481 to the refresh means the caller's side is gone.
+    h.now += Duration::from_secs(50);
+    h.call.handle_timeout(h.now);
+    h.drain();
+    let (req, update, _) = h
+        .sent()
+        .into_iter()
+        .find(|(_, r, _)| r.method == Method::Update)
+        .unwrap();
+    h.call.handle_sip(
+        h.now,
+        SipInput::Response {
+            req,
+            response: update.response(481, "Gone", None),
+        },
+    );
+    h.drain();
+    assert!(!h.call.is_talking());
+}

@@ -306,6 +306,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Builds the Authorization value a client would send (used by tests and outbound trunks).
+#[allow(clippy::too_many_arguments)]
 pub fn client_authorization(
     challenge_nonce: &str,
     realm: &str,

@@ -7,7 +7,7 @@
 //! extensions 420, bodies we cannot read 415, `Accept` without SDP 406, REGISTER goes to the
 //! registrar, OPTIONS is answered 200 with our capabilities.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::auth::{Algorithm, DigestAuthenticator};
@@ -25,7 +25,7 @@ use crate::call::{CallKey, SipCommand, SipInput, Target};
 /// Methods we answer (the `Allow` header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, REFER, UPDATE";
 /// Extensions we implement (the `Supported` header); anything else in `Require` gets 420.
-pub const SUPPORTED: &[&str] = &["path"];
+pub const SUPPORTED: &[&str] = &["path", "timer"];
 /// Body types we read.
 const ACCEPTED_BODIES: &[&str] = &["application/sdp", "multipart/mixed"];
 
@@ -46,6 +46,41 @@ pub struct CoreConfig {
     pub max_calls: usize,
     /// The first call key; distinct per start (time-based) so records never collide.
     pub first_call_key: u64,
+    /// New calls per second one source address may start (burst: twice that); beyond it,
+    /// 503 + Retry-After. 0 turns the limit off.
+    pub max_call_rate_per_source: u32,
+}
+
+/// Token buckets per source address, bounded in size.
+#[derive(Default)]
+struct RateLimiter {
+    buckets: HashMap<std::net::IpAddr, (f64, Instant)>,
+}
+
+impl RateLimiter {
+    /// Takes one token for `ip` at `now`; false when the source is over its rate.
+    fn allow(&mut self, ip: std::net::IpAddr, now: Instant, rate: u32) -> bool {
+        if rate == 0 {
+            return true;
+        }
+        let burst = f64::from(rate) * 2.0;
+        if self.buckets.len() >= 10_000 {
+            // Sources idle long enough to be full again carry no state worth keeping.
+            self.buckets.retain(|_, (_, at)| {
+                now.saturating_duration_since(*at).as_secs_f64() * f64::from(rate) < burst
+            });
+        }
+        let (tokens, at) = self.buckets.entry(ip).or_insert((burst, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * f64::from(rate))
+            .min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// What the core hands to the call plane.
@@ -85,6 +120,10 @@ pub struct SipCore {
     dispatch: VecDeque<CallDispatch>,
     next_call: u64,
     draining: bool,
+    rate: RateLimiter,
+    /// Calls in progress per agent extension (multi-line accounting).
+    agent_calls: HashMap<String, usize>,
+    call_agent: HashMap<CallKey, String>,
     pub stats: CoreStats,
 }
 
@@ -96,7 +135,10 @@ impl SipCore {
             dispatch: VecDeque::new(),
             next_call: config.first_call_key.max(1),
             draining: false,
-            layer: TransactionLayer::new(config.timers.clone()),
+            rate: RateLimiter::default(),
+            agent_calls: HashMap::new(),
+            call_agent: HashMap::new(),
+            layer: TransactionLayer::new(config.timers),
             registrar: Registrar::with_authenticator(
                 config.registrar.clone(),
                 DigestAuthenticator::with_algorithms(
@@ -361,10 +403,23 @@ impl SipCore {
         if self.routes.calls() >= self.config.max_calls {
             return refuse(self, 503, "Service Unavailable (call limit)", true);
         }
+        if !self
+            .rate
+            .allow(source.addr.ip(), now, self.config.max_call_rate_per_source)
+        {
+            tracing::info!(src = %source.addr, "call rate limit");
+            return refuse(self, 503, "Service Unavailable (call rate limit)", true);
+        }
         let target = match self.router.route(&request, &self.registrar, now) {
             Ok(t) => t,
             Err((code, reason)) => return refuse(self, code, reason, false),
         };
+        let Target::Agent { extension, .. } = &target;
+        let in_use = self.agent_calls.get(extension).copied().unwrap_or(0);
+        if in_use >= self.router.lines(extension) {
+            return refuse(self, 486, "Busy Here", false);
+        }
+        let extension = extension.clone();
         // §8.2.6.1 / §17.2.1: 100 Trying at once, so the caller stops retransmitting.
         let mut trying = request.response(100, "Trying", None);
         self.stamp(&mut trying);
@@ -373,6 +428,8 @@ impl SipCore {
         self.next_call += 1;
         self.stats.calls_started += 1;
         self.routes.add_call(key, tx);
+        *self.agent_calls.entry(extension.clone()).or_default() += 1;
+        self.call_agent.insert(key, extension);
         self.dispatch.push_back(CallDispatch::New {
             key,
             tx,
@@ -410,6 +467,14 @@ impl SipCore {
     /// A call finished: forget its routes.
     pub fn call_ended(&mut self, call: CallKey) {
         self.routes.remove_call(call);
+        if let Some(ext) = self.call_agent.remove(&call)
+            && let Some(n) = self.agent_calls.get_mut(&ext)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.agent_calls.remove(&ext);
+            }
+        }
     }
 
     pub fn poll_call_dispatch(&mut self) -> Option<CallDispatch> {
@@ -630,6 +695,7 @@ mod tests {
                 max_transactions,
                 max_calls: 10,
                 first_call_key: 1,
+                max_call_rate_per_source: 0,
             },
             Router::default(),
         )
@@ -680,7 +746,8 @@ mod tests {
             ("OPTIONS", "Require: 100rel\r\n", 420),
             ("INVITE", "Accept: text/plain\r\n", 406),
             ("INVITE", "Max-Forwards: 0\r\n", 483),
-            ("INVITE", "", 480),
+            // Routed: "x" is no extension of ours.
+            ("INVITE", "", 404),
             ("REGISTER", "", 401),
         ];
         for (i, (method, extra, code)) in cases.iter().enumerate() {
@@ -735,5 +802,121 @@ mod tests {
         c.handle_message(now, 0, r, peer(), &NoAgents);
         assert!(answers(&mut c).is_empty());
         assert_eq!(c.stats.dropped, 1);
+    }
+}
+
+#[cfg(test)]
+mod call_admission_tests {
+    use super::*;
+    use crate::sip::registrar::Credentials;
+
+    struct NoAgents;
+    impl Credentials for NoAgents {
+        fn password(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    fn core(rate: u32) -> SipCore {
+        SipCore::new(
+            CoreConfig {
+                timers: TimerConfig::default(),
+                registrar: RegistrarConfig::default(),
+                realm: "cti.local".into(),
+                nonce_ttl: Duration::from_secs(300),
+                digest_algorithms: vec![Algorithm::Md5],
+                force_rport: true,
+                user_agent: "test".into(),
+                max_transactions: 1000,
+                max_calls: 100,
+                first_call_key: 1,
+                max_call_rate_per_source: rate,
+            },
+            Router::new([(
+                "1001".to_string(),
+                crate::call::router::AgentRoute {
+                    static_contact: crate::sip::Uri::parse("sip:1001@127.0.0.1:5888").ok(),
+                    lines: 2,
+                },
+            )]),
+        )
+    }
+
+    fn invite(n: u32, user: &str, src: &str) -> (Result<SipMessage, ParseError>, Peer) {
+        let m = format!(
+            "INVITE sip:{user}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {src};branch=z9hG4bKadm{n}\r\nFrom: <sip:c@x>;tag=f{n}\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: adm{n}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        (
+            SipMessage::parse(m.as_bytes()),
+            Peer {
+                transport: Transport::Udp,
+                addr: src.parse().unwrap(),
+            },
+        )
+    }
+
+    fn codes(c: &mut SipCore) -> Vec<u16> {
+        std::iter::from_fn(|| c.poll_transmit())
+            .filter_map(|t| match t.message {
+                SipMessage::Response(r) if r.code >= 200 => Some(r.code),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn news(c: &mut SipCore) -> Vec<CallKey> {
+        std::iter::from_fn(|| c.poll_call_dispatch())
+            .filter_map(|d| match d {
+                CallDispatch::New { key, .. } => Some(key),
+                CallDispatch::To(..) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_agent_takes_as_many_calls_as_it_has_lines_then_is_busy() {
+        let mut c = core(0);
+        let now = Instant::now();
+        for n in 0..3 {
+            let (m, p) = invite(n, "1001", "127.0.0.1:6000");
+            c.handle_message(now, 0, m, p, &NoAgents);
+        }
+        let started = news(&mut c);
+        assert_eq!(started.len(), 2, "two lines");
+        assert_eq!(
+            codes(&mut c),
+            vec![486],
+            "the third call finds the agent busy"
+        );
+        // A line frees up when a call ends.
+        c.call_ended(started[0]);
+        let (m, p) = invite(9, "1001", "127.0.0.1:6000");
+        c.handle_message(now, 0, m, p, &NoAgents);
+        assert_eq!(news(&mut c).len(), 1);
+    }
+
+    #[test]
+    fn unknown_numbers_404_and_a_source_over_its_rate_gets_503() {
+        let mut c = core(5);
+        let now = Instant::now();
+        let (m, p) = invite(1, "9999", "127.0.0.1:6000");
+        c.handle_message(now, 0, m, p, &NoAgents);
+        assert_eq!(codes(&mut c), vec![404]);
+        // Burst of 10 (twice the rate) from one address, then 503 with Retry-After.
+        let mut refused = 0;
+        for n in 10..30 {
+            let (m, p) = invite(n, "9999", "127.0.0.2:6000");
+            c.handle_message(now, 0, m, p, &NoAgents);
+            refused += codes(&mut c).iter().filter(|&&x| x == 503).count();
+        }
+        assert_eq!(refused, 10);
+        // Another source is not affected; and the first recovers with time.
+        let (m, p) = invite(40, "9999", "127.0.0.3:6000");
+        c.handle_message(now, 0, m, p, &NoAgents);
+        assert_eq!(codes(&mut c), vec![404]);
+        let later = now + Duration::from_secs(1);
+        let (m, p) = invite(41, "9999", "127.0.0.2:6000");
+        c.handle_message(later, 0, m, p, &NoAgents);
+        assert_eq!(codes(&mut c), vec![404]);
     }
 }

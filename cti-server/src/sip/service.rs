@@ -143,7 +143,7 @@ impl SipService {
                 msg = from_calls.recv() => {
                     if let Some((key, msg)) = msg {
                         match msg {
-                            ActorMessage::Sip(cmd) => core.handle_call_command(Instant::now(), key, cmd),
+                            ActorMessage::Sip(cmd) => core.handle_call_command(Instant::now(), key, *cmd),
                             ActorMessage::Ended => {
                                 core.call_ended(key);
                                 calls.remove(&key);

@@ -225,6 +225,7 @@ mod tests {
             name: "Alice".into(),
             password: "x".into(),
             contact: None,
+            lines: 2,
         }];
         store.sync_agents(&agents).await.unwrap();
         store.sync_agents(&agents).await.unwrap();

@@ -261,8 +261,7 @@ impl SippRun {
         let grab = |label: &str| {
             self.stdout
                 .lines()
-                .filter(|l| l.contains(label))
-                .last()
+                .rfind(|l| l.contains(label))
                 .and_then(|l| l.split('|').nth(2))
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0)
