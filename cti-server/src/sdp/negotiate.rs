@@ -236,7 +236,7 @@ fn offered_ptime(sd: &SessionDescription, m: &MediaDescription) -> Option<u32> {
 
 /// A ptime we can packetize: 10–120 ms in 10 ms steps.
 fn usable_ptime(p: u32) -> bool {
-    (10..=120).contains(&p) && p % 10 == 0
+    (10..=120).contains(&p) && p.is_multiple_of(10)
 }
 
 fn remote_addr(sd: &SessionDescription, index: usize) -> Result<SocketAddr, NegotiationError> {
