@@ -515,6 +515,13 @@ pub fn negotiated_from_answer(
     if theirs.port == 0 {
         return Err(NegotiationError::Rejected);
     }
+    // RFC 3264 §6: the answer keeps each m= line's media type in its position.
+    if theirs.media != ours.media {
+        return Err(NegotiationError::Malformed(format!(
+            "answer m= line {index} is {}, offer's is {}",
+            theirs.media, ours.media
+        )));
+    }
     let offered = ours.payload_types();
     let answered = theirs.payload_types();
     if let Some(&pt) = answered.iter().find(|pt| !offered.contains(pt)) {

@@ -665,6 +665,10 @@ fn negotiated_from_answer_errors() {
         Err(NegotiationError::NoCommonCodec)
     );
     assert!(matches!(
+        negotiated_from_answer(&offer, &their_answer("m=video 30000 RTP/AVP 8\n")),
+        Err(NegotiationError::Malformed(_))
+    ));
+    assert!(matches!(
         negotiated_from_answer(
             &offer,
             &their_answer("m=audio 1 RTP/AVP 8\nm=video 0 RTP/AVP 31\n")
