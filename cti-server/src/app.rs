@@ -8,15 +8,15 @@ use tokio::sync::watch;
 
 use crate::call::CallConfig;
 use crate::call::actor::ActorConfig;
-use crate::call::router::{AgentRoute, Router};
-use crate::config::Config;
+use crate::call::router::{AgentRoute, Router, TrunkCredentials, TrunkRoute};
+use crate::config::{Config, TrunkTransport};
 use crate::http::{self, AppState};
 use crate::sdp::Codec;
 use crate::sip::core::{CoreConfig, SipCore};
 use crate::sip::dialog::LocalVia;
 use crate::sip::registrar::RegistrarConfig;
 use crate::sip::service::{AgentDirectory, CallPlane, SipHealth, SipService};
-use crate::sip::transaction::TimerConfig;
+use crate::sip::transaction::{Peer, TimerConfig};
 use crate::sip::transport::{TransportConfig, Transports};
 use crate::sip::types::Transport;
 use crate::store::Store;
@@ -38,7 +38,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })?;
     let store = Store::open(&config.storage.database_url()).await?;
     store.sync_agents(&config.agents).await?;
-    let writer = store.spawn_writer(4096);
+    let (writer, writer_task) = store.spawn_writer(4096);
 
     let transports = Transports::bind(config.sip.listen)
         .await
@@ -103,6 +103,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             },
         )
     }));
+    let router = match trunk_route(&config) {
+        Some(t) => {
+            tracing::info!(peer = %t.peer.addr, domain = %t.domain, "outbound trunk configured");
+            router.with_trunk(t)
+        }
+        None => router,
+    };
     let user_agent = format!("cti-server/{}", env!("CARGO_PKG_VERSION"));
     let call_config = CallConfig {
         ring_timeout: Duration::from_secs(config.call.ring_timeout_s),
@@ -189,8 +196,40 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.call.shutdown_grace_s + 15);
     let _ = tokio::time::timeout(grace, sip_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
+    // Every sender is gone with the SIP task and the call actors: the writer finishes the
+    // last records (the calls just ended) and stops.
+    if tokio::time::timeout(Duration::from_secs(10), writer_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("store writer did not finish in time: last records may be missing");
+    }
     store.pool().close().await;
     Ok(())
+}
+
+/// The outbound trunk from `[trunk]` (validated by [`Config::load`]); `None` without a host.
+fn trunk_route(config: &Config) -> Option<TrunkRoute> {
+    let t = &config.trunk;
+    let host = t.host?;
+    Some(TrunkRoute {
+        peer: Peer {
+            transport: match t.transport {
+                TrunkTransport::Udp => Transport::Udp,
+                TrunkTransport::Tcp => Transport::Tcp,
+            },
+            addr: std::net::SocketAddr::new(host, t.port),
+        },
+        domain: t.domain()?,
+        port: t.port,
+        credentials: t
+            .username
+            .clone()
+            .zip(t.password.clone())
+            .map(|(username, password)| TrunkCredentials { username, password }),
+        from_user: t.from_user.clone(),
+        min_digits: t.min_digits,
+    })
 }
 
 async fn wait_for_signal() {

@@ -36,6 +36,9 @@ pub struct Config {
     pub call: CallSettings,
     #[serde(default)]
     pub log: LogConfig,
+    /// The outbound SIP trunk for external numbers (none unless `host` is set).
+    #[serde(default)]
+    pub trunk: TrunkConfig,
     /// Agents allowed to register (and their static contacts, for phones behind a PBX).
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
@@ -235,6 +238,139 @@ impl Default for LogConfig {
     }
 }
 
+/// The outbound trunk: calls to external numbers go to a carrier's SIP server, answering its
+/// digest challenges with these credentials (RFC 3261 §22.2).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrunkConfig {
+    /// The trunk's address, an IP literal (no DNS); unset means no trunk.
+    pub host: Option<std::net::IpAddr>,
+    pub port: u16,
+    pub transport: TrunkTransport,
+    /// Digest credentials; both or neither.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Host of the From, To and Request-URI of calls to the trunk; defaults to `host`.
+    pub domain: Option<String>,
+    /// Caller id user presented to the trunk instead of the caller's number.
+    pub from_user: Option<String>,
+    /// A dialed number that is not an agent extension is external when it is `+`? followed
+    /// by at least this many digits.
+    pub min_digits: usize,
+}
+
+impl Default for TrunkConfig {
+    fn default() -> Self {
+        TrunkConfig {
+            host: None,
+            port: 5060,
+            transport: TrunkTransport::Udp,
+            username: None,
+            password: None,
+            domain: None,
+            from_user: None,
+            min_digits: 7,
+        }
+    }
+}
+
+/// The password stays out of logs and error messages.
+impl std::fmt::Debug for TrunkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("transport", &self.transport)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("domain", &self.domain)
+            .field("from_user", &self.from_user)
+            .field("min_digits", &self.min_digits)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrunkTransport {
+    Udp,
+    Tcp,
+}
+
+impl TrunkConfig {
+    /// The domain for From/To/Request-URI: `domain`, else the host's address.
+    pub fn domain(&self) -> Option<String> {
+        self.domain.clone().or_else(|| {
+            self.host.map(|h| match h {
+                std::net::IpAddr::V4(v4) => v4.to_string(),
+                // RFC 3261 §19.1.1: an IPv6 host in a SIP URI is bracketed.
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            })
+        })
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let Some(_) = self.host else {
+            for (key, set) in [
+                ("username", self.username.is_some()),
+                ("password", self.password.is_some()),
+                ("domain", self.domain.is_some()),
+                ("from_user", self.from_user.is_some()),
+            ] {
+                if set {
+                    return Err(format!(
+                        "trunk.{key} is set but trunk.host is not (the trunk's IP address)"
+                    ));
+                }
+            }
+            return Ok(());
+        };
+        if self.port == 0 {
+            return Err("trunk.port must not be 0".into());
+        }
+        match (&self.username, &self.password) {
+            (Some(u), Some(_)) if u.is_empty() || u.contains(['"', '\\']) => {
+                return Err(format!(
+                    "trunk.username {u:?} must be non-empty, without quotes or backslashes"
+                ));
+            }
+            (Some(_), None) => {
+                return Err("trunk.username is set without trunk.password".into());
+            }
+            (None, Some(_)) => {
+                return Err("trunk.password is set without trunk.username".into());
+            }
+            _ => {}
+        }
+        if let Some(d) = &self.domain
+            && (d.is_empty()
+                || crate::sip::SipUri::parse(&format!("sip:x@{d}"))
+                    .map_or(true, |u| u.port.is_some() || u.host != *d))
+        {
+            return Err(format!(
+                "trunk.domain {d:?} is not a host name or address (no port: set trunk.port)"
+            ));
+        }
+        if let Some(u) = &self.from_user
+            && (u.is_empty()
+                || !u
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-_.".contains(&b)))
+        {
+            return Err(format!(
+                "trunk.from_user {u:?} must be a number or a user name (letters, digits, + - _ .)"
+            ));
+        }
+        if !(1..=15).contains(&self.min_digits) {
+            return Err(format!(
+                "trunk.min_digits {} must be between 1 and 15 (E.164 numbers have at most 15 digits)",
+                self.min_digits
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
@@ -280,7 +416,8 @@ impl Config {
                 .split_once('=')
                 .ok_or_else(|| ConfigError::BadOverride(o.clone()))?;
             let parts: Vec<&str> = key.trim().split('.').collect();
-            if parts.len() < 2 || parts.iter().any(|p| p.is_empty()) {
+            // Usually section.key; a top-level key (the `agents` list) is allowed too.
+            if parts.iter().any(|p| p.is_empty()) {
                 return Err(ConfigError::BadOverride(o.clone()));
             }
             let value = parse_override_value(value.trim());
@@ -329,6 +466,7 @@ impl Config {
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
             return Err("sip.t1_ms must be > 0 and sip.t2_ms >= sip.t1_ms".into());
         }
+        self.trunk.check()?;
         let mut seen = std::collections::HashSet::new();
         for a in &self.agents {
             if a.extension.is_empty() || !a.extension.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -411,5 +549,76 @@ mod tests {
         assert!(
             Config::from_str_with_overrides(Path::new("c.toml"), "", &["nodot=1".into()]).is_err()
         );
+    }
+
+    fn trunk(sets: &[&str]) -> Result<Config, String> {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Config::from_str_with_overrides(Path::new("t.toml"), "", &sets).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn trunk_is_optional_and_defaults_apply() {
+        let c = trunk(&[]).unwrap();
+        assert!(c.trunk.host.is_none());
+        let c = trunk(&[
+            "trunk.host=192.0.2.7",
+            "trunk.username=acct",
+            "trunk.password=pw",
+        ])
+        .unwrap();
+        assert_eq!(c.trunk.port, 5060);
+        assert_eq!(c.trunk.transport, TrunkTransport::Udp);
+        assert_eq!(c.trunk.min_digits, 7);
+        assert_eq!(c.trunk.domain().as_deref(), Some("192.0.2.7"));
+        assert!(
+            !format!("{:?}", c.trunk).contains("pw"),
+            "password redacted"
+        );
+        let c = trunk(&["trunk.host=::1", "trunk.transport=tcp"]).unwrap();
+        assert_eq!(c.trunk.domain().as_deref(), Some("[::1]"));
+        assert_eq!(c.trunk.transport, TrunkTransport::Tcp);
+    }
+
+    #[test]
+    fn trunk_errors_name_the_key() {
+        for (sets, key) in [
+            (&["trunk.host=sip.carrier.example"][..], "host"),
+            (
+                &["trunk.username=a", "trunk.password=b"][..],
+                "trunk.username",
+            ),
+            (
+                &["trunk.host=192.0.2.7", "trunk.username=a"][..],
+                "trunk.password",
+            ),
+            (
+                &["trunk.host=192.0.2.7", "trunk.password=b"][..],
+                "trunk.username",
+            ),
+            (&["trunk.host=192.0.2.7", "trunk.transport=tls"][..], "tls"),
+            (
+                &["trunk.host=192.0.2.7", "trunk.domain=a b"][..],
+                "trunk.domain",
+            ),
+            (
+                &["trunk.host=192.0.2.7", "trunk.domain=x.example:5070"][..],
+                "trunk.domain",
+            ),
+            (
+                &["trunk.host=192.0.2.7", "trunk.from_user=a@b"][..],
+                "trunk.from_user",
+            ),
+            (
+                &["trunk.host=192.0.2.7", "trunk.min_digits=0"][..],
+                "trunk.min_digits",
+            ),
+            (&["trunk.host=192.0.2.7", "trunk.port=0"][..], "trunk.port"),
+            (&["trunk.host=192.0.2.7", "trunk.pasword=x"][..], "pasword"),
+        ] {
+            let e = trunk(sets)
+                .err()
+                .unwrap_or_else(|| panic!("{sets:?} accepted"));
+            assert!(e.contains(key), "{sets:?}: {e}");
+        }
     }
 }

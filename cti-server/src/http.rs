@@ -39,6 +39,8 @@ async fn healthz(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Val
             "transactions": s.sip.transactions.load(Ordering::Relaxed),
             "registrations": s.sip.registrations.load(Ordering::Relaxed),
             "tcp_connections": s.sip.tcp_connections.load(Ordering::Relaxed),
+            "active_calls": s.sip.active_calls.load(Ordering::Relaxed),
+            "calls_started": s.sip.calls_started.load(Ordering::Relaxed),
         }
     });
     let code = if db_ok {

@@ -272,7 +272,12 @@ fn caller_audio_is_anchored_and_echoed_back_through_the_agent() {
 #[test]
 fn two_hundred_calls_at_20_per_second_with_rtp_echo() {
     let _g = serial();
-    let server = Server::start(&["log.level=warn"]);
+    // One sipp UAS plays an agent endpoint that carries many calls at once (a trunk-like
+    // phone): its `lines` must allow the ~60 concurrent calls of this load.
+    let server = Server::start(&[
+        "log.level=warn",
+        "agents=[{extension=\"1001\", name=\"Load agent\", password=\"demo1001\", lines=400}]",
+    ]);
     let uas = agent(&server, "1001", "agent_uas.xml", 200, true);
     let caller = call(
         &server,
@@ -281,4 +286,67 @@ fn two_hundred_calls_at_20_per_second_with_rtp_echo() {
         &["-r", "20", "-m", "200", "-l", "400"],
     );
     assert_ok(&server, &caller, 200, Some(uas));
+    // A call record for each, with both legs' media figures: the caller's pcap (PCMA packets
+    // about 30 ms apart: ~100 in the call's 3 s) reached the caller leg, went through the room
+    // to the agent (we send 20 ms frames: ~150), and came back through the agent's echo.
+    let calls = server.calls(200, Duration::from_secs(10));
+    assert_eq!(calls.len(), 200);
+    for c in &calls {
+        assert!(c.answered, "{c:?}");
+        assert_eq!(c.end_cause.as_deref(), Some("caller_hangup"), "{c:?}");
+        assert_eq!(c.ended_by.as_deref(), Some("caller"), "{c:?}");
+        assert_eq!(c.agent.as_deref(), Some("1001"));
+        assert_eq!(c.caller_codec.as_deref(), Some("PCMA"), "{c:?}");
+        assert!(c.caller_received >= 80, "caller leg received {c:?}");
+        assert!(
+            c.agent_sent >= 120 && c.agent_received >= 100,
+            "agent leg {c:?}"
+        );
+        assert!(c.caller_sent >= 120, "caller leg sent the echo back {c:?}");
+    }
+}
+
+#[test]
+fn graceful_shutdown_ends_calls_with_bye_and_records_them() {
+    let _g = serial();
+    let mut server = Server::start(&["call.shutdown_grace_s=1"]);
+    let uas = agent(&server, "1001", "agent_uas.xml", 1, true);
+    let mp = free_port().to_string();
+    // The caller plays its audio, then waits for the server's BYE (it never hangs up).
+    let caller = spawn_sipp(
+        Some(server.sip),
+        "caller_waits_bye.xml",
+        free_port(),
+        &["-s", "1001", "-mp", mp.as_str(), "-m", "1"],
+    );
+    // Let the call be answered and media flow.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.http_get("/healthz").1.contains("\"active_calls\":1") {
+        assert!(
+            Instant::now() < deadline,
+            "call never came up\n{}",
+            log_tail(&server)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "server exit {status:?}\n{}",
+        log_tail(&server)
+    );
+    let run = caller.wait(Duration::from_secs(30));
+    assert!(run.success, "the caller got a BYE\n{}", run.report());
+    let run = uas.wait(Duration::from_secs(30));
+    assert!(run.success, "the agent got a BYE\n{}", run.report());
+    let calls = server.calls(1, Duration::from_secs(5));
+    assert_eq!(calls.len(), 1, "the record was written before exit");
+    assert_eq!(
+        calls[0].end_cause.as_deref(),
+        Some("shutdown"),
+        "{:?}",
+        calls[0]
+    );
+    assert!(calls[0].caller_received > 0, "{:?}", calls[0]);
 }

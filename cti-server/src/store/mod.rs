@@ -96,10 +96,14 @@ impl Store {
     }
 
     /// Starts the writer task; events sent to the returned channel are written in batches.
-    pub fn spawn_writer(&self, capacity: usize) -> mpsc::Sender<StoreEvent> {
+    /// The task ends, having written everything, once every sender is dropped.
+    pub fn spawn_writer(
+        &self,
+        capacity: usize,
+    ) -> (mpsc::Sender<StoreEvent>, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(capacity);
-        tokio::spawn(run_writer(self.pool.clone(), rx));
-        tx
+        let task = tokio::spawn(run_writer(self.pool.clone(), rx));
+        (tx, task)
     }
 }
 
@@ -234,7 +238,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n.0, 1);
-        let tx = store.spawn_writer(8);
+        let (tx, _writer) = store.spawn_writer(8);
         tx.send(StoreEvent::Registration {
             at_ms: 1,
             extension: "1001".into(),

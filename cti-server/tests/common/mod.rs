@@ -32,7 +32,8 @@ impl Server {
     pub fn start(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("server.log");
-        let (lo, hi) = free_port_range(200);
+        // Four ports a call (two legs, RTP and RTCP each): room for a few hundred calls.
+        let (lo, hi) = free_port_range(1600);
         let mut sets = vec![
             "sip.listen=127.0.0.1:0".to_string(),
             "http.listen=127.0.0.1:0".to_string(),
@@ -172,9 +173,11 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// A range of `n` ports starting at a random place in 40000–59999 (media ports for a test).
+/// A range of `n` ports starting at a random place in 40000–59999 (media ports for a test;
+/// the engine skips ports another process holds).
 pub fn free_port_range(n: u16) -> (u16, u16) {
-    let start = 40_000 + (std::process::id() as u16 % 100) * 200 + (rand_u16() % 100);
+    let slots = (20_000 / n.max(1)).max(1);
+    let start = 40_000 + (rand_u16() % slots) * n;
     (start, start + n - 1)
 }
 
@@ -411,4 +414,83 @@ pub fn register_agent(server: SocketAddr, ext: &str, password: &str, port: u16) 
             "-s", ext, "-au", ext, "-ap", password, "-m", "1", "-mp", &mp,
         ],
     )
+}
+
+// ---- Call records in the server's database -------------------------------------------------
+
+/// One row of `calls` joined with its two `call_legs`.
+#[derive(Debug, Clone)]
+pub struct CallRow {
+    pub end_cause: Option<String>,
+    pub ended_by: Option<String>,
+    pub agent: Option<String>,
+    pub answered: bool,
+    pub caller_codec: Option<String>,
+    pub agent_codec: Option<String>,
+    pub caller_received: i64,
+    pub caller_sent: i64,
+    pub agent_received: i64,
+    pub agent_sent: i64,
+    pub caller_jitter_ms: f64,
+}
+
+impl Server {
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("data/cti.db").display())
+    }
+
+    /// The call records, waiting (up to `wait`) until there are at least `expected`: the
+    /// server writes them in batches off the call path.
+    pub fn calls(&self, expected: usize, wait: Duration) -> Vec<CallRow> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let url = self.database_url();
+        rt.block_on(async move {
+            use sqlx::Row;
+            let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+                .expect("url")
+                .read_only(true);
+            let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open db");
+            let deadline = std::time::Instant::now() + wait;
+            loop {
+                let rows = sqlx::query(
+                    "SELECT c.end_cause, c.ended_by, c.agent, c.answered_at_ms IS NOT NULL AS answered,
+                            a.codec AS caller_codec, b.codec AS agent_codec,
+                            a.packets_received AS caller_received, a.packets_sent AS caller_sent,
+                            b.packets_received AS agent_received, b.packets_sent AS agent_sent,
+                            a.jitter_ms AS caller_jitter
+                     FROM calls c
+                     JOIN call_legs a ON a.call_id = c.id AND a.side = 'caller'
+                     JOIN call_legs b ON b.call_id = c.id AND b.side = 'agent'
+                     ORDER BY c.offered_at_ms",
+                )
+                .fetch_all(&pool)
+                .await
+                .expect("query calls");
+                let out: Vec<CallRow> = rows
+                    .iter()
+                    .map(|r| CallRow {
+                        end_cause: r.get("end_cause"),
+                        ended_by: r.get("ended_by"),
+                        agent: r.get("agent"),
+                        answered: r.get::<i64, _>("answered") != 0,
+                        caller_codec: r.get("caller_codec"),
+                        agent_codec: r.get("agent_codec"),
+                        caller_received: r.get("caller_received"),
+                        caller_sent: r.get("caller_sent"),
+                        agent_received: r.get("agent_received"),
+                        agent_sent: r.get("agent_sent"),
+                        caller_jitter_ms: r.get("caller_jitter"),
+                    })
+                    .collect();
+                if out.len() >= expected || std::time::Instant::now() >= deadline {
+                    pool.close().await;
+                    return out;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    }
 }
