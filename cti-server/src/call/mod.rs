@@ -26,6 +26,7 @@ use bytes::Bytes;
 use media::engine::LegId;
 
 use crate::sdp::{self, Codec, Direction, LocalMedia, Negotiated, SessionDescription};
+use crate::sip::auth::{self, DigestCredentials};
 use crate::sip::core::ALLOW;
 use crate::sip::dialog::{Dialog, LocalVia};
 use crate::sip::grammar::{SipUri, Uri};
@@ -34,6 +35,7 @@ use crate::sip::transaction::{Peer, TxId};
 use crate::sip::types::{Branch, CallId, Method, Tag};
 
 pub use record::{CallRecord, EndCause, LegRecord, Side};
+pub use router::TrunkCredentials;
 
 /// Identifies a call inside this server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,6 +61,47 @@ pub enum Target {
         contact: Uri,
         peer: Peer,
     },
+    /// An external number through the outbound trunk: `uri` is `sip:NUMBER@domain[:port]`.
+    /// With credentials, the trunk's 401/407 challenges are answered (RFC 3261 §22.2).
+    Trunk {
+        number: String,
+        uri: Uri,
+        peer: Peer,
+        credentials: Option<TrunkCredentials>,
+        /// Caller id user to present instead of the caller's number.
+        from_user: Option<String>,
+    },
+}
+
+impl Target {
+    /// The agent's extension; `None` for a trunk call.
+    pub fn agent_extension(&self) -> Option<&str> {
+        match self {
+            Target::Agent { extension, .. } => Some(extension),
+            Target::Trunk { .. } => None,
+        }
+    }
+
+    /// The Request-URI of the outgoing INVITE.
+    fn request_uri(&self) -> &Uri {
+        match self {
+            Target::Agent { contact, .. } => contact,
+            Target::Trunk { uri, .. } => uri,
+        }
+    }
+
+    fn peer(&self) -> Peer {
+        match self {
+            Target::Agent { peer, .. } | Target::Trunk { peer, .. } => *peer,
+        }
+    }
+
+    fn credentials(&self) -> Option<&TrunkCredentials> {
+        match self {
+            Target::Agent { .. } => None,
+            Target::Trunk { credentials, .. } => credentials.as_ref(),
+        }
+    }
 }
 
 /// Input from the SIP task.
@@ -218,11 +261,14 @@ struct AgentLeg {
     media: LocalMedia,
     dest: Peer,
     contact: Uri,
+    /// The INVITE in flight: after a digest challenge, the retry with credentials.
     req: Option<ReqRef>,
     invite: Option<Request>,
     offer: Option<SessionDescription>,
     dialog: Option<Dialog>,
     negotiated: Option<Negotiated>,
+    /// Challenges answered so far: (401 or 407, realm, nonce).
+    challenges: Vec<(u16, String, String)>,
     /// The INVITE got its final response (or timed out).
     finished: bool,
     answered: bool,
@@ -331,7 +377,7 @@ impl Call {
                 return Err(r);
             }
         };
-        let Target::Agent { contact, peer, .. } = target.clone();
+        let (contact, peer) = (target.request_uri().clone(), target.peer());
         let mut record = CallRecord::new(key, &invite, &target, wall_ms);
         record.caller.codec = Some(negotiated.codec);
         let mut call = Call {
@@ -362,6 +408,7 @@ impl Call {
                 offer: None,
                 dialog: None,
                 negotiated: None,
+                challenges: Vec::new(),
                 finished: false,
                 answered: false,
                 cancelled: false,
@@ -584,15 +631,39 @@ impl Call {
             .as_ref()
             .and_then(|f| f.uri.as_sip().and_then(|u| u.user.clone()))
             .unwrap_or_else(|| "anonymous".to_string());
-        let display = caller_from.and_then(|f| f.display);
-        let Target::Agent { extension, .. } = &self.record.target;
-        let extension = extension.clone();
+        let mut display = caller_from.and_then(|f| f.display);
+        // The agent's phone: From and To in our domain, To is the extension. The trunk: both
+        // in the trunk's domain, To is the number, From the caller's number unless a caller
+        // id is configured (then the caller's name is not passed either).
+        let (to_user, domain, caller_user) = match &self.record.target {
+            Target::Agent { extension, .. } => {
+                (extension.clone(), self.config.host.clone(), caller_user)
+            }
+            Target::Trunk {
+                number,
+                uri,
+                from_user,
+                ..
+            } => {
+                let domain = uri
+                    .as_sip()
+                    .map_or_else(|| self.config.host.clone(), |u| u.host.clone());
+                let user = match from_user {
+                    Some(u) => {
+                        display = None;
+                        u.clone()
+                    }
+                    None => caller_user,
+                };
+                (number.clone(), domain, user)
+            }
+        };
 
         let mut invite = Request::new(Method::Invite, self.agent.contact.clone());
         let h = &mut invite.headers;
         h.push(
             HeaderName::Via,
-            self.config.via.to_value(&Branch::generate()),
+            self.agent_via().to_value(&Branch::generate()),
         );
         let mf = self
             .caller
@@ -601,7 +672,7 @@ impl Call {
             .map_or(70, |m| m.saturating_sub(1));
         h.push(HeaderName::MaxForwards, mf.to_string());
         // The agent's phone shows who is calling: the caller's number and name.
-        let from_uri = SipUri::new(Some(&caller_user), &self.config.host, None);
+        let from_uri = SipUri::new(Some(&caller_user), &domain, None);
         let from = match display {
             Some(d) => format!("{d} <{from_uri}>;tag={}", Tag::generate()),
             None => format!("<{from_uri}>;tag={}", Tag::generate()),
@@ -609,10 +680,7 @@ impl Call {
         h.push(HeaderName::From, from);
         h.push(
             HeaderName::To,
-            format!(
-                "<{}>",
-                SipUri::new(Some(&extension), &self.config.host, None)
-            ),
+            format!("<{}>", SipUri::new(Some(&to_user), &domain, None)),
         );
         h.push(
             HeaderName::CallId,
@@ -684,6 +752,10 @@ impl Call {
         let Some(invite) = self.agent.invite.clone() else {
             return;
         };
+        if matches!(resp.code, 401 | 407) && self.retry_with_credentials(&invite, &resp) {
+            // The caller hears nothing of it and the ring timeout keeps running.
+            return;
+        }
         match resp.code {
             100 => {}
             101..=199 => {
@@ -717,9 +789,15 @@ impl Call {
                     Some(d) => d.handle_response(&resp),
                     None => self.agent.dialog = Dialog::uac(&invite, &resp).ok(),
                 }
-                // Every 2xx is acknowledged, retransmissions too (§13.2.2.4).
+                // Every 2xx is acknowledged, retransmissions too, with the INVITE's CSeq number
+                // and credentials (§13.2.2.4).
                 if let Some(d) = &self.agent.dialog {
-                    let ack = d.create_ack(1, &self.config.via);
+                    let mut ack = d.create_ack(cseq_of(&invite), &self.agent_via());
+                    for name in [HeaderName::Authorization, HeaderName::ProxyAuthorization] {
+                        for v in invite.headers.get_all(&name) {
+                            ack.headers.push(name.clone(), v);
+                        }
+                    }
                     self.sip(SipCommand::Ack {
                         request: ack,
                         dest: self.agent.dest,
@@ -772,6 +850,105 @@ impl Call {
                 self.reject_caller(code, reason);
                 self.end(now, cause, Some(Side::Agent));
             }
+        }
+    }
+
+    /// RFC 3261 §22.2 (§8.1.3.5): a 401/407 to our INVITE is answered by a new INVITE with
+    /// the same Call-ID, From (tag), To, Request-URI and offer, the next CSeq, a new branch,
+    /// and `Authorization` (401) or `Proxy-Authorization` (407) for the challenge. False
+    /// (the response is a failure like any other) without credentials, once the call is
+    /// ending, when no challenge is usable, or when the same realm challenges again without
+    /// `stale=true` (§22.2: rejected credentials are not retried; RFC 7616 §3.3).
+    fn retry_with_credentials(&mut self, invite: &Request, resp: &Response) -> bool {
+        /// More than a proxy and a UAS challenging, each once, plus a stale nonce each.
+        const MAX_CHALLENGES: usize = 4;
+        if self.state != State::Ringing || self.caller.finalized {
+            return false;
+        }
+        let Some(creds) = self.record.target.credentials().cloned() else {
+            return false;
+        };
+        let (challenge_header, auth_header) = if resp.code == 401 {
+            (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+        } else {
+            (
+                HeaderName::ProxyAuthenticate,
+                HeaderName::ProxyAuthorization,
+            )
+        };
+        let uri = invite.uri.to_string();
+        let Some((challenge, value)) = auth::answer_challenge(
+            resp.headers.get_all(&challenge_header),
+            &creds.username,
+            &creds.password,
+            Method::Invite.as_str(),
+            &uri,
+        ) else {
+            tracing::warn!(call = %self.key, code = resp.code, "no digest challenge we can answer");
+            return false;
+        };
+        let tried = |c: &(u16, String, String)| c.0 == resp.code && c.1 == challenge.realm;
+        let answered_before = self.agent.challenges.iter().any(tried);
+        let same_nonce = self
+            .agent
+            .challenges
+            .iter()
+            .any(|c| tried(c) && c.2 == challenge.nonce);
+        if same_nonce
+            || (answered_before && !challenge.stale)
+            || self.agent.challenges.len() >= MAX_CHALLENGES
+        {
+            tracing::info!(call = %self.key, code = resp.code, realm = %challenge.realm, "credentials refused");
+            return false;
+        }
+        self.agent
+            .challenges
+            .push((resp.code, challenge.realm.clone(), challenge.nonce.clone()));
+
+        let mut retry = invite.clone();
+        retry.headers.set(
+            HeaderName::Via,
+            self.agent_via().to_value(&Branch::generate()),
+        );
+        retry.headers.set(
+            HeaderName::CSeq,
+            format!("{} INVITE", cseq_of(invite).saturating_add(1)),
+        );
+        // §22.3: credentials for other realms (a proxy's and the UAS's) are kept; ours for
+        // this realm are replaced.
+        let realm = challenge.realm.clone();
+        let kept: Vec<String> = retry
+            .headers
+            .get_all(&auth_header)
+            .filter(|v| DigestCredentials::parse(v).is_none_or(|c| c.realm != realm))
+            .map(str::to_string)
+            .collect();
+        retry.headers.remove(&auth_header);
+        for v in kept {
+            retry.headers.push(auth_header.clone(), v);
+        }
+        retry.headers.push(auth_header, value);
+        // A dialog or answer from the challenged INVITE's provisional responses belongs to
+        // a transaction that is over.
+        self.agent.dialog = None;
+        self.agent.negotiated = None;
+        let req = self.next_req();
+        self.sip(SipCommand::Send {
+            req,
+            request: retry.clone(),
+            dest: self.agent.dest,
+        });
+        self.agent.req = Some(req);
+        self.agent.invite = Some(retry);
+        tracing::info!(call = %self.key, code = resp.code, realm = %challenge.realm, "INVITE challenged: retrying with credentials");
+        true
+    }
+
+    /// Our Via for the agent leg, on the transport the agent (or trunk) is reached by.
+    fn agent_via(&self) -> LocalVia {
+        LocalVia {
+            transport: self.agent.dest.transport,
+            ..self.config.via.clone()
         }
     }
 
@@ -1121,7 +1298,10 @@ impl Call {
 
     /// Sends BYE on a leg whose dialog is confirmed.
     fn send_bye(&mut self, side: Side) {
-        let via = self.config.via.clone();
+        let via = match side {
+            Side::Caller => self.config.via.clone(),
+            Side::Agent => self.agent_via(),
+        };
         let (dialog, dest) = match side {
             Side::Caller => (self.caller.dialog.take(), self.caller.source),
             Side::Agent => (self.agent.dialog.take(), self.agent.dest),
@@ -1217,6 +1397,8 @@ fn map_agent_failure(code: u16) -> (u16, &'static str, EndCause) {
     match code {
         486 | 600 => (486, "Busy Here", EndCause::AgentBusy),
         603 => (603, "Decline", EndCause::AgentRejected(code)),
+        // A trunk refusing the call (credentials, destination barred) says so to the caller.
+        403 => (403, "Forbidden", EndCause::AgentRejected(code)),
         488 | 606 => (488, "Not Acceptable Here", EndCause::AgentRejected(code)),
         408 => (480, "Temporarily Unavailable", EndCause::NoAnswer),
         487 => (480, "Temporarily Unavailable", EndCause::NoAnswer),
@@ -1237,6 +1419,11 @@ fn local_media(addr: IpAddr) -> LocalMedia {
         session_id: u64::from(rand::random::<u32>()),
         version: 1,
     }
+}
+
+/// The CSeq number of a request we built (always present).
+fn cseq_of(req: &Request) -> u32 {
+    req.cseq().map_or(1, |c| c.seq)
 }
 
 /// A locally made 408 for a transaction that timed out (§8.1.3.1).

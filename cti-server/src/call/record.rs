@@ -127,8 +127,8 @@ impl CallRecord {
         }
     }
 
-    pub fn agent_extension(&self) -> &str {
-        let Target::Agent { extension, .. } = &self.target;
-        extension
+    /// The agent the call went to; `None` for a call out through the trunk.
+    pub fn agent_extension(&self) -> Option<&str> {
+        self.target.agent_extension()
     }
 }

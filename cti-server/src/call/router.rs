@@ -1,12 +1,12 @@
 //! Routing policy: which target a dialed number reaches. Mechanism (the B2BUA) apart from
-//! policy (this): at this stage a number is an agent extension; IVR flows, queues and the
-//! outbound trunk arrive with later work.
+//! policy (this): a number is an agent extension, else an external number that goes out
+//! through the configured trunk; IVR flows and queues arrive with later work.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use crate::sip::grammar::Uri;
+use crate::sip::grammar::{SipUri, Uri};
 use crate::sip::message::Request;
 use crate::sip::registrar::Registrar;
 use crate::sip::transaction::Peer;
@@ -26,17 +26,76 @@ pub struct AgentRoute {
     pub lines: usize,
 }
 
-/// The extensions we serve and the static contacts of phones that do not register.
+/// Digest credentials for the trunk (RFC 3261 §22.2); the password is never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TrunkCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for TrunkCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkCredentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to reach external numbers: the outbound trunk.
+#[derive(Debug, Clone)]
+pub struct TrunkRoute {
+    /// Where requests go.
+    pub peer: Peer,
+    /// Host of the Request-URI, From and To.
+    pub domain: String,
+    /// Port in the Request-URI (left out when it is 5060).
+    pub port: u16,
+    pub credentials: Option<TrunkCredentials>,
+    /// The caller id user presented instead of the caller's number.
+    pub from_user: Option<String>,
+    /// `+`? followed by at least this many digits is an external number.
+    pub min_digits: usize,
+}
+
+impl TrunkRoute {
+    /// `+`? followed by at least `min_digits` digits (and nothing else).
+    pub fn is_external(&self, dialed: &str) -> bool {
+        let digits = dialed.strip_prefix('+').unwrap_or(dialed);
+        digits.len() >= self.min_digits && digits.bytes().all(|b| b.is_ascii_digit())
+    }
+
+    fn target(&self, number: String) -> Target {
+        let port = (self.port != 5060).then_some(self.port);
+        Target::Trunk {
+            uri: Uri::Sip(SipUri::new(Some(&number), &self.domain, port)),
+            number,
+            peer: self.peer,
+            credentials: self.credentials.clone(),
+            from_user: self.from_user.clone(),
+        }
+    }
+}
+
+/// The extensions we serve, the static contacts of phones that do not register, and the
+/// trunk for everything else that looks like a phone number.
 #[derive(Debug, Clone, Default)]
 pub struct Router {
     agents: HashMap<String, AgentRoute>,
+    trunk: Option<TrunkRoute>,
 }
 
 impl Router {
     pub fn new(agents: impl IntoIterator<Item = (String, AgentRoute)>) -> Router {
         Router {
             agents: agents.into_iter().collect(),
+            trunk: None,
         }
+    }
+
+    /// Sends external numbers out through `trunk`.
+    pub fn with_trunk(mut self, trunk: TrunkRoute) -> Router {
+        self.trunk = Some(trunk);
+        self
     }
 
     /// Lines of an agent (1 for an unknown one).
@@ -57,7 +116,11 @@ impl Router {
             .and_then(|u| u.user_unescaped())
             .ok_or((404, "Not Found"))?;
         let Some(AgentRoute { static_contact, .. }) = self.agents.get(&dialed) else {
-            return Err((404, "Not Found"));
+            // Not an agent: an external number when a trunk is configured.
+            return match &self.trunk {
+                Some(t) if t.is_external(&dialed) => Ok(t.target(dialed)),
+                _ => Err((404, "Not Found")),
+            };
         };
         // A registered phone wins over the static contact; the newest binding first.
         let mut bindings = registrar.lookup(&dialed, now);
@@ -98,4 +161,91 @@ pub fn peer_of_uri(uri: &Uri) -> Option<Peer> {
         transport,
         addr: SocketAddr::new(ip, sip.port.unwrap_or(5060)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::message::SipMessage;
+    use crate::sip::registrar::RegistrarConfig;
+
+    fn invite_to(user: &str) -> Request {
+        let raw = format!(
+            "INVITE sip:{user}@cti.local SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKr\r\nFrom: <sip:c@x>;tag=a\r\nTo: <sip:{user}@cti.local>\r\nCall-ID: r1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        match SipMessage::parse(raw.as_bytes()).expect("valid test INVITE") {
+            SipMessage::Request(r) => r,
+            SipMessage::Response(_) => unreachable!(),
+        }
+    }
+
+    fn trunk(port: u16) -> TrunkRoute {
+        TrunkRoute {
+            peer: Peer {
+                transport: Transport::Udp,
+                addr: SocketAddr::new([192, 0, 2, 7].into(), port),
+            },
+            domain: "trunk.example".into(),
+            port,
+            credentials: Some(TrunkCredentials {
+                username: "u".into(),
+                password: "secret".into(),
+            }),
+            from_user: None,
+            min_digits: 7,
+        }
+    }
+
+    fn router() -> Router {
+        Router::new([(
+            "1001".to_string(),
+            AgentRoute {
+                static_contact: Uri::parse("sip:1001@192.0.2.20").ok(),
+                lines: 2,
+            },
+        )])
+    }
+
+    #[test]
+    fn external_numbers_go_to_the_trunk_and_extensions_to_agents() {
+        let reg = Registrar::new(
+            RegistrarConfig::default(),
+            "cti.local",
+            std::time::Duration::from_secs(60),
+        );
+        let now = Instant::now();
+        let r = router().with_trunk(trunk(5060));
+        match r.route(&invite_to("+15551234567"), &reg, now) {
+            Ok(Target::Trunk {
+                number, uri, peer, ..
+            }) => {
+                assert_eq!(number, "+15551234567");
+                assert_eq!(uri.to_string(), "sip:+15551234567@trunk.example");
+                assert_eq!(peer.addr, "192.0.2.7:5060".parse().unwrap());
+            }
+            other => panic!("{other:?}"),
+        }
+        let r5070 = router().with_trunk(trunk(5070));
+        let Ok(Target::Trunk { uri, .. }) = r5070.route(&invite_to("5551234"), &reg, now) else {
+            panic!("7 digits without + are external");
+        };
+        assert_eq!(uri.to_string(), "sip:5551234@trunk.example:5070");
+        assert!(matches!(
+            r.route(&invite_to("1001"), &reg, now),
+            Ok(Target::Agent { .. })
+        ));
+        for not_external in ["555123", "+555123", "1002", "+1555abc4567", "++15551234567"] {
+            assert_eq!(
+                r.route(&invite_to(not_external), &reg, now).err(),
+                Some((404, "Not Found")),
+                "{not_external}"
+            );
+        }
+        assert_eq!(
+            router().route(&invite_to("+15551234567"), &reg, now).err(),
+            Some((404, "Not Found")),
+            "no trunk configured"
+        );
+        assert!(!format!("{:?}", trunk(5060)).contains("secret"));
+    }
 }

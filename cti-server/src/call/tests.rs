@@ -69,6 +69,10 @@ struct Harness {
 
 impl Harness {
     fn start() -> Harness {
+        Harness::start_to(target())
+    }
+
+    fn start_to(target: Target) -> Harness {
         let now = Instant::now();
         let call = Call::new(
             CallKey(7),
@@ -78,7 +82,7 @@ impl Harness {
             TxId::for_test(CALLER_TX),
             invite(CALLER_SDP),
             caller_peer(),
-            target(),
+            target,
             (LegId(14), LegId(15)),
         )
         .expect("usable offer");
@@ -739,4 +743,350 @@ fn rfc4028_we_refresh_when_the_caller_does_not_support_timers() {
     );
     h.drain();
     assert!(!h.call.is_talking());
+}
+
+// ------------------------------------------------------------------------------------------
+// Outbound trunk: external numbers, digest challenges on the outgoing INVITE (RFC 3261 §22.2).
+// ------------------------------------------------------------------------------------------
+
+const TRUNK_PASSWORD: &str = "trunkpass";
+
+fn trunk_target(credentials: bool, from_user: Option<&str>) -> Target {
+    Target::Trunk {
+        number: "+15551234567".into(),
+        uri: Uri::parse("sip:+15551234567@trunk.example:5888").unwrap(),
+        peer: agent_peer(),
+        credentials: credentials.then(|| TrunkCredentials {
+            username: "trunkuser".into(),
+            password: TRUNK_PASSWORD.into(),
+        }),
+        from_user: from_user.map(str::to_string),
+    }
+}
+
+fn www_auth(nonce: &str, extra: &str) -> String {
+    format!("Digest realm=\"trunk.example\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"{extra}")
+}
+
+impl Harness {
+    /// The trunk answers `inv` with a 401/407 carrying `challenge`.
+    fn challenged(&mut self, req: ReqRef, inv: &Request, code: u16, challenge: &str) {
+        let mut r = inv.response(code, "Unauthorized", Some("trunktag"));
+        let name = if code == 401 {
+            HeaderName::WwwAuthenticate
+        } else {
+            HeaderName::ProxyAuthenticate
+        };
+        r.headers.push(name, challenge.to_string());
+        self.call
+            .handle_sip(self.now, SipInput::Response { req, response: r });
+        self.drain();
+    }
+
+    /// The one INVITE sent by the last input.
+    fn resent_invite(&self) -> (ReqRef, Request) {
+        let invites: Vec<_> = self
+            .sent()
+            .into_iter()
+            .filter(|(_, r, _)| r.method == Method::Invite)
+            .collect();
+        assert_eq!(invites.len(), 1, "one new INVITE");
+        let (req, inv, dest) = invites.into_iter().next().unwrap();
+        assert_eq!(dest, agent_peer());
+        (req, inv)
+    }
+}
+
+/// Checks `value` answers `nonce` for INVITE to `uri` with the trunk's credentials.
+fn assert_digest(value: &str, nonce: &str, uri: &str) {
+    let creds = crate::sip::auth::DigestCredentials::parse(value).expect("Digest credentials");
+    assert_eq!(creds.username, "trunkuser");
+    assert_eq!(creds.realm, "trunk.example");
+    assert_eq!(creds.nonce, nonce);
+    assert_eq!(creds.uri, uri);
+    assert_eq!(creds.qop.as_deref(), Some("auth"));
+    assert_eq!(creds.nc.as_deref(), Some("00000001"));
+    let expected = creds
+        .expected_response(crate::sip::auth::Algorithm::Md5, "INVITE", TRUNK_PASSWORD)
+        .unwrap();
+    assert_eq!(creds.response, expected, "{value}");
+}
+
+#[test]
+fn trunk_invite_carries_the_number_and_the_callers_number() {
+    let mut h = Harness::start_to(trunk_target(true, None));
+    let (_, inv) = h.ready();
+    assert_eq!(inv.uri.to_string(), "sip:+15551234567@trunk.example:5888");
+    assert_eq!(
+        inv.to_header().unwrap().uri.to_string(),
+        "sip:+15551234567@trunk.example"
+    );
+    let from = inv.from_header().unwrap();
+    assert_eq!(from.uri.to_string(), "sip:+15551234@trunk.example");
+    assert_eq!(from.display.as_deref(), Some("\"Customer\""));
+    assert_eq!(h.call.record.agent_extension(), None);
+
+    // A configured caller id replaces the caller's number and name.
+    let mut h = Harness::start_to(trunk_target(true, Some("+4930123456")));
+    let (_, inv) = h.ready();
+    let from = inv.from_header().unwrap();
+    assert_eq!(from.uri.to_string(), "sip:+4930123456@trunk.example");
+    assert_eq!(from.display, None);
+}
+
+#[test]
+fn rfc3261_22_2_challenge_401_is_answered_with_a_new_invite_then_bridged() {
+    let mut h = Harness::start_to(trunk_target(true, None));
+    let (req1, inv1) = h.ready();
+    h.agent_says(req1, &inv1, 100, None);
+    h.challenged(req1, &inv1, 401, &www_auth("n-1", ""));
+    assert!(
+        h.responses(CALLER_TX).is_empty(),
+        "the caller gets nothing for the 401"
+    );
+    assert!(h.ended().is_none());
+    let (req2, inv2) = h.resent_invite();
+    assert_ne!(req2, req1);
+    assert_eq!(inv2.cseq().unwrap().seq, 2);
+    assert_eq!(inv2.call_id(), inv1.call_id());
+    assert_eq!(
+        inv2.headers.get(&HeaderName::From),
+        inv1.headers.get(&HeaderName::From),
+        "same From with its tag"
+    );
+    assert_eq!(inv2.from_tag(), inv1.from_tag());
+    assert_eq!(
+        inv2.headers.get(&HeaderName::To),
+        inv1.headers.get(&HeaderName::To)
+    );
+    assert_eq!(inv2.to_tag(), None);
+    assert_eq!(inv2.uri, inv1.uri);
+    assert_eq!(inv2.body, inv1.body, "same offer");
+    let (b1, b2) = (inv1.top_via().unwrap(), inv2.top_via().unwrap());
+    assert_ne!(b1.branch(), b2.branch(), "a new transaction");
+    assert!(b2.branch().unwrap().starts_with("z9hG4bK"));
+    assert_eq!(inv2.headers.get(&HeaderName::ProxyAuthorization), None);
+    assert_digest(
+        inv2.headers.get(&HeaderName::Authorization).unwrap(),
+        "n-1",
+        "sip:+15551234567@trunk.example:5888",
+    );
+    // The ring timeout kept running from the first INVITE.
+    assert_eq!(h.call.poll_timeout(), Some(h.now + Duration::from_secs(20)));
+
+    h.agent_says(req2, &inv2, 180, None);
+    assert_eq!(h.responses(CALLER_TX)[0].code, 180);
+    h.agent_says(req2, &inv2, 200, Some(AGENT_ANSWER));
+    assert_eq!(h.responses(CALLER_TX)[0].code, 200);
+    let ack = h
+        .out
+        .iter()
+        .find_map(|o| match o {
+            Output::Sip(SipCommand::Ack { request, .. }) => Some(request.clone()),
+            _ => None,
+        })
+        .expect("2xx ACKed");
+    // §13.2.2.4: the ACK has the INVITE's CSeq number and credentials.
+    assert_eq!(ack.cseq().unwrap().seq, 2);
+    assert_eq!(
+        ack.headers.get(&HeaderName::Authorization),
+        inv2.headers.get(&HeaderName::Authorization)
+    );
+    assert!(h.call.is_talking());
+    // The BYE follows the INVITE's CSeq.
+    h.call.media_timeout(h.now, LegId(14));
+    h.drain();
+    let bye = h
+        .sent()
+        .into_iter()
+        .find(|(_, r, d)| r.method == Method::Bye && *d == agent_peer())
+        .unwrap()
+        .1;
+    assert_eq!(bye.cseq().unwrap().seq, 3);
+}
+
+#[test]
+fn rfc3261_22_2_wrong_credentials_are_not_retried_and_the_caller_gets_480() {
+    let mut h = Harness::start_to(trunk_target(true, None));
+    let (req1, inv1) = h.ready();
+    h.challenged(req1, &inv1, 401, &www_auth("n-1", ""));
+    let (req2, inv2) = h.resent_invite();
+    // A fresh nonce without stale=true: the password was wrong.
+    h.challenged(req2, &inv2, 401, &www_auth("n-2", ""));
+    assert!(
+        h.sent().iter().all(|(_, r, _)| r.method != Method::Invite),
+        "no third INVITE"
+    );
+    assert_eq!(h.responses(CALLER_TX)[0].code, 480);
+    let rec = h.ended().expect("record");
+    assert_eq!(rec.end_cause, Some(EndCause::AgentRejected(401)));
+    assert_eq!(rec.end_cause.unwrap().as_str(), "agent_rejected_401");
+    assert_eq!(rec.agent_extension(), None);
+
+    // The trunk refusing the authenticated INVITE with 403: the caller gets 403.
+    let mut h = Harness::start_to(trunk_target(true, None));
+    let (req1, inv1) = h.ready();
+    h.challenged(req1, &inv1, 401, &www_auth("n-1", ""));
+    let (req2, inv2) = h.resent_invite();
+    h.agent_says(req2, &inv2, 403, None);
+    assert_eq!(h.responses(CALLER_TX)[0].code, 403);
+    assert_eq!(
+        h.ended().unwrap().end_cause,
+        Some(EndCause::AgentRejected(403))
+    );
+}
+
+#[test]
+fn rfc7616_stale_nonce_is_retried_once_more() {
+    let mut h = Harness::start_to(trunk_target(true, None));
+    let (req1, inv1) = h.ready();
+    h.challenged(req1, &inv1, 401, &www_auth("n-1", ""));
+    let (req2, inv2) = h.resent_invite();
+    h.challenged(req2, &inv2, 401, &www_auth("n-2", ", stale=true"));
+    let (_, inv3) = h.resent_invite();
+    assert_eq!(inv3.cseq().unwrap().seq, 3);
+    assert_eq!(inv3.headers.count(&HeaderName::Authorization), 1);
+    assert_digest(
+        inv3.headers.get(&HeaderName::Authorization).unwrap(),
+        "n-2",
+        "sip:+15551234567@trunk.example:5888",
+    );
+    assert!(h.responses(CALLER_TX).is_empty());
+}
+
+#[test]
+fn rfc3261_22_3_proxy_challenge_407_gets_proxy_authorization() {
+    let mut h = Harness::start_to(trunk_target(true, None));
+    let (req1, inv1) = h.ready();
+    h.challenged(req1, &inv1, 407, &www_auth("p-1", ""));
+    let (req2, inv2) = h.resent_invite();
+    assert_eq!(inv2.headers.get(&HeaderName::Authorization), None);
+    assert_digest(
+        inv2.headers.get(&HeaderName::ProxyAuthorization).unwrap(),
+        "p-1",
+        "sip:+15551234567@trunk.example:5888",
+    );
+    // The UAS behind the proxy challenges too: both credentials go in the next INVITE.
+    h.challenged(req2, &inv2, 401, &www_auth("u-1", ""));
+    let (req3, inv3) = h.resent_invite();
+    assert_eq!(inv3.cseq().unwrap().seq, 3);
+    assert_eq!(inv3.headers.count(&HeaderName::ProxyAuthorization), 1);
+    assert_eq!(inv3.headers.count(&HeaderName::Authorization), 1);
+    // The proxy rejecting our credentials again: 480 and the record says 407.
+    h.challenged(req3, &inv3, 407, &www_auth("p-2", ""));
+    assert_eq!(h.responses(CALLER_TX)[0].code, 480);
+    assert_eq!(
+        h.ended().unwrap().end_cause,
+        Some(EndCause::AgentRejected(407))
+    );
+}
+
+#[test]
+fn cancel_after_the_retry_cancels_the_second_invite() {
+    let mut h = Harness::start_to(trunk_target(true, None));
+    let (req1, inv1) = h.ready();
+    h.challenged(req1, &inv1, 401, &www_auth("n-1", ""));
+    let (req2, inv2) = h.resent_invite();
+    h.agent_says(req2, &inv2, 180, None);
+    let mut cancel = invite(CALLER_SDP);
+    cancel.method = Method::Cancel;
+    cancel.headers.set(HeaderName::CSeq, "10 CANCEL");
+    cancel.body = Bytes::new();
+    h.call.handle_sip(
+        h.now,
+        SipInput::Cancel {
+            cancel_tx: TxId::for_test(70),
+            request: cancel,
+        },
+    );
+    h.drain();
+    assert_eq!(h.responses(CALLER_TX)[0].code, 487);
+    let cancels: Vec<ReqRef> = h
+        .out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Sip(SipCommand::Cancel { req }) => Some(*req),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cancels, vec![req2], "the CANCEL targets the retried INVITE");
+    h.agent_says(req2, &inv2, 487, None);
+    assert_eq!(
+        h.ended().unwrap().end_cause,
+        Some(EndCause::CallerCancelled)
+    );
+}
+
+#[test]
+fn ring_timeout_runs_across_the_retry() {
+    let mut h = Harness::start_to(trunk_target(true, None));
+    let (req1, inv1) = h.ready();
+    h.now += Duration::from_secs(5);
+    h.challenged(req1, &inv1, 401, &www_auth("n-1", ""));
+    let (req2, inv2) = h.resent_invite();
+    h.now += Duration::from_secs(15);
+    h.call.handle_timeout(h.now);
+    h.drain();
+    assert_eq!(h.responses(CALLER_TX)[0].code, 480);
+    assert!(
+        h.out
+            .iter()
+            .any(|o| matches!(o, Output::Sip(SipCommand::Cancel { req }) if *req == req2))
+    );
+    h.agent_says(req2, &inv2, 487, None);
+    assert_eq!(h.ended().unwrap().end_cause, Some(EndCause::NoAnswer));
+}
+
+#[test]
+fn a_challenge_without_credentials_or_after_cancel_is_a_failure() {
+    let mut h = Harness::start_to(trunk_target(false, None));
+    let (req1, inv1) = h.ready();
+    h.challenged(req1, &inv1, 401, &www_auth("n-1", ""));
+    assert!(h.sent().is_empty(), "nothing to answer with");
+    assert_eq!(h.responses(CALLER_TX)[0].code, 480);
+    assert_eq!(
+        h.ended().unwrap().end_cause,
+        Some(EndCause::AgentRejected(401))
+    );
+
+    // A challenge we cannot compute (auth-int only) is a failure too.
+    let mut h = Harness::start_to(trunk_target(true, None));
+    let (req1, inv1) = h.ready();
+    h.challenged(
+        req1,
+        &inv1,
+        401,
+        "Digest realm=\"trunk.example\", nonce=\"n\", qop=\"auth-int\"",
+    );
+    assert_eq!(h.responses(CALLER_TX)[0].code, 480);
+
+    // The caller left while the first INVITE was out: its 401 is not answered.
+    let mut h = Harness::start_to(trunk_target(true, None));
+    let (req1, inv1) = h.ready();
+    h.call.shutdown(h.now);
+    h.drain();
+    h.challenged(req1, &inv1, 401, &www_auth("n-1", ""));
+    assert!(h.sent().iter().all(|(_, r, _)| r.method != Method::Invite));
+    assert_eq!(h.ended().unwrap().end_cause, Some(EndCause::Shutdown));
+}
+
+#[test]
+fn rfc2069_challenge_without_qop_is_answered() {
+    let mut h = Harness::start_to(trunk_target(true, None));
+    let (req1, inv1) = h.ready();
+    h.challenged(
+        req1,
+        &inv1,
+        401,
+        "Digest realm=\"trunk.example\", nonce=\"old\", opaque=\"o1\"",
+    );
+    let (_, inv2) = h.resent_invite();
+    let v = inv2.headers.get(&HeaderName::Authorization).unwrap();
+    let creds = crate::sip::auth::DigestCredentials::parse(v).unwrap();
+    assert_eq!((creds.qop.as_deref(), creds.nc.as_deref()), (None, None));
+    assert_eq!(creds.opaque.as_deref(), Some("o1"));
+    let alg = crate::sip::auth::Algorithm::Md5;
+    let ha1 = alg.hash(&format!("trunkuser:trunk.example:{TRUNK_PASSWORD}"));
+    let ha2 = alg.hash("INVITE:sip:+15551234567@trunk.example:5888");
+    assert_eq!(creds.response, alg.hash(&format!("{ha1}:old:{ha2}")));
 }

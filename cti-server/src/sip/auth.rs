@@ -64,24 +64,8 @@ pub struct DigestCredentials {
 impl DigestCredentials {
     /// Parses `Digest k=v, k="v", ...`. Returns `None` for another scheme or bad syntax.
     pub fn parse(value: &str) -> Option<DigestCredentials> {
-        let mut c = Cursor::new(value);
-        c.skip_ws();
-        let scheme = c.token()?;
-        if !scheme.eq_ignore_ascii_case("Digest") || !c.skip_ws() {
-            return None;
-        }
         let mut creds = DigestCredentials::default();
-        loop {
-            let name = c.token()?;
-            if !c.sep(b'=') {
-                return None;
-            }
-            let raw = if c.rest().starts_with('"') {
-                let q = c.quoted().ok()?;
-                unquote(q)
-            } else {
-                c.token()?.to_string()
-            };
+        for (name, raw) in digest_params(value)? {
             match name.to_ascii_lowercase().as_str() {
                 "username" => creds.username = raw,
                 "realm" => creds.realm = raw,
@@ -95,11 +79,7 @@ impl DigestCredentials {
                 "opaque" => creds.opaque = Some(raw),
                 _ => {}
             }
-            if !c.sep(b',') {
-                break;
-            }
         }
-        c.finish("credentials").ok()?;
         Some(creds)
     }
 
@@ -339,6 +319,161 @@ pub fn client_authorization(
     )
 }
 
+/// A `Digest` challenge from a `WWW-Authenticate` (401) or `Proxy-Authenticate` (407) field,
+/// as a UAC answers it (RFC 3261 §22.2, RFC 7616 §3.3, RFC 8760 for SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestChallenge {
+    pub realm: String,
+    pub nonce: String,
+    pub algorithm: Algorithm,
+    /// The challenge offered `qop=auth` (alone or in a list): we answer with `qop=auth`,
+    /// `nc` and `cnonce`. Without any `qop` we answer in the RFC 2069 form.
+    pub qop_auth: bool,
+    pub opaque: Option<String>,
+    /// The previous credentials were right but the nonce was too old (RFC 7616 §3.3).
+    pub stale: bool,
+}
+
+impl DigestChallenge {
+    /// Parses one challenge. `None` for another scheme, bad syntax, a missing realm or
+    /// nonce, an algorithm we cannot compute (e.g. `MD5-sess`, `SHA-512-256`), or a `qop`
+    /// list without `auth` (only `auth-int`): none of which we can answer.
+    pub fn parse(value: &str) -> Option<DigestChallenge> {
+        let params = digest_params(value)?;
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        // RFC 7616 §3.3: an absent algorithm means MD5.
+        let algorithm = match get("algorithm") {
+            None => Algorithm::Md5,
+            Some(a) => Algorithm::parse(a)?,
+        };
+        let qop_auth = match get("qop") {
+            None => false,
+            Some(list) => {
+                if !list
+                    .split(',')
+                    .any(|q| q.trim().eq_ignore_ascii_case("auth"))
+                {
+                    return None;
+                }
+                true
+            }
+        };
+        Some(DigestChallenge {
+            realm: get("realm")?.to_string(),
+            nonce: get("nonce")?.to_string(),
+            algorithm,
+            qop_auth,
+            opaque: get("opaque").map(str::to_string),
+            stale: get("stale").is_some_and(|s| s.eq_ignore_ascii_case("true")),
+        })
+    }
+
+    /// The `Authorization` / `Proxy-Authorization` value for a request (RFC 7616 §3.4):
+    /// `cnonce` and `nc` are used only when the challenge offered `qop=auth`.
+    pub fn authorization(
+        &self,
+        username: &str,
+        password: &str,
+        method: &str,
+        uri: &str,
+        cnonce: &str,
+        nc: u32,
+    ) -> String {
+        let alg = self.algorithm;
+        let ha1 = alg.hash(&format!("{username}:{}:{password}", self.realm));
+        let ha2 = alg.hash(&format!("{method}:{uri}"));
+        let nc = format!("{nc:08x}");
+        let response = if self.qop_auth {
+            alg.hash(&format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", self.nonce))
+        } else {
+            // RFC 2069 §2.1.2 (kept by RFC 2617 §3.2.2.1 for challenges without qop).
+            alg.hash(&format!("{ha1}:{}:{ha2}", self.nonce))
+        };
+        // `nonce` precedes `cnonce`: some peers (sipp 3.6) find parameters by substring.
+        let mut v = format!(
+            "Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\", response=\"{response}\", algorithm={}",
+            quote_escape(username),
+            quote_escape(&self.realm),
+            quote_escape(&self.nonce),
+            quote_escape(uri),
+            alg.name()
+        );
+        if self.qop_auth {
+            v.push_str(&format!(
+                ", cnonce=\"{}\", qop=auth, nc={nc}",
+                quote_escape(cnonce)
+            ));
+        }
+        if let Some(o) = &self.opaque {
+            v.push_str(&format!(", opaque=\"{}\"", quote_escape(o)));
+        }
+        v
+    }
+}
+
+/// Answers the first challenge among `challenges` that we can compute (RFC 8760 §2.4: the
+/// topmost one the client supports), with a fresh `cnonce` and `nc=1`. Returns the chosen
+/// challenge with the header value; `None` when no challenge is usable.
+pub fn answer_challenge<'a>(
+    challenges: impl IntoIterator<Item = &'a str>,
+    username: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+) -> Option<(DigestChallenge, String)> {
+    let challenge = challenges.into_iter().find_map(DigestChallenge::parse)?;
+    let cnonce = super::types::random_token(16);
+    let value = challenge.authorization(username, password, method, uri, &cnonce, 1);
+    Some((challenge, value))
+}
+
+/// `Digest k=v, k="v", ...` as (name, unquoted value) pairs; `None` for another scheme or
+/// bad syntax (RFC 3261 §25.1 `challenge` / `credentials`).
+fn digest_params(value: &str) -> Option<Vec<(String, String)>> {
+    let mut c = Cursor::new(value);
+    c.skip_ws();
+    let scheme = c.token()?;
+    if !scheme.eq_ignore_ascii_case("Digest") || !c.skip_ws() {
+        return None;
+    }
+    let mut params = Vec::new();
+    loop {
+        let name = c.token()?;
+        if !c.sep(b'=') {
+            return None;
+        }
+        let raw = if c.rest().starts_with('"') {
+            let q = c.quoted().ok()?;
+            unquote(q)
+        } else {
+            c.token()?.to_string()
+        };
+        params.push((name.to_string(), raw));
+        if !c.sep(b',') {
+            break;
+        }
+    }
+    c.finish("digest parameters").ok()?;
+    Some(params)
+}
+
+/// Escapes `"` and backslash inside a quoted-string (§25.1 quoted-pair).
+fn quote_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Extracts `nonce` from a WWW-Authenticate value (for clients and tests).
 pub fn challenge_param(challenge: &str, name: &str) -> Option<String> {
     let rest = challenge.trim_start().strip_prefix("Digest")?;
@@ -452,6 +587,138 @@ mod tests {
                 && both[1].contains("SHA-256")
                 && both[1].contains("stale=true")
         );
+    }
+
+    fn challenge(v: &str) -> DigestChallenge {
+        DigestChallenge::parse(v).expect("usable challenge")
+    }
+
+    #[test]
+    fn rfc2617_3_5_example_answered_from_the_challenge() {
+        // RFC 2617 §3.5: the challenge, and the Authorization it shows for cnonce 0a4f113b.
+        let c = challenge(
+            "Digest realm=\"testrealm@host.com\", qop=\"auth,auth-int\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"",
+        );
+        assert_eq!(c.algorithm, Algorithm::Md5, "absent algorithm means MD5");
+        assert!(c.qop_auth);
+        let v = c.authorization(
+            "Mufasa",
+            "Circle Of Life",
+            "GET",
+            "/dir/index.html",
+            "0a4f113b",
+            1,
+        );
+        let creds = DigestCredentials::parse(&v).unwrap();
+        assert_eq!(creds.response, "6629fae49393a05397450978507c4ef1");
+        assert_eq!(creds.nc.as_deref(), Some("00000001"));
+        assert_eq!(creds.cnonce.as_deref(), Some("0a4f113b"));
+        assert_eq!(creds.qop.as_deref(), Some("auth"));
+        assert_eq!(
+            creds.opaque.as_deref(),
+            Some("5ccc069c403ebaf9f0171e9517f40e41")
+        );
+        assert_eq!(creds.realm, "testrealm@host.com");
+        assert_eq!(creds.uri, "/dir/index.html");
+        // What our own server computes from those credentials agrees.
+        assert_eq!(
+            creds
+                .expected_response(Algorithm::Md5, "GET", "Circle Of Life")
+                .unwrap(),
+            creds.response
+        );
+    }
+
+    #[test]
+    fn rfc7616_3_9_1_md5_and_sha256_examples() {
+        for (alg, expected) in [
+            ("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
+            (
+                "SHA-256",
+                "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+            ),
+        ] {
+            let c = challenge(&format!(
+                "Digest realm=\"http-auth@example.org\", qop=\"auth, auth-int\", algorithm={alg}, nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\""
+            ));
+            let v = c.authorization(
+                "Mufasa",
+                "Circle of Life",
+                "GET",
+                "/dir/index.html",
+                "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+                1,
+            );
+            let creds = DigestCredentials::parse(&v).unwrap();
+            assert_eq!(creds.response, expected, "{alg}");
+            assert_eq!(creds.algorithm.as_deref(), Some(alg));
+        }
+    }
+
+    #[test]
+    fn rfc2069_form_without_qop() {
+        // No qop in the challenge: response = H(HA1:nonce:HA2), no cnonce/nc/qop sent
+        // (RFC 2069 §2.1.2; RFC 2617 §3.2.2.1). Expected value computed independently
+        // (Python hashlib) over the RFC 2617 §3.5 inputs.
+        let c = challenge(
+            "Digest realm=\"testrealm@host.com\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\"",
+        );
+        assert!(!c.qop_auth);
+        let v = c.authorization("Mufasa", "Circle Of Life", "GET", "/dir/index.html", "x", 1);
+        let creds = DigestCredentials::parse(&v).unwrap();
+        assert_eq!(creds.response, "670fd8c2df070c60b045671b8b24ff02");
+        assert_eq!((creds.qop, creds.nc, creds.cnonce), (None, None, None));
+        assert!(!v.contains("opaque"));
+    }
+
+    #[test]
+    fn unusable_challenges_are_skipped_in_order() {
+        assert!(DigestChallenge::parse("Basic realm=\"x\"").is_none());
+        assert!(
+            DigestChallenge::parse("Digest realm=\"r\", nonce=\"n\", algorithm=MD5-sess").is_none()
+        );
+        assert!(
+            DigestChallenge::parse("Digest realm=\"r\", nonce=\"n\", qop=\"auth-int\"").is_none()
+        );
+        assert!(
+            DigestChallenge::parse("Digest realm=\"r\"").is_none(),
+            "no nonce"
+        );
+        assert!(DigestChallenge::parse("Digest realm=\"r, nonce=\"n\"").is_none());
+        let stale = challenge("Digest realm=\"r\", nonce=\"n\", algorithm=SHA-256, stale=TRUE");
+        assert!(stale.stale && stale.algorithm == Algorithm::Sha256);
+        // RFC 8760 §2.4: the first challenge we can compute wins.
+        let (c, v) = answer_challenge(
+            [
+                "Digest realm=\"r\", nonce=\"n1\", algorithm=SHA-512-256, qop=\"auth\"",
+                "Digest realm=\"r\", nonce=\"n2\", algorithm=SHA-256, qop=\"auth\"",
+                "Digest realm=\"r\", nonce=\"n3\", algorithm=MD5, qop=\"auth\"",
+            ],
+            "u",
+            "p",
+            "INVITE",
+            "sip:+15551234567@trunk.example",
+        )
+        .unwrap();
+        assert_eq!(c.nonce, "n2");
+        let creds = DigestCredentials::parse(&v).unwrap();
+        assert_eq!(
+            creds.expected_response(Algorithm::Sha256, "INVITE", "p"),
+            Some(creds.response.clone())
+        );
+        // nonce before cnonce, for peers that look parameters up by substring.
+        assert!(v.find("nonce=").unwrap() < v.find("cnonce=").unwrap());
+        assert!(answer_challenge(["Basic realm=\"x\""], "u", "p", "INVITE", "sip:x").is_none());
+    }
+
+    #[test]
+    fn quoted_values_are_escaped() {
+        let c = challenge("Digest realm=\"a\\\"b\", nonce=\"n\"");
+        assert_eq!(c.realm, "a\"b");
+        let v = c.authorization("u\"x", "p", "INVITE", "sip:x", "c", 1);
+        let creds = DigestCredentials::parse(&v).unwrap();
+        assert_eq!(creds.realm, "a\"b");
+        assert_eq!(creds.username, "u\"x");
     }
 
     #[test]

@@ -92,7 +92,8 @@ pub enum CallDispatch {
         tx: super::transaction::TxId,
         request: Request,
         source: Peer,
-        target: Target,
+        /// Boxed: a trunk target is large, and dispatches are mostly `To`.
+        target: Box<Target>,
     },
     /// Input for a running call.
     To(CallKey, SipInput),
@@ -414,12 +415,14 @@ impl SipCore {
             Ok(t) => t,
             Err((code, reason)) => return refuse(self, code, reason, false),
         };
-        let Target::Agent { extension, .. } = &target;
-        let in_use = self.agent_calls.get(extension).copied().unwrap_or(0);
-        if in_use >= self.router.lines(extension) {
-            return refuse(self, 486, "Busy Here", false);
+        // Multi-line accounting is per agent; trunk calls are bounded by max_calls only.
+        let extension = target.agent_extension().map(str::to_string);
+        if let Some(ext) = &extension {
+            let in_use = self.agent_calls.get(ext).copied().unwrap_or(0);
+            if in_use >= self.router.lines(ext) {
+                return refuse(self, 486, "Busy Here", false);
+            }
         }
-        let extension = extension.clone();
         // §8.2.6.1 / §17.2.1: 100 Trying at once, so the caller stops retransmitting.
         let mut trying = request.response(100, "Trying", None);
         self.stamp(&mut trying);
@@ -428,14 +431,16 @@ impl SipCore {
         self.next_call += 1;
         self.stats.calls_started += 1;
         self.routes.add_call(key, tx);
-        *self.agent_calls.entry(extension.clone()).or_default() += 1;
-        self.call_agent.insert(key, extension);
+        if let Some(ext) = extension {
+            *self.agent_calls.entry(ext.clone()).or_default() += 1;
+            self.call_agent.insert(key, ext);
+        }
         self.dispatch.push_back(CallDispatch::New {
             key,
             tx,
             request,
             source,
-            target,
+            target: Box::new(target),
         });
     }
 

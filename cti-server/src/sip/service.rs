@@ -210,7 +210,7 @@ impl SipService {
                             tx,
                             request,
                             source,
-                            target,
+                            *target,
                             legs_of(key),
                         ) {
                             Ok(call) => {
