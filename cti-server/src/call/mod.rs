@@ -191,8 +191,9 @@ impl LegParams {
             codec: n.codec,
             payload_type: n.pt,
             dtmf_payload_type: n.dtmf_pt,
-            // Port 0 means the stream is off (RFC 3264 §8.2): nothing to send to.
-            remote: (n.remote.port() != 0).then_some(n.remote),
+            // Port 0 means the stream is off (RFC 3264 §8.2), and c=0.0.0.0 is RFC 2543 hold:
+            // either way there is nothing to send to.
+            remote: (n.remote.port() != 0 && !n.remote.ip().is_unspecified()).then_some(n.remote),
             rtcp_mux: n.rtcp_mux,
         }
     }

@@ -1090,3 +1090,25 @@ fn rfc2069_challenge_without_qop_is_answered() {
     let ha2 = alg.hash("INVITE:sip:+15551234567@trunk.example:5888");
     assert_eq!(creds.response, alg.hash(&format!("{ha1}:old:{ha2}")));
 }
+
+#[test]
+fn legacy_hold_address_is_never_sent_to() {
+    let n = Negotiated {
+        codec: Codec::Pcmu,
+        pt: 0,
+        dtmf_pt: None,
+        remote: "0.0.0.0:6000".parse().unwrap(),
+        direction: Direction::RecvOnly,
+        ptime: 20,
+        rtcp_mux: false,
+    };
+    assert_eq!(LegParams::from_negotiated(&n).remote, None);
+    let n = Negotiated {
+        remote: "127.0.0.1:6000".parse().unwrap(),
+        ..n
+    };
+    assert_eq!(
+        LegParams::from_negotiated(&n).remote,
+        Some("127.0.0.1:6000".parse().unwrap())
+    );
+}

@@ -172,10 +172,16 @@ async fn write_call(
     sqlx::query(
         "INSERT INTO calls (id, sip_call_id, direction, from_uri, to_uri, dialed, agent,
            offered_at_ms, ringing_at_ms, answered_at_ms, ended_at_ms, end_cause, ended_by)
-         VALUES (?, ?, 'inbound', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(r.key.0 as i64)
     .bind(&r.sip_call_id)
+    // A call to an agent comes in; a call through the trunk goes out.
+    .bind(if r.agent_extension().is_some() {
+        "inbound"
+    } else {
+        "outbound"
+    })
     .bind(&r.from)
     .bind(&r.to)
     .bind(&r.dialed)

@@ -1,0 +1,51 @@
+//! The binary's configuration handling as an operator meets it: a broken file stops the server
+//! with exit code 2 and a message naming the file, the line and the key; `--set` overrides.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cti-server"))
+        .args(args)
+        .output()
+        .expect("run cti-server");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_wrong_type_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, "[sip]\ndomain = \"x\"\nt1_ms = \"fast\"\n").unwrap();
+    let (code, err) = run(&["--config", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("broken.toml"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("t1_ms"), "{err}");
+}
+
+#[test]
+fn an_unknown_key_and_a_missing_file_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.toml");
+    std::fs::write(&path, "[http]\nlisen = \"127.0.0.1:1\"\n").unwrap();
+    let (code, err) = run(&["--config", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("lisen") && err.contains("line 2"), "{err}");
+    let (code, err) = run(&["--config", "/nonexistent/cti.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/nonexistent/cti.toml"), "{err}");
+}
+
+#[test]
+fn a_bad_override_is_refused_before_anything_starts() {
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/cti.toml");
+    let (code, err) = run(&["--config", cfg, "--set", "media.rtp_ports=9-3"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("rtp_ports"), "{err}");
+    let (code, err) = run(&["--config", cfg, "--set", "sip.listen"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("sip.listen"), "{err}");
+}
