@@ -18,7 +18,8 @@
 //!
 //! # Run loop
 //!
-//! One engine task owns every leg and room. Socket reader tasks (one per leg) forward
+//! One engine task owns every leg and room. Socket reader tasks (one per socket: a plain
+//! RTP leg has its RTP port and the RTCP port above it, RFC 3550 §11) forward
 //! datagrams to it over a bounded channel; it feeds them to the leg's core at once. Every
 //! 20 ms tick (absolute deadlines, so no drift) it:
 //! 1. pulls one frame from every leg (jitter buffer → decoder, or loss concealment) into the
@@ -34,8 +35,10 @@
 //! - Nothing a peer sends can panic the engine: every parser returns errors, the Opus
 //!   decoder is shielded, and the bad datagram is dropped with a trace.
 //! - The tick never waits: on disk (recorder thread), on sockets (non-blocking sends), or on
-//!   a slow call actor (bounded event queue, overflow dropped and logged).
-//! - A leg's port returns to the [`engine::PortPool`] when the leg ends (RAII lease).
+//!   a slow call actor (bounded event queue, overflow dropped, logged and counted in
+//!   [`engine::MediaHandle::dropped_events`]).
+//! - A leg's ports (both of a plain leg's even/odd pair) return to the [`engine::PortPool`]
+//!   when the leg ends (RAII lease).
 //! - An outgoing stream never changes SSRC and never skips or repeats a sequence number.
 //! - Only the engine task reads the clock; every core takes `now` as an argument, so the
 //!   tests run in virtual time.

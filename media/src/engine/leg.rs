@@ -30,11 +30,19 @@ pub struct LegConfig {
     pub symmetric: bool,
     /// Silence on the wire for this long raises [`LegEvent::MediaTimeout`].
     pub media_timeout: Duration,
-    /// RTCP report interval (RFC 3550 §6.2: 5 s minimum for the fixed part).
+    /// RTCP report interval (RFC 3550 §6.2: 5 s minimum for the fixed part). Each actual
+    /// interval is this times a random factor in [0.5, 1.5] (RFC 3550 §6.3.1), the first
+    /// one half of that (§6.3.2: initial `Tmin` is 2.5 s).
     pub rtcp_interval: Duration,
     /// The peer multiplexes RTCP on the RTP port (RFC 5761, `a=rtcp-mux`). Without it our
-    /// reports go to the RTP port + 1 (RFC 3550 §11).
+    /// reports go from our RTP port + 1 to the peer's RTCP address (RFC 3550 §11): see
+    /// [`LegConfig::rtcp_remote`], and [`Leg::poll_rtcp_transmit`] for the socket.
     pub rtcp_mux: bool,
+    /// The peer's RTCP address from SDP `a=rtcp` (RFC 3605) when it is not the RTP port
+    /// plus one. `None` (the default) means the remote RTP address with port + 1. Ignored
+    /// with `rtcp_mux`. With `symmetric`, RTCP received on our RTCP port from the remote's
+    /// IP address overrides it (symmetric RTCP, RFC 4961).
+    pub rtcp_remote: Option<SocketAddr>,
     /// Run the Goertzel detector on received audio (phones sending in-band DTMF).
     pub detect_inband_dtmf: bool,
     /// RTCP CNAME.
@@ -53,6 +61,7 @@ impl LegConfig {
             media_timeout: Duration::from_secs(30),
             rtcp_interval: Duration::from_secs(5),
             rtcp_mux: false,
+            rtcp_remote: None,
             detect_inband_dtmf: false,
             cname: "media@cti".into(),
         }
@@ -163,6 +172,12 @@ pub struct Leg {
     round_trip: Option<Duration>,
     packets_at_last_report: u32,
     transmits: VecDeque<Transmit>,
+    /// RTCP to send from the RTCP port (no rtcp-mux).
+    rtcp_transmits: VecDeque<Transmit>,
+    /// Where the peer's RTCP came from (symmetric RTCP), if it did.
+    rtcp_latched: Option<SocketAddr>,
+    /// SplitMix64 state for the RTCP interval's random factor.
+    rng: u64,
     events: VecDeque<LegEvent>,
     pcm: Vec<i16>,
     payload: Vec<u8>,
@@ -172,7 +187,8 @@ pub struct Leg {
 
 impl Leg {
     /// A leg created at `now`, sending as `ssrc` from a random initial sequence and
-    /// timestamp (RFC 3550 §5.1).
+    /// timestamp (RFC 3550 §5.1). The RTCP interval's random factor is seeded from these
+    /// three (random in the engine), so a test that fixes them gets a fixed schedule.
     pub fn new(
         cfg: LegConfig,
         now: Instant,
@@ -184,6 +200,9 @@ impl Leg {
             clock_rate: cfg.codec.rtp_clock_rate(),
             ..JitterConfig::default()
         });
+        let mut rng =
+            (u64::from(ssrc.0) << 32 | u64::from(initial_ts)) ^ u64::from(initial_seq) << 16;
+        let first = rtcp_delay(&mut rng, cfg.rtcp_interval / 2);
         Ok(Self {
             remote: cfg.remote,
             last_from_remote: None,
@@ -198,11 +217,14 @@ impl Leg {
             seen_rfc4733: false,
             last_rtp: now,
             timed_out: false,
-            next_report: now + cfg.rtcp_interval,
+            next_report: now + first,
             remote_fraction_lost: None,
             round_trip: None,
             packets_at_last_report: 0,
             transmits: VecDeque::new(),
+            rtcp_transmits: VecDeque::new(),
+            rtcp_latched: None,
+            rng,
             events: VecDeque::new(),
             pcm: Vec::with_capacity(960),
             payload: Vec::with_capacity(1500),
@@ -230,6 +252,10 @@ impl Leg {
         {
             self.remote = Some(remote);
             self.last_from_remote = None;
+            self.rtcp_latched = None;
+        }
+        if cfg.rtcp_remote != self.cfg.rtcp_remote {
+            self.rtcp_latched = None;
         }
         self.tone = if cfg.detect_inband_dtmf {
             self.tone.take().or_else(|| Some(ToneDetector::new()))
@@ -249,6 +275,28 @@ impl Leg {
     pub fn set_remote(&mut self, remote: SocketAddr) {
         self.remote = Some(remote);
         self.last_from_remote = None;
+        self.rtcp_latched = None;
+    }
+
+    /// Where our RTCP goes now: the RTP remote with rtcp-mux; else the address the peer's
+    /// RTCP came from (symmetric legs), the SDP `a=rtcp` address, or the RTP remote's
+    /// port + 1 (RFC 3550 §11).
+    pub fn rtcp_destination(&self) -> Option<SocketAddr> {
+        let remote = self.remote?;
+        if self.cfg.rtcp_mux {
+            return Some(remote);
+        }
+        if self.cfg.symmetric
+            && let Some(latched) = self.rtcp_latched
+        {
+            return Some(latched);
+        }
+        if let Some(r) = self.cfg.rtcp_remote {
+            return Some(r);
+        }
+        let mut d = remote;
+        d.set_port(remote.port().wrapping_add(1));
+        Some(d)
     }
 
     /// Our outgoing stream (SSRC, counters).
@@ -268,6 +316,29 @@ impl Leg {
             PacketKind::Rtcp => self.handle_rtcp(now, data),
             PacketKind::Other => Err(LegError::NotRtp),
         }
+    }
+
+    /// Feeds one datagram received on our RTCP port (RTP port + 1, RFC 3550 §11). Only RTCP
+    /// is accepted there ([`LegError::NotRtp`] otherwise): RTP arriving on the RTCP port
+    /// must not move the symmetric-RTP latch. With `symmetric`, a valid report from the
+    /// remote's IP address makes its source our RTCP destination (NAT).
+    pub fn handle_rtcp_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), LegError> {
+        if classify(data) != PacketKind::Rtcp {
+            return Err(LegError::NotRtp);
+        }
+        self.handle_rtcp(now, data)?;
+        if self.cfg.symmetric
+            && !self.cfg.rtcp_mux
+            && self.remote.is_some_and(|r| r.ip() == from.ip())
+        {
+            self.rtcp_latched = Some(from);
+        }
+        Ok(())
     }
 
     fn handle_rtp(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Result<(), LegError> {
@@ -466,7 +537,7 @@ impl Leg {
             self.events.push_back(LegEvent::MediaTimeout);
         }
         if now >= self.next_report {
-            self.next_report = now + self.cfg.rtcp_interval;
+            self.next_report = now + rtcp_delay(&mut self.rng, self.cfg.rtcp_interval);
             self.send_report(now);
         }
     }
@@ -483,12 +554,9 @@ impl Leg {
 
     // RFC 3550 §6.4: SR if we sent since the last report, else RR; always with SDES CNAME.
     fn send_report(&mut self, now: Instant) {
-        let Some(mut destination) = self.remote else {
+        let Some(destination) = self.rtcp_destination() else {
             return;
         };
-        if !self.cfg.rtcp_mux {
-            destination.set_port(destination.port().wrapping_add(1));
-        }
         let block = self.rx_stats.report_block(now);
         let blocks: Vec<_> = block.into_iter().collect();
         let mut out = Vec::new();
@@ -511,7 +579,12 @@ impl Leg {
             rtcp::write_receiver_report(self.stream.ssrc(), &blocks, &self.cfg.cname, &mut out);
         }
         self.packets_at_last_report = sent;
-        self.transmits.push_back(Transmit {
+        let queue = if self.cfg.rtcp_mux {
+            &mut self.transmits
+        } else {
+            &mut self.rtcp_transmits
+        };
+        queue.push_back(Transmit {
             destination,
             payload: out,
         });
@@ -537,10 +610,33 @@ impl Leg {
         self.transmits.pop_front()
     }
 
+    /// Next RTCP datagram to send from our RTCP port (RTP port + 1): without rtcp-mux our
+    /// reports leave from there (RFC 3550 §11), so that a peer that checks source ports
+    /// sees them on the RTCP flow. With rtcp-mux everything is in [`Leg::poll_transmit`].
+    pub fn poll_rtcp_transmit(&mut self) -> Option<Transmit> {
+        self.rtcp_transmits.pop_front()
+    }
+
     /// Next event for the call actor.
     pub fn poll_event(&mut self) -> Option<LegEvent> {
         self.events.pop_front()
     }
+}
+
+/// One RTCP interval: `base` times a random factor uniform in [0.5, 1.5] (RFC 3550
+/// §6.3.1), so that endpoints started together do not report in lockstep. The
+/// reconsideration compensation (÷ e − 3/2) is not applied: a leg is a two-party session
+/// with a fixed minimum, not a group whose membership the timer tracks.
+fn rtcp_delay(state: &mut u64, base: Duration) -> Duration {
+    // SplitMix64: statistically sound, tiny, and deterministic for a given seed.
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    // 53 random bits → [0, 1).
+    let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
+    base.mul_f64(0.5 + unit)
 }
 
 #[cfg(test)]
@@ -808,8 +904,9 @@ mod tests {
         cfg.remote = Some(addr(4000));
         cfg.symmetric = false;
         let mut l = Leg::new(cfg, t0, Ssrc(1), 0, 0).unwrap();
-        l.handle_timeout(t0 + Duration::from_secs(5));
-        let report = l.poll_transmit().unwrap();
+        l.handle_timeout(l.poll_timeout());
+        assert_eq!(l.poll_transmit(), None, "RTCP leaves from the RTCP port");
+        let report = l.poll_rtcp_transmit().unwrap();
         assert_eq!(report.destination, addr(4001));
         // Nothing sent yet: a receiver report.
         assert!(matches!(
@@ -819,12 +916,115 @@ mod tests {
     }
 
     #[test]
+    fn sdp_rtcp_address_overrides_port_plus_one() {
+        let t0 = Instant::now();
+        let mut cfg = LegConfig::new(Codec::Pcmu);
+        cfg.remote = Some(addr(4000));
+        cfg.rtcp_remote = Some(addr(4444));
+        let mut l = Leg::new(cfg.clone(), t0, Ssrc(1), 0, 0).unwrap();
+        assert_eq!(l.rtcp_destination(), Some(addr(4444)));
+        cfg.rtcp_mux = true;
+        l.reconfigure(cfg).unwrap();
+        assert_eq!(l.rtcp_destination(), Some(addr(4000)), "rtcp-mux wins");
+    }
+
+    /// RTCP from the peer's RTCP port feeds the remote loss and round trip; RTP on the
+    /// RTCP port is refused and does not latch; a symmetric leg answers the RTCP source.
+    #[test]
+    fn rtcp_port_accepts_reports_only() {
+        let t0 = Instant::now();
+        let mut cfg = LegConfig::new(Codec::Pcmu);
+        cfg.remote = Some(addr(4000));
+        let mut l = Leg::new(cfg, t0, Ssrc(1), 0, 0).unwrap();
+        assert_eq!(
+            l.handle_rtcp_datagram(t0, addr(4001), &rtp(1, 0, &[0xFF; 160])),
+            Err(LegError::NotRtp)
+        );
+        assert_eq!(l.remote(), Some(addr(4000)));
+        assert_eq!(l.poll_event(), None, "no latch from the RTCP port");
+        // Our SR first, so the peer's block can carry LSR/DLSR.
+        for _ in 0..5 {
+            l.send_frame(&[0; 160]).unwrap();
+        }
+        l.handle_timeout(l.poll_timeout());
+        let sr = l.poll_rtcp_transmit().unwrap();
+        let RtcpPacket::SenderReport { info, .. } = &rtcp::parse_compound(&sr.payload).unwrap()[0]
+        else {
+            panic!("expected an SR");
+        };
+        let mut rr = Vec::new();
+        let block = rtcp::ReportBlock {
+            ssrc: Ssrc(1),
+            fraction_lost: 26,
+            cumulative_lost: 3,
+            highest_seq: 5,
+            jitter: 0,
+            last_sr: (info.ntp >> 16) as u32,
+            delay_since_last_sr: 0,
+        };
+        rtcp::write_receiver_report(Ssrc(77), &[block], "phone", &mut rr);
+        // From a NAT-mapped RTCP port on the phone's address.
+        let nat = SocketAddr::new(addr(4000).ip(), 6001);
+        l.handle_rtcp_datagram(t0, nat, &rr).unwrap();
+        let s = l.stats();
+        assert_eq!(s.remote_fraction_lost, Some(26));
+        assert!(
+            s.round_trip.is_some_and(|r| r < Duration::from_secs(1)),
+            "{s:?}"
+        );
+        assert_eq!(l.rtcp_destination(), Some(nat), "symmetric RTCP");
+        // From another host: used, but not latched.
+        let elsewhere: SocketAddr = "198.51.100.7:9".parse().unwrap();
+        l.handle_rtcp_datagram(t0, elsewhere, &rr).unwrap();
+        assert_eq!(l.rtcp_destination(), Some(nat));
+        // A new remote address forgets the RTCP latch.
+        l.set_remote(addr(5000));
+        assert_eq!(l.rtcp_destination(), Some(addr(5001)));
+    }
+
+    /// RFC 3550 §6.3.1: each interval is the configured one × U[0.5, 1.5]; the first is
+    /// half that (§6.3.2). Deterministic for a given SSRC/sequence/timestamp seed.
+    #[test]
+    fn rtcp_intervals_are_randomised_and_seeded() {
+        let schedule = |ssrc: u32| {
+            let t0 = Instant::now();
+            let mut cfg = LegConfig::new(Codec::Pcmu);
+            cfg.remote = Some(addr(4000));
+            cfg.rtcp_mux = true;
+            cfg.media_timeout = Duration::from_secs(100_000);
+            let mut l = Leg::new(cfg, t0, Ssrc(ssrc), 7, 9).unwrap();
+            let mut at = vec![l.poll_timeout() - t0];
+            for _ in 0..400 {
+                let t = l.poll_timeout();
+                l.handle_timeout(t);
+                assert!(l.poll_transmit().is_some(), "a report at each deadline");
+                at.push(l.poll_timeout() - t0);
+            }
+            at
+        };
+        let a = schedule(1);
+        assert_eq!(a, schedule(1), "same seed, same schedule");
+        assert_ne!(a, schedule(2), "another seed, another schedule");
+        let five = Duration::from_secs(5);
+        assert!(a[0] >= five / 4 && a[0] <= five * 3 / 4, "first {:?}", a[0]);
+        let gaps: Vec<f64> = a.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+        assert!(gaps.iter().all(|g| (2.5..=7.5).contains(g)), "{gaps:?}");
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        assert!((mean - 5.0).abs() < 0.25, "mean {mean}");
+        let (lo, hi) = gaps
+            .iter()
+            .fold((f64::MAX, 0f64), |(l, h), g| (l.min(*g), h.max(*g)));
+        assert!(lo < 3.0 && hi > 7.0, "spread over the range: {lo}..{hi}");
+    }
+
+    #[test]
     fn media_timeout_and_rtcp_reports() {
         let t0 = Instant::now();
         let mut cfg = LegConfig::new(Codec::Pcmu);
         cfg.media_timeout = Duration::from_secs(2);
         cfg.remote = Some(addr(7));
         cfg.rtcp_mux = true;
+        cfg.rtcp_interval = Duration::from_secs(20);
         let mut l = Leg::new(cfg, t0, Ssrc(1), 0, 0).unwrap();
         for i in 0..10u16 {
             l.handle_datagram(t0, addr(7), &rtp(i, 0, &[0xFF; 160]))
@@ -839,7 +1039,12 @@ mod tests {
         assert_eq!(l.poll_event(), Some(LegEvent::MediaTimeout));
         l.handle_timeout(t0 + Duration::from_secs(3));
         assert_eq!(l.poll_event(), None, "reported once");
-        l.handle_timeout(t0 + Duration::from_secs(5));
+        let due = l.poll_timeout();
+        assert!(
+            due > t0 + Duration::from_secs(3),
+            "first report in [5, 15] s"
+        );
+        l.handle_timeout(due);
         let report = l.poll_transmit().expect("an RTCP report");
         assert_eq!(report.destination, addr(7), "rtcp-mux: same port as RTP");
         let parsed = rtcp::parse_compound(&report.payload).unwrap();
@@ -858,7 +1063,7 @@ mod tests {
         }
         assert!(matches!(l.poll_event(), Some(LegEvent::Stats(s)) if s.packets_sent == 10));
         l.handle_datagram(
-            t0 + Duration::from_secs(6),
+            due + Duration::from_secs(1),
             addr(7),
             &rtp(10, 0, &[0xFF; 160]),
         )

@@ -12,7 +12,7 @@ mod leg;
 mod ports;
 
 pub use leg::{DtmfSource, Leg, LegConfig, LegError, LegEvent, LegStats, Transmit};
-pub use ports::{PortLease, PortPool};
+pub use ports::{BoundPair, PortLease, PortPool};
 
 use crate::codec::CodecError;
 use crate::codec::g711::FRAME_SAMPLES;
@@ -28,6 +28,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -175,6 +176,7 @@ struct Command {
 #[derive(Clone, Debug)]
 pub struct MediaHandle {
     tx: mpsc::Sender<Command>,
+    dropped_events: Arc<AtomicU64>,
 }
 
 impl MediaHandle {
@@ -185,6 +187,19 @@ impl MediaHandle {
             .await
             .map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Events dropped so far because the event queue was full (a slow consumer), over the
+    /// engine's life. Cheap (one atomic load, no round trip to the engine task): meant for
+    /// a metrics exporter.
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events.load(Ordering::Relaxed)
+    }
+
+    /// The shared counter behind [`MediaHandle::dropped_events`], for a metrics registry
+    /// that wants to read it without holding a handle.
+    pub fn dropped_events_counter(&self) -> Arc<AtomicU64> {
+        self.dropped_events.clone()
     }
 
     async fn done(&self, op: Op) -> Result<(), EngineError> {
@@ -335,17 +350,18 @@ pub fn start(
     let (events_tx, events) = mpsc::channel(cfg.event_queue.max(1));
     let (inbound_tx, inbound) = mpsc::channel(cfg.inbound_queue.max(1));
     let pool = PortPool::new(cfg.ports.clone());
+    let dropped_events = Arc::new(AtomicU64::new(0));
     let engine = Engine {
         pool: pool.clone(),
         legs: HashMap::new(),
         rooms: HashMap::new(),
         events: events_tx,
         inbound_tx,
-        dropped_events: 0,
+        dropped_events: dropped_events.clone(),
         cfg,
     };
     let task = tokio::spawn(engine.run(commands, inbound));
-    (MediaHandle { tx }, events, task, pool)
+    (MediaHandle { tx, dropped_events }, events, task, pool)
 }
 
 /// A plain RTP leg or a browser leg: the engine drives both the same way.
@@ -449,15 +465,22 @@ impl AnyLeg {
 }
 
 /// A leg's socket and the port lease, dropped together (socket first, then the lease).
+/// Plain RTP legs also hold the RTCP socket at RTP port + 1 (RFC 3550 §11).
 struct LegSocket {
     socket: UdpSocket,
+    rtcp: Option<UdpSocket>,
     _lease: PortLease,
+    _rtcp_lease: Option<PortLease>,
 }
+
+/// A datagram from a reader task: which leg, from where, whether it came in on the RTCP
+/// port, and the bytes.
+type Inbound = (LegId, SocketAddr, bool, Vec<u8>);
 
 struct LegEntry {
     leg: AnyLeg,
     socket: Arc<LegSocket>,
-    reader: JoinHandle<()>,
+    readers: Vec<JoinHandle<()>>,
     room: Option<(RoomId, ParticipantId)>,
     player: Option<PromptPlayer>,
     received: [i16; FRAME_SAMPLES],
@@ -474,8 +497,8 @@ struct Engine {
     legs: HashMap<LegId, LegEntry>,
     rooms: HashMap<RoomId, RoomEntry>,
     events: mpsc::Sender<EngineEvent>,
-    inbound_tx: mpsc::Sender<(LegId, SocketAddr, Vec<u8>)>,
-    dropped_events: u64,
+    inbound_tx: mpsc::Sender<Inbound>,
+    dropped_events: Arc<AtomicU64>,
 }
 
 fn random_u64() -> u64 {
@@ -491,7 +514,7 @@ impl Engine {
     async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
-        mut inbound: mpsc::Receiver<(LegId, SocketAddr, Vec<u8>)>,
+        mut inbound: mpsc::Receiver<Inbound>,
     ) {
         let mut ticker = tokio::time::interval(self.cfg.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -508,23 +531,38 @@ impl Engine {
                         break;
                     }
                 }
-                Some((leg, from, data)) = inbound.recv() => {
-                    self.datagram(Instant::now(), leg, from, &data);
+                Some((leg, from, rtcp_port, data)) = inbound.recv() => {
+                    self.datagram(Instant::now(), leg, from, rtcp_port, &data);
                 }
             }
         }
         for (_, entry) in self.legs.drain() {
-            entry.reader.abort();
+            for r in &entry.readers {
+                r.abort();
+            }
         }
         // Dropping a recorder closes its queue; its writer thread finalizes the file.
         self.rooms.clear();
     }
 
-    fn datagram(&mut self, now: Instant, id: LegId, from: SocketAddr, data: &[u8]) {
+    fn datagram(
+        &mut self,
+        now: Instant,
+        id: LegId,
+        from: SocketAddr,
+        rtcp_port: bool,
+        data: &[u8],
+    ) {
         let Some(entry) = self.legs.get_mut(&id) else {
             return;
         };
-        if let Err(e) = entry.leg.handle_datagram(now, from, data) {
+        let result = match (&mut entry.leg, rtcp_port) {
+            (AnyLeg::Rtp(l), true) => l
+                .handle_rtcp_datagram(now, from, data)
+                .map_err(|e| e.to_string()),
+            (leg, _) => leg.handle_datagram(now, from, data),
+        };
+        if let Err(e) = result {
             tracing::trace!(leg = id.0, %from, error = %e, "dropped datagram");
         }
         self.drain_leg(id);
@@ -602,6 +640,14 @@ impl Engine {
                 tracing::debug!(leg = id.0, error = %e, "send failed");
             }
         }
+        if let AnyLeg::Rtp(l) = &mut entry.leg {
+            let socket = entry.socket.rtcp.as_ref().unwrap_or(&entry.socket.socket);
+            while let Some(t) = l.poll_rtcp_transmit() {
+                if let Err(e) = socket.try_send_to(&t.payload, t.destination) {
+                    tracing::debug!(leg = id.0, error = %e, "RTCP send failed");
+                }
+            }
+        }
         let mut out = Vec::new();
         while let Some(event) = entry.leg.poll_event() {
             if let LegEvent::Dtmf(..) = event
@@ -624,19 +670,32 @@ impl Engine {
 
     fn emit(&mut self, event: EngineEvent) {
         if self.events.try_send(event).is_err() {
-            self.dropped_events += 1;
-            tracing::warn!(dropped = self.dropped_events, "media event queue full");
+            let dropped = self.dropped_events.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(dropped, "media event queue full");
         }
     }
 
     fn insert_leg(&mut self, id: LegId, leg: AnyLeg, socket: Arc<LegSocket>) {
-        let reader = tokio::spawn(read_loop(id, socket.clone(), self.inbound_tx.clone()));
+        let mut readers = vec![tokio::spawn(read_loop(
+            id,
+            socket.clone(),
+            false,
+            self.inbound_tx.clone(),
+        ))];
+        if socket.rtcp.is_some() {
+            readers.push(tokio::spawn(read_loop(
+                id,
+                socket.clone(),
+                true,
+                self.inbound_tx.clone(),
+            )));
+        }
         self.legs.insert(
             id,
             LegEntry {
                 leg,
                 socket,
-                reader,
+                readers,
                 room: None,
                 player: None,
                 received: [0; FRAME_SAMPLES],
@@ -670,12 +729,17 @@ impl Engine {
                 if self.legs.contains_key(&id) {
                     return Err(EngineError::LegExists(id));
                 }
-                let (std_socket, lease) = self.pool.bind(self.cfg.bind_ip)?;
-                let socket = UdpSocket::from_std(std_socket)?;
+                // Always a pair: rtcp-mux may be renegotiated away by a later answer or
+                // re-INVITE, and the peer must then find our RTCP at port + 1.
+                let pair = self.pool.bind_pair(self.cfg.bind_ip)?;
+                let socket = UdpSocket::from_std(pair.rtp)?;
+                let rtcp = UdpSocket::from_std(pair.rtcp)?;
                 let local = socket.local_addr()?;
                 let socket = Arc::new(LegSocket {
                     socket,
-                    _lease: lease,
+                    rtcp: Some(rtcp),
+                    _lease: pair.rtp_lease,
+                    _rtcp_lease: Some(pair.rtcp_lease),
                 });
                 let r = random_u64();
                 let leg = Leg::new(
@@ -698,7 +762,9 @@ impl Engine {
                 let ip = self.cfg.advertised_ip.unwrap_or(self.cfg.bind_ip);
                 let socket = Arc::new(LegSocket {
                     socket,
+                    rtcp: None,
                     _lease: lease,
+                    _rtcp_lease: None,
                 });
                 let now = Instant::now();
                 let mut leg = BrowserLeg::new(now, SocketAddr::new(ip, port))?;
@@ -727,10 +793,14 @@ impl Engine {
                 {
                     let _ = room.room.leave(pid);
                 }
-                entry.reader.abort();
-                // Wait for the reader to drop its socket handle so the port is free when
-                // this command returns.
-                let _ = entry.reader.await;
+                for r in &entry.readers {
+                    r.abort();
+                }
+                // Wait for the readers to drop their socket handles so the ports are free
+                // when this command returns.
+                for r in entry.readers {
+                    let _ = r.await;
+                }
                 Ok(Reply::Done)
             }
             Op::CreateRoom(id) => {
@@ -833,13 +903,23 @@ impl Engine {
 async fn read_loop(
     id: LegId,
     socket: Arc<LegSocket>,
-    to_engine: mpsc::Sender<(LegId, SocketAddr, Vec<u8>)>,
+    rtcp_port: bool,
+    to_engine: mpsc::Sender<Inbound>,
 ) {
+    let s = match (rtcp_port, socket.rtcp.as_ref()) {
+        (false, _) => &socket.socket,
+        (true, Some(rtcp)) => rtcp,
+        (true, None) => return,
+    };
     let mut buf = vec![0u8; 2048];
     loop {
-        match socket.socket.recv_from(&mut buf).await {
+        match s.recv_from(&mut buf).await {
             Ok((n, from)) => {
-                if to_engine.send((id, from, buf[..n].to_vec())).await.is_err() {
+                if to_engine
+                    .send((id, from, rtcp_port, buf[..n].to_vec()))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

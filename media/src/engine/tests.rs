@@ -203,7 +203,8 @@ async fn two_phones_bridged_over_udp_with_transcoding_recording_and_dtmf() {
 
 #[tokio::test]
 async fn ports_are_released_when_legs_end_and_errors_are_reported() {
-    let (media, _events, task, pool) = engine(42020..=42021);
+    // Room for two plain legs: each takes an even/odd pair.
+    let (media, _events, task, pool) = engine(42020..=42023);
     media
         .create_leg(LegId(1), LegConfig::new(Codec::Pcmu))
         .await
@@ -225,7 +226,7 @@ async fn ports_are_released_when_legs_end_and_errors_are_reported() {
         Err(EngineError::LegExists(_))
     ));
     media.end_leg(LegId(1)).await.unwrap();
-    assert_eq!(pool.available(), 1);
+    assert_eq!(pool.available(), 2, "both ports of the pair came back");
     media
         .create_leg(LegId(3), LegConfig::new(Codec::Pcmu))
         .await
@@ -543,6 +544,172 @@ async fn switching_from_prompt_to_agent_keeps_one_continuous_stream() {
         "one marker at the switch"
     );
     assert!(h[15].marker);
+    media.shutdown().await.unwrap();
+    task.await.unwrap();
+}
+
+/// RFC 3550 §11 without rtcp-mux: a phone sends RTP to our port and RTCP receiver reports to
+/// our port + 1; our leg's statistics show its loss and the round trip, and our sender
+/// reports reach the phone's port + 1 from our port + 1. With rtcp-mux, everything stays on
+/// the RTP ports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtcp_without_mux_uses_the_odd_ports_both_ways() {
+    use crate::rtp::rtcp::{self, ReportBlock, RtcpPacket};
+    let (media, _events, task, pool) = engine(42070..=42073);
+    // The phone's own even/odd pair.
+    let phone_ports = PortPool::new(42080..=42089);
+    let pair = phone_ports.bind_pair(LOCALHOST).unwrap();
+    let phone_rtp = Arc::new(UdpSocket::from_std(pair.rtp).unwrap());
+    let phone_rtcp = UdpSocket::from_std(pair.rtcp).unwrap();
+    let phone_addr = phone_rtp.local_addr().unwrap();
+    let mut cfg = LegConfig::new(Codec::Pcmu);
+    cfg.remote = Some(phone_addr);
+    cfg.rtcp_mux = false;
+    cfg.rtcp_interval = Duration::from_millis(300);
+    let ours = media.create_leg(LegId(1), cfg).await.unwrap();
+    assert_eq!(ours.port() % 2, 0, "RTP on an even port");
+    let our_rtcp = SocketAddr::new(ours.ip(), ours.port() + 1);
+    assert_eq!(pool.available(), 2);
+    // In a room, so the leg sends (its SRs then carry sender info).
+    media.create_room(RoomId(1)).await.unwrap();
+    media.join(RoomId(1), LegId(1)).await.unwrap();
+
+    // The phone talks for 2 s (so the leg has a source to report on).
+    let talker = {
+        let socket = phone_rtp.clone();
+        tokio::spawn(async move {
+            let mut stream = OutgoingStream::new(Ssrc(0xABCD), 1, 1);
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            let mut buf = Vec::new();
+            for _ in 0..100 {
+                tick.tick().await;
+                stream
+                    .next_frame(PayloadType::PCMU, 160)
+                    .write(&[0xFF; 160], &mut buf);
+                socket.send_to(&buf, ours).await.unwrap();
+            }
+        })
+    };
+    // Our sender report arrives at the phone's RTCP port, from ours.
+    let mut buf = vec![0u8; 2048];
+    let (sr_ssrc, sr_ntp) = loop {
+        let (n, from) =
+            tokio::time::timeout(Duration::from_secs(3), phone_rtcp.recv_from(&mut buf))
+                .await
+                .expect("an RTCP report at the phone's port + 1")
+                .unwrap();
+        assert_eq!(from, our_rtcp, "sent from our RTCP port");
+        if let Ok(packets) = rtcp::parse_compound(&buf[..n])
+            && let Some(RtcpPacket::SenderReport {
+                ssrc,
+                info,
+                reports,
+            }) = packets.first()
+            && let Some(b) = reports.first()
+        {
+            assert_eq!(
+                b.ssrc,
+                Ssrc(0xABCD),
+                "our report is about the phone's stream"
+            );
+            break (*ssrc, info.ntp);
+        }
+    };
+    // The phone answers with a receiver report to our port + 1: 10 % loss, and LSR so
+    // that the round trip can be computed.
+    let block = ReportBlock {
+        ssrc: sr_ssrc,
+        fraction_lost: 26,
+        cumulative_lost: 4,
+        highest_seq: 100,
+        jitter: 8,
+        last_sr: (sr_ntp >> 16) as u32,
+        delay_since_last_sr: 0,
+    };
+    let mut rr = Vec::new();
+    rtcp::write_receiver_report(Ssrc(0xABCD), &[block], "phone@test", &mut rr);
+    phone_rtcp.send_to(&rr, our_rtcp).await.unwrap();
+    let mut stats = media.stats(LegId(1)).await.unwrap();
+    for _ in 0..100 {
+        if stats.remote_fraction_lost.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stats = media.stats(LegId(1)).await.unwrap();
+    }
+    assert_eq!(stats.remote_fraction_lost, Some(26), "{stats:?}");
+    let rtt = stats.round_trip.expect("a round trip from LSR/DLSR");
+    assert!(rtt < Duration::from_secs(2), "{rtt:?}");
+    assert!(stats.packets_received_total > 0);
+    // RTP on our RTCP port is refused: it neither plays nor moves the latch.
+    let mut stray = Vec::new();
+    OutgoingStream::new(Ssrc(5), 1, 1)
+        .next_frame(PayloadType::PCMU, 160)
+        .write(&[0xFF; 160], &mut stray);
+    let other = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    other.send_to(&stray, our_rtcp).await.unwrap();
+    talker.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = media.stats(LegId(1)).await.unwrap().packets_received_total;
+    assert_eq!(after, 100, "only the phone's 100 packets");
+
+    media.end_leg(LegId(1)).await.unwrap();
+    assert_eq!(pool.available(), pool.total(), "both ports back");
+
+    // With rtcp-mux, our reports come to the phone's RTP port from our RTP port.
+    let mut cfg = LegConfig::new(Codec::Pcmu);
+    cfg.remote = Some(phone_addr);
+    cfg.rtcp_mux = true;
+    cfg.rtcp_interval = Duration::from_millis(200);
+    let ours = media.create_leg(LegId(2), cfg).await.unwrap();
+    let got_rtcp = loop {
+        let (n, from) = tokio::time::timeout(Duration::from_secs(3), phone_rtp.recv_from(&mut buf))
+            .await
+            .expect("an RTCP report on the RTP port")
+            .unwrap();
+        // Leg 1's last RTP may still be queued on the phone's socket.
+        if from != ours {
+            continue;
+        }
+        if crate::rtp::classify(&buf[..n]) == crate::rtp::PacketKind::Rtcp {
+            break true;
+        }
+    };
+    assert!(got_rtcp);
+    media.end_leg(LegId(2)).await.unwrap();
+    media.shutdown().await.unwrap();
+    task.await.unwrap();
+}
+
+/// Events the call actors do not take in time are dropped, and counted where a metrics
+/// exporter can read them without asking the engine task.
+#[tokio::test]
+async fn dropped_events_are_counted() {
+    let (media, mut events, task, _pool) = start(EngineConfig {
+        bind_ip: LOCALHOST,
+        ports: 42090..=42091,
+        event_queue: 1,
+        ..EngineConfig::default()
+    });
+    assert_eq!(media.dropped_events(), 0);
+    let counter = media.dropped_events_counter();
+    let mut cfg = LegConfig::new(Codec::Pcmu);
+    // Somewhere to send reports to; every report raises a Stats event.
+    cfg.remote = Some(SocketAddr::new(LOCALHOST, 9));
+    cfg.rtcp_interval = Duration::from_millis(40);
+    media.create_leg(LegId(1), cfg).await.unwrap();
+    for _ in 0..200 {
+        if media.dropped_events() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let dropped = media.dropped_events();
+    assert!(dropped >= 3, "queue of one, nobody reading: {dropped}");
+    assert!(counter.load(std::sync::atomic::Ordering::Relaxed) >= dropped);
+    // The one queued event is still there; the count never goes down.
+    assert!(matches!(events.try_recv(), Ok(EngineEvent::Leg { .. })));
+    assert!(media.clone().dropped_events() >= dropped);
     media.shutdown().await.unwrap();
     task.await.unwrap();
 }
