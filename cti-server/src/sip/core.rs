@@ -688,6 +688,11 @@ mod tests {
     }
 
     fn core(max_transactions: usize) -> SipCore {
+        core_with(max_transactions, 0)
+    }
+
+    /// A core serving agent 1001 (2 lines, a static contact) with the given limits.
+    fn core_with(max_transactions: usize, rate: u32) -> SipCore {
         SipCore::new(
             CoreConfig {
                 timers: TimerConfig::default(),
@@ -698,11 +703,17 @@ mod tests {
                 force_rport: true,
                 user_agent: "test".into(),
                 max_transactions,
-                max_calls: 10,
+                max_calls: 100,
                 first_call_key: 1,
-                max_call_rate_per_source: 0,
+                max_call_rate_per_source: rate,
             },
-            Router::default(),
+            Router::new([(
+                "1001".to_string(),
+                crate::call::router::AgentRoute {
+                    static_contact: crate::sip::Uri::parse("sip:1001@127.0.0.1:5888").ok(),
+                    lines: 2,
+                },
+            )]),
         )
     }
 
@@ -808,44 +819,6 @@ mod tests {
         assert!(answers(&mut c).is_empty());
         assert_eq!(c.stats.dropped, 1);
     }
-}
-
-#[cfg(test)]
-mod call_admission_tests {
-    use super::*;
-    use crate::sip::registrar::Credentials;
-
-    struct NoAgents;
-    impl Credentials for NoAgents {
-        fn password(&self, _: &str) -> Option<String> {
-            None
-        }
-    }
-
-    fn core(rate: u32) -> SipCore {
-        SipCore::new(
-            CoreConfig {
-                timers: TimerConfig::default(),
-                registrar: RegistrarConfig::default(),
-                realm: "cti.local".into(),
-                nonce_ttl: Duration::from_secs(300),
-                digest_algorithms: vec![Algorithm::Md5],
-                force_rport: true,
-                user_agent: "test".into(),
-                max_transactions: 1000,
-                max_calls: 100,
-                first_call_key: 1,
-                max_call_rate_per_source: rate,
-            },
-            Router::new([(
-                "1001".to_string(),
-                crate::call::router::AgentRoute {
-                    static_contact: crate::sip::Uri::parse("sip:1001@127.0.0.1:5888").ok(),
-                    lines: 2,
-                },
-            )]),
-        )
-    }
 
     fn invite(n: u32, user: &str, src: &str) -> (Result<SipMessage, ParseError>, Peer) {
         let m = format!(
@@ -880,7 +853,7 @@ mod call_admission_tests {
 
     #[test]
     fn an_agent_takes_as_many_calls_as_it_has_lines_then_is_busy() {
-        let mut c = core(0);
+        let mut c = core_with(1000, 0);
         let now = Instant::now();
         for n in 0..3 {
             let (m, p) = invite(n, "1001", "127.0.0.1:6000");
@@ -902,7 +875,7 @@ mod call_admission_tests {
 
     #[test]
     fn unknown_numbers_404_and_a_source_over_its_rate_gets_503() {
-        let mut c = core(5);
+        let mut c = core_with(1000, 5);
         let now = Instant::now();
         let (m, p) = invite(1, "9999", "127.0.0.1:6000");
         c.handle_message(now, 0, m, p, &NoAgents);
