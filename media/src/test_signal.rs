@@ -107,3 +107,9 @@ pub fn tone_amplitude(x: &[i16], freq: f64, rate: u32) -> f64 {
     // The Hann window's coherent gain is 1/2.
     4.0 * (re * re + im * im).sqrt() / n
 }
+
+/// Tests that measure audio in real time (engine tests over UDP) take this exclusively, and
+/// the heaviest CPU-bound tests take it too (`blocking_lock` outside a runtime): with two
+/// cores and debug-built Opus, a busy neighbour makes the engine tick late, and late frames
+/// are concealed, which the level checks would see.
+pub static REALTIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -3,10 +3,23 @@
 //! plain [`crate::engine::Leg`] — datagrams in, one 8 kHz frame out and in per tick — so the
 //! engine bridges browser and phone legs through the same [`crate::mixer::Room`].
 //!
-//! Opus runs at 8 kHz inside our codec (narrowband), while the RTP clock stays 48 kHz
-//! (RFC 7587 §4.1), so no resampler sits between the browser and G.711 legs.
+//! By default Opus runs at 8 kHz inside our codec (narrowband), while the RTP clock stays
+//! 48 kHz (RFC 7587 §4.1), so no resampler sits between the browser and G.711 legs.
+//!
+//! # Wideband
+//!
+//! With [`BrowserLegConfig::wideband`] the leg's Opus runs at 16 kHz (SILK wideband) and a
+//! 2× resampler ([`crate::codec::resample`]) sits at the leg's edge, so the leg still
+//! exchanges 8 kHz frames with its room. Rooms mix at 8 kHz — the G.711 phones they bridge
+//! are narrowband — so **nothing above 4 kHz survives end to end**: what the browser sends
+//! is band-limited to 3.8 kHz before the room, and what it receives carries no content above
+//! 4 kHz. Wideband therefore buys no audio bandwidth today; it only changes the codec's
+//! operating point (and costs roughly twice the Opus CPU plus the resampler). It is the
+//! leg-side half of wideband calls, ready for a wideband room (browser ↔ browser).
 
 use crate::codec::g711::FRAME_SAMPLES;
+use crate::codec::opus::{OpusDecoder, OpusEncoder};
+use crate::codec::resample::{Downsampler2x, Upsampler2x};
 use crate::codec::{Codec, CodecError, Decoder, Encoder};
 use crate::engine::{LegEvent, LegStats, Transmit};
 use crate::jitter::{JitterBuffer, JitterConfig, Playout};
@@ -43,6 +56,24 @@ pub enum WebRtcError {
     Codec(#[from] CodecError),
 }
 
+/// Browser leg options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BrowserLegConfig {
+    /// Run Opus at 16 kHz with a resampler to and from the 8 kHz room (see the module
+    /// docs: no end-to-end benefit while rooms are 8 kHz). Default false: 8 kHz Opus.
+    pub wideband: bool,
+}
+
+impl BrowserLegConfig {
+    /// The rate our Opus encoder and decoder run at.
+    pub fn codec_rate(&self) -> u32 {
+        if self.wideband { 16000 } else { 8000 }
+    }
+}
+
+/// Opus bitrate for wideband (SILK WB speech).
+const WIDEBAND_BITRATE: i32 = 24_000;
+
 /// One browser leg.
 pub struct BrowserLeg {
     rtc: Rtc,
@@ -62,6 +93,26 @@ pub struct BrowserLeg {
     events: VecDeque<LegEvent>,
     pcm: Vec<i16>,
     payload: Vec<u8>,
+    config: BrowserLegConfig,
+    /// Wideband only: the room's 8 kHz → 16 kHz for the encoder, and back for the room.
+    up: Option<Upsampler2x>,
+    down: Option<Downsampler2x>,
+    wide: Vec<i16>,
+}
+
+/// An Opus encoder and decoder at the config's rate.
+fn opus_codecs(config: BrowserLegConfig) -> Result<(Encoder, Decoder), CodecError> {
+    Ok(if config.wideband {
+        (
+            Encoder::Opus(Box::new(OpusEncoder::with_sample_rate(
+                16000,
+                WIDEBAND_BITRATE,
+            )?)),
+            Decoder::Opus(Box::new(OpusDecoder::with_sample_rate(16000)?)),
+        )
+    } else {
+        (Encoder::new(Codec::Opus)?, Decoder::new(Codec::Opus)?)
+    })
 }
 
 impl std::fmt::Debug for BrowserLeg {
@@ -75,8 +126,18 @@ impl std::fmt::Debug for BrowserLeg {
 }
 
 impl BrowserLeg {
-    /// A browser leg whose ICE candidate is `local` (the address browsers can reach).
+    /// A browser leg whose ICE candidate is `local` (the address browsers can reach), with
+    /// 8 kHz Opus.
     pub fn new(now: Instant, local: SocketAddr) -> Result<Self, WebRtcError> {
+        Self::with_config(now, local, BrowserLegConfig::default())
+    }
+
+    /// A browser leg with options (wideband Opus).
+    pub fn with_config(
+        now: Instant,
+        local: SocketAddr,
+        config: BrowserLegConfig,
+    ) -> Result<Self, WebRtcError> {
         static CRYPTO: std::sync::OnceLock<std::sync::Arc<str0m::crypto::CryptoProvider>> =
             std::sync::OnceLock::new();
         let crypto = CRYPTO
@@ -93,6 +154,7 @@ impl BrowserLeg {
         let candidate =
             Candidate::host(local, "udp").map_err(|e| WebRtcError::Candidate(e.to_string()))?;
         rtc.add_local_candidate(candidate);
+        let (encoder, decoder) = opus_codecs(config)?;
         Ok(Self {
             rtc,
             local,
@@ -103,8 +165,8 @@ impl BrowserLeg {
                 clock_rate: Codec::Opus.rtp_clock_rate(),
                 ..JitterConfig::default()
             }),
-            decoder: Decoder::new(Codec::Opus)?,
-            encoder: Encoder::new(Codec::Opus)?,
+            decoder,
+            encoder,
             media_time: 0,
             next_timeout: now,
             packets_sent: 0,
@@ -112,9 +174,18 @@ impl BrowserLeg {
             next_stats: now + STATS_INTERVAL,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            pcm: Vec::with_capacity(960),
+            pcm: Vec::with_capacity(1920),
             payload: Vec::with_capacity(400),
+            config,
+            up: config.wideband.then(Upsampler2x::default),
+            down: config.wideband.then(Downsampler2x::default),
+            wide: Vec::with_capacity(2 * FRAME_SAMPLES),
         })
+    }
+
+    /// The options this leg runs with.
+    pub fn config(&self) -> BrowserLegConfig {
+        self.config
     }
 
     /// Answers the browser's SDP offer.
@@ -247,8 +318,19 @@ impl BrowserLeg {
             let _ = self.decoder.conceal(&mut self.pcm);
         }
         let mut frame = [0; FRAME_SAMPLES];
-        let n = self.pcm.len().min(FRAME_SAMPLES);
-        frame[..n].copy_from_slice(&self.pcm[..n]);
+        let pcm = match self.down.as_mut() {
+            Some(down) => {
+                // Exactly one 20 ms frame at 16 kHz through the filter (padded or cut), so
+                // the resampler's state stays in step with the 8 kHz clock.
+                self.pcm.resize(2 * FRAME_SAMPLES, 0);
+                self.wide.clear();
+                down.process(&self.pcm, &mut self.wide);
+                &self.wide
+            }
+            None => &self.pcm,
+        };
+        let n = pcm.len().min(FRAME_SAMPLES);
+        frame[..n].copy_from_slice(&pcm[..n]);
         frame
     }
 
@@ -261,7 +343,14 @@ impl BrowserLeg {
             return Ok(());
         };
         self.payload.clear();
-        self.encoder.encode(frame, &mut self.payload)?;
+        match self.up.as_mut() {
+            Some(up) => {
+                self.wide.clear();
+                up.process(frame, &mut self.wide);
+                self.encoder.encode(&self.wide, &mut self.payload)?;
+            }
+            None => self.encoder.encode(frame, &mut self.payload)?,
+        }
         if let Some(w) = self.rtc.writer(mid) {
             w.write(pt, now, time, self.payload.clone())?;
             self.packets_sent += 1;
@@ -330,6 +419,12 @@ pub(crate) mod test_browser {
     impl TestBrowser {
         /// A browser at `addr`, and its SDP offer.
         pub(crate) fn new(now: Instant, addr: SocketAddr) -> (Self, String) {
+            Self::with_rate(now, addr, 8000)
+        }
+
+        /// A browser whose Opus runs at `rate` (it speaks and hears `rate / 50`-sample
+        /// frames).
+        pub(crate) fn with_rate(now: Instant, addr: SocketAddr, rate: u32) -> (Self, String) {
             let mut rtc = Rtc::builder()
                 .set_crypto_provider(std::sync::Arc::new(str0m::crypto::from_feature_flags()))
                 .clear_codecs()
@@ -344,8 +439,10 @@ pub(crate) mod test_browser {
                 addr,
                 mid,
                 pending: Some(pending),
-                encoder: Encoder::new(Codec::Opus).unwrap(),
-                decoder: Decoder::new(Codec::Opus).unwrap(),
+                encoder: Encoder::Opus(Box::new(
+                    OpusEncoder::with_sample_rate(rate, WIDEBAND_BITRATE).unwrap(),
+                )),
+                decoder: Decoder::Opus(Box::new(OpusDecoder::with_sample_rate(rate).unwrap())),
                 heard: Vec::new(),
                 connected: false,
                 media_time: 0,
@@ -385,8 +482,21 @@ pub(crate) mod test_browser {
             }
         }
 
-        /// Speaks one 20 ms frame (8 kHz) as Opus.
+        /// Speaks one 20 ms frame (at the browser's rate) as Opus.
         pub(crate) fn speak(&mut self, now: Instant, frame: &[i16]) {
+            let payload = self.encode(frame);
+            self.speak_encoded(now, payload);
+        }
+
+        /// Encodes one 20 ms frame (at the browser's rate), e.g. ahead of a real-time run.
+        pub(crate) fn encode(&mut self, frame: &[i16]) -> Vec<u8> {
+            let mut payload = Vec::new();
+            self.encoder.encode(frame, &mut payload).unwrap();
+            payload
+        }
+
+        /// Sends one pre-encoded 20 ms Opus frame.
+        pub(crate) fn speak_encoded(&mut self, now: Instant, payload: Vec<u8>) {
             let time = MediaTime::new(self.media_time, Frequency::FORTY_EIGHT_KHZ);
             self.media_time += 960;
             if !self.connected {
@@ -398,8 +508,6 @@ pub(crate) mod test_browser {
                 .find(|p| p.spec().codec == str0m::format::Codec::Opus)
                 .map(|p| p.pt())
                 .unwrap();
-            let mut payload = Vec::new();
-            self.encoder.encode(frame, &mut payload).unwrap();
             self.rtc
                 .writer(self.mid)
                 .unwrap()
@@ -440,11 +548,28 @@ mod tests {
     /// DTLS-SRTP and Opus both ways.
     #[test]
     fn browser_leg_talks_opus_over_dtls_srtp_with_a_str0m_peer() {
+        browser_call(false);
+    }
+
+    /// Wideband: the browser runs Opus at 16 kHz, our leg decodes at 16 kHz and resamples
+    /// to the room's 8 kHz (and back up for what it sends). Tones in the speech band keep
+    /// their frequency and level both ways.
+    #[test]
+    fn wideband_browser_leg_resamples_between_16khz_opus_and_the_8khz_room() {
+        browser_call(true);
+    }
+
+    fn browser_call(wideband: bool) {
+        let _serial = crate::test_signal::REALTIME.blocking_lock();
         let t0 = Instant::now();
         let leg_addr: SocketAddr = "10.0.0.1:30000".parse().unwrap();
         let browser_addr: SocketAddr = "10.0.0.2:50000".parse().unwrap();
-        let mut leg = BrowserLeg::new(t0, leg_addr).unwrap();
-        let (mut browser, offer) = TestBrowser::new(t0, browser_addr);
+        let config = BrowserLegConfig { wideband };
+        let mut leg = BrowserLeg::with_config(t0, leg_addr, config).unwrap();
+        assert_eq!(leg.config(), config);
+        let rate = config.codec_rate();
+        let frame = rate as usize / 50;
+        let (mut browser, offer) = TestBrowser::with_rate(t0, browser_addr, rate);
         let answer = leg.accept_offer(t0, &offer).unwrap();
         assert!(answer.contains("a=ice-lite"), "{answer}");
         assert!(answer.contains("a=rtcp-mux"), "{answer}");
@@ -454,7 +579,7 @@ mod tests {
         );
         assert!(answer.to_lowercase().contains("opus/48000/2"));
         browser.accept_answer(t0, &answer);
-        let to_leg = sine(1000.0, 8000.0, 8000 * 6, 8000);
+        let to_leg = sine(1000.0, 8000.0, rate as usize * 6, rate);
         let to_browser = sine(600.0, 8000.0, 8000 * 6, 8000);
         let mut leg_heard = Vec::new();
         let mut now = t0;
@@ -482,7 +607,7 @@ mod tests {
                 }
             }
             let i = tick * 160;
-            browser.speak(now, &to_leg[i..i + 160]);
+            browser.speak(now, &to_leg[tick * frame..(tick + 1) * frame]);
             leg.send_frame(now, &to_browser[i..i + 160]).unwrap();
             leg_heard.extend_from_slice(&leg.receive_frame(now));
         }
@@ -501,12 +626,15 @@ mod tests {
         );
         assert_eq!(stats.reception.lost, 0);
         let n = browser.heard.len();
-        assert!(n > 8000, "browser heard {n} samples");
-        let tail = &browser.heard[n - 8000..];
-        let (fb, lb) = (dominant_frequency(tail, 8000), rms(tail));
+        let second = rate as usize;
+        assert!(n > 2 * second, "browser heard {n} samples");
+        let tail = &browser.heard[n - second..];
+        let (fb, lb) = (dominant_frequency(tail, rate), rms(tail));
         let tail = &leg_heard[leg_heard.len() - 8000..];
         let (fl, ll) = (dominant_frequency(tail, 8000), rms(tail));
-        println!("browser hears {fb:.1} Hz rms {lb:.0}; leg hears {fl:.1} Hz rms {ll:.0}");
+        println!(
+            "{rate} Hz browser hears {fb:.1} Hz rms {lb:.0}; leg hears {fl:.1} Hz rms {ll:.0}"
+        );
         let expected = 8000.0 / 2f64.sqrt();
         assert!((fb - 600.0).abs() < 3.0 && (lb / expected - 1.0).abs() < 0.2);
         assert!((fl - 1000.0).abs() < 3.0 && (ll / expected - 1.0).abs() < 0.2);

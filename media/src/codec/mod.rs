@@ -4,6 +4,7 @@
 
 pub mod g711;
 pub mod opus;
+pub mod resample;
 pub mod telephone_event;
 
 use crate::rtp::PayloadType;

@@ -2,12 +2,29 @@
 //! mixer's 8 kHz: the browser leg's Opus runs narrowband so G.711 ↔ Opus needs no
 //! resampler (ARCHITECTURE "Browser agent endpoint"). Opus RTP timestamps still count at
 //! 48 kHz (RFC 7587 §4.1), which [`super::Codec::rtp_clock_rate`] reflects.
+//!
+//! [`OpusEncoder::with_sample_rate`] and [`OpusDecoder::with_sample_rate`] run the codec at
+//! any rate Opus supports (8, 12, 16, 24 or 48 kHz); the browser leg's wideband mode uses
+//! 16 kHz ([`crate::webrtc::BrowserLegConfig::wideband`]).
 
 use super::CodecError;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Decoder output room: 120 ms, the longest Opus packet (RFC 6716 §3.2.5), at 8 kHz.
 const MAX_FRAME_8K: usize = 960;
+
+/// The sample rates Opus codes at (RFC 6716 §2).
+pub const SAMPLE_RATES: [u32; 5] = [8000, 12000, 16000, 24000, 48000];
+
+fn check_rate(rate: u32) -> Result<(), CodecError> {
+    if SAMPLE_RATES.contains(&rate) {
+        Ok(())
+    } else {
+        Err(CodecError::Opus(format!(
+            "unsupported Opus sample rate {rate}"
+        )))
+    }
+}
 
 /// Encoder complexity (0–10; libopus and opus-pure default to 9). For narrowband SILK at
 /// 8 kHz the speech round-trip figures barely move (SNR ~15.3 dB and spectral distance
@@ -30,8 +47,16 @@ impl std::fmt::Debug for OpusEncoder {
 impl OpusEncoder {
     /// An encoder for 8 kHz mono speech at `bitrate_bps`.
     pub fn new(bitrate_bps: i32) -> Result<Self, CodecError> {
-        let mut inner = opus_pure::OpusEncoder::new(8000, 1, opus_pure::Application::Voip)
-            .map_err(|e| CodecError::Opus(e.to_string()))?;
+        Self::with_sample_rate(8000, bitrate_bps)
+    }
+
+    /// An encoder for mono speech at `sample_rate` (one of [`SAMPLE_RATES`]); frames are
+    /// then `sample_rate / 50` samples per 20 ms.
+    pub fn with_sample_rate(sample_rate: u32, bitrate_bps: i32) -> Result<Self, CodecError> {
+        check_rate(sample_rate)?;
+        let mut inner =
+            opus_pure::OpusEncoder::new(sample_rate as i32, 1, opus_pure::Application::Voip)
+                .map_err(|e| CodecError::Opus(e.to_string()))?;
         inner.bitrate_bps = bitrate_bps;
         inner.complexity = COMPLEXITY;
         inner.use_inband_fec = true;
@@ -59,6 +84,7 @@ pub struct OpusDecoder {
     inner: opus_pure::OpusDecoder,
     pcm: Vec<i16>,
     last_frame: usize,
+    max_frame: usize,
 }
 
 impl std::fmt::Debug for OpusDecoder {
@@ -70,11 +96,19 @@ impl std::fmt::Debug for OpusDecoder {
 impl OpusDecoder {
     /// A decoder producing 8 kHz mono.
     pub fn new() -> Result<Self, CodecError> {
+        Self::with_sample_rate(8000)
+    }
+
+    /// A decoder producing mono at `sample_rate` (one of [`SAMPLE_RATES`]).
+    pub fn with_sample_rate(sample_rate: u32) -> Result<Self, CodecError> {
+        check_rate(sample_rate)?;
+        let max_frame = MAX_FRAME_8K * sample_rate as usize / 8000;
         Ok(Self {
-            inner: opus_pure::OpusDecoder::new(8000, 1)
+            inner: opus_pure::OpusDecoder::new(sample_rate as i32, 1)
                 .map_err(|e| CodecError::Opus(e.to_string()))?,
-            pcm: vec![0; MAX_FRAME_8K],
-            last_frame: 160,
+            pcm: vec![0; max_frame],
+            last_frame: sample_rate as usize / 50,
+            max_frame,
         })
     }
 
@@ -98,7 +132,7 @@ impl OpusDecoder {
         let frame = if packet.is_empty() {
             self.last_frame
         } else {
-            MAX_FRAME_8K
+            self.max_frame
         };
         let Self { inner, pcm, .. } = self;
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -108,7 +142,7 @@ impl OpusDecoder {
             Ok(Ok(n)) => {
                 out.extend_from_slice(&self.pcm[..n]);
                 if !packet.is_empty() {
-                    self.last_frame = n.clamp(1, MAX_FRAME_8K);
+                    self.last_frame = n.clamp(1, self.max_frame);
                 }
                 Ok(())
             }

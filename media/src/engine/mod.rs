@@ -21,7 +21,7 @@ use crate::mixer::{MixerError, ParticipantId, Room};
 use crate::prompt::{PlayEnd, PlayOptions, Prompt, PromptPlayer};
 use crate::recorder::{Marker, Recorder, RecorderConfig, RecorderError, RecordingSummary};
 use crate::rtp::Ssrc;
-use crate::webrtc::{BrowserLeg, WebRtcError};
+use crate::webrtc::{BrowserLeg, BrowserLegConfig, WebRtcError};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
@@ -140,7 +140,7 @@ pub enum EngineEvent {
 
 enum Op {
     CreateLeg(LegId, Box<LegConfig>),
-    CreateBrowserLeg(LegId, String),
+    CreateBrowserLeg(LegId, String, BrowserLegConfig),
     SetRemote(LegId, SocketAddr),
     Reconfigure(LegId, Box<LegConfig>),
     EndLeg(LegId),
@@ -220,7 +220,19 @@ impl MediaHandle {
         leg: LegId,
         offer: String,
     ) -> Result<String, EngineError> {
-        match self.call(Op::CreateBrowserLeg(leg, offer)).await? {
+        self.create_browser_leg_with(leg, offer, BrowserLegConfig::default())
+            .await
+    }
+
+    /// Creates a browser leg with options (e.g. [`BrowserLegConfig::wideband`] Opus at
+    /// 16 kHz, resampled to the 8 kHz room at the leg's edge); returns our SDP answer.
+    pub async fn create_browser_leg_with(
+        &self,
+        leg: LegId,
+        offer: String,
+        config: BrowserLegConfig,
+    ) -> Result<String, EngineError> {
+        match self.call(Op::CreateBrowserLeg(leg, offer, config)).await? {
             Reply::Answer(a) => Ok(a),
             _ => Err(EngineError::Stopped),
         }
@@ -752,7 +764,7 @@ impl Engine {
                 self.insert_leg(id, AnyLeg::Rtp(Box::new(leg)), socket);
                 Ok(Reply::Bound(local))
             }
-            Op::CreateBrowserLeg(id, offer) => {
+            Op::CreateBrowserLeg(id, offer, config) => {
                 if self.legs.contains_key(&id) {
                     return Err(EngineError::LegExists(id));
                 }
@@ -767,7 +779,7 @@ impl Engine {
                     _rtcp_lease: None,
                 });
                 let now = Instant::now();
-                let mut leg = BrowserLeg::new(now, SocketAddr::new(ip, port))?;
+                let mut leg = BrowserLeg::with_config(now, SocketAddr::new(ip, port), config)?;
                 let answer = leg.accept_offer(now, &offer)?;
                 self.insert_leg(id, AnyLeg::Browser(Box::new(leg)), socket);
                 Ok(Reply::Answer(answer))
