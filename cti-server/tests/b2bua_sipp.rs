@@ -278,7 +278,7 @@ fn two_hundred_calls_at_20_per_second_with_rtp_echo() {
         "log.level=warn",
         "agents=[{extension=\"1001\", name=\"Load agent\", password=\"demo1001\", lines=400}]",
     ]);
-    let uas = agent(&server, "1001", "agent_uas.xml", 200, true);
+    let uas = agent(&server, "1001", "agent_uas_load.xml", 200, true);
     let caller = call(
         &server,
         "caller_basic.xml",
@@ -297,6 +297,8 @@ fn two_hundred_calls_at_20_per_second_with_rtp_echo() {
         assert_eq!(c.ended_by.as_deref(), Some("caller"), "{c:?}");
         assert_eq!(c.agent.as_deref(), Some("1001"));
         assert_eq!(c.caller_codec.as_deref(), Some("PCMA"), "{c:?}");
+        // The load agent always answers PCMU: the engine transcodes between the legs.
+        assert_eq!(c.agent_codec.as_deref(), Some("PCMU"), "{c:?}");
         // Media flowed both ways on every call. The bounds leave room for a loaded machine
         // (sipp's echo drops packets when starved); loss figures are the load script's job.
         assert!(c.caller_received >= 50, "caller leg received {c:?}");
@@ -361,7 +363,7 @@ fn over_the_call_limit_callers_get_503_and_the_server_stays_responsive() {
         "call.max_concurrent=20",
         "agents=[{extension=\"1001\", name=\"Load agent\", password=\"demo1001\", lines=100}]",
     ]);
-    let uas = agent(&server, "1001", "agent_uas.xml", 20, true);
+    let uas = agent(&server, "1001", "agent_uas_load.xml", 20, true);
     let mp = free_port().to_string();
     let caller = spawn_sipp(
         Some(server.sip),
