@@ -393,6 +393,7 @@ mod tests {
 
     #[test]
     fn in_order_stream_plays_every_frame_after_priming() {
+        let _serial = crate::test_signal::REALTIME.blocking_lock();
         let t0 = Instant::now();
         let mut jb = JitterBuffer::new(JitterConfig::default());
         let mut played = Vec::new();

@@ -8,13 +8,18 @@
 //! - [`rtp`]: RTP parse/build, RTCP reports with RFC 3550 A.1/A.3/A.8 statistics, and
 //!   [`rtp::OutgoingStream`], which keeps one SSRC and continuous sequence numbers and
 //!   timestamps whatever feeds a leg (prompt, hold music, the agent).
-//! - [`codec`]: G.711 µ-law/A-law (hand-written tables), Opus (`opus-pure`, 8 kHz mono),
-//!   RFC 4733 telephone-events, [`codec::Transcoder`] between any two.
+//! - [`codec`]: G.711 µ-law/A-law (hand-written tables), Opus (`opus-pure`, 8 kHz mono, or
+//!   16 kHz for wideband browser legs), RFC 4733 telephone-events, [`codec::Transcoder`]
+//!   between any two, and a streaming 2× resampler ([`codec::resample`]).
 //! - [`jitter`]: the adaptive jitter buffer; [`dtmf`]: in-band (Goertzel) key detection.
 //! - [`mixer`]: [`mixer::Room`] with a hear matrix (bridge, listen, whisper, barge, conference).
 //! - [`prompt`]: WAV prompts resampled once and cached pre-encoded; [`recorder`]: stereo WAV.
 //! - [`engine::Leg`] (plain RTP) and [`webrtc::BrowserLeg`] (str0m, ICE-lite, DTLS-SRTP, Opus)
-//!   both take datagrams and give/take one 20 ms, 8 kHz frame per tick.
+//!   both take datagrams and give/take one 20 ms, 8 kHz frame per tick. Rooms mix at 8 kHz,
+//!   so a wideband browser leg ([`webrtc::BrowserLegConfig::wideband`]) resamples at its
+//!   edge and gains no audio bandwidth end to end.
+//! - RTCP: with rtcp-mux on the RTP port; without, on RTP port + 1 both ways (RFC 3550 §11),
+//!   sent at randomised intervals (RFC 3550 §6.3.1).
 //!
 //! # Run loop
 //!

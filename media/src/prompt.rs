@@ -368,6 +368,7 @@ mod tests {
 
     #[test]
     fn common_formats_load_at_the_right_pitch_length_and_level() {
+        let _serial = crate::test_signal::REALTIME.blocking_lock();
         let dir = tempfile::tempdir().unwrap();
         for (i, s) in [
             spec(8000, 1, 16, false),

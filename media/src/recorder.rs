@@ -308,6 +308,7 @@ mod tests {
 
     #[test]
     fn two_party_call_is_recorded_customer_left_agent_right() {
+        let _serial = crate::test_signal::REALTIME.blocking_lock();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("call.wav");
         let mut room = Room::new();

@@ -648,6 +648,7 @@ mod tests {
             first in proptest::prelude::any::<u8>(),
             body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
         ) {
+            let _serial = crate::test_signal::REALTIME.blocking_lock();
             let t0 = Instant::now();
             let mut leg = BrowserLeg::new(t0, "10.0.0.1:30000".parse().unwrap()).unwrap();
             let (_, offer) = test_browser::TestBrowser::new(t0, "10.0.0.2:5000".parse().unwrap());

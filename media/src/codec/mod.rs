@@ -263,6 +263,7 @@ mod tests {
 
     #[test]
     fn transcoding_round_trips_keep_speech_recognisable() {
+        let _serial = crate::test_signal::REALTIME.blocking_lock();
         let speech = speech_like(8000 * 2, 8000);
         let mut report = Vec::new();
         for (from, to) in [

@@ -154,3 +154,27 @@ impl OpusDecoder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_opus_rate_codes_20ms_frames_and_others_are_refused() {
+        for rate in SAMPLE_RATES {
+            let mut enc = OpusEncoder::with_sample_rate(rate, 24_000).unwrap();
+            let mut dec = OpusDecoder::with_sample_rate(rate).unwrap();
+            let frame = crate::test_signal::sine(440.0, 4000.0, rate as usize / 50, rate);
+            let mut packet = Vec::new();
+            enc.encode(&frame, &mut packet).unwrap();
+            let mut out = Vec::new();
+            dec.decode(&packet, &mut out).unwrap();
+            assert_eq!(out.len(), rate as usize / 50, "{rate} Hz");
+            out.clear();
+            dec.conceal(&mut out).unwrap();
+            assert_eq!(out.len(), rate as usize / 50, "{rate} Hz concealment");
+        }
+        assert!(OpusEncoder::with_sample_rate(44100, 24_000).is_err());
+        assert!(OpusDecoder::with_sample_rate(11025).is_err());
+    }
+}

@@ -137,6 +137,7 @@ mod tests {
 
     #[test]
     fn speech_band_passes_both_ways_at_level_across_frames() {
+        let _serial = crate::test_signal::REALTIME.blocking_lock();
         let tone = sine(1000.0, 8000.0, 8000, 8000);
         let mut up = Upsampler2x::default();
         let mut down = Downsampler2x::default();

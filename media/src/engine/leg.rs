@@ -654,6 +654,7 @@ mod tests {
                 (0u8..4, any::<u8>(), proptest::collection::vec(any::<u8>(), 0..200)), 1..40),
             codec in prop_oneof![Just(Codec::Pcmu), Just(Codec::Pcma), Just(Codec::Opus)],
         ) {
+            let _serial = crate::test_signal::REALTIME.blocking_lock();
             let t0 = Instant::now();
             let mut cfg = LegConfig::new(codec);
             cfg.detect_inband_dtmf = true;
@@ -668,10 +669,12 @@ mod tests {
                 };
                 d.extend_from_slice(&body);
                 let _ = l.handle_datagram(now, addr(9), &d);
+                let _ = l.handle_rtcp_datagram(now, addr(10), &d);
                 let _ = l.receive_frame(now);
                 l.send_frame(&[0; 160]).unwrap();
                 l.handle_timeout(now);
                 while l.poll_transmit().is_some() {}
+                while l.poll_rtcp_transmit().is_some() {}
                 while l.poll_event().is_some() {}
             }
         }
