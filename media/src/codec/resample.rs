@@ -70,18 +70,31 @@ impl Fir {
     }
 }
 
-/// 8 kHz → 16 kHz.
+/// 8 kHz → 16 kHz, polyphase: of the zero-stuffed input only every other sample is
+/// non-zero, so output `2k` uses the even taps and `2k + 1` the odd taps over the 8 kHz
+/// history (half the multiplications of filtering the stuffed signal).
 #[derive(Debug, Clone)]
 pub struct Upsampler2x {
-    fir: Fir,
-    block: Vec<f32>,
+    even: Vec<f32>,
+    odd: Vec<f32>,
+    /// The last `PHASE - 1` input samples, then the current frame.
+    window: Vec<f32>,
 }
+
+/// Taps per phase.
+const PHASE: usize = TAPS.div_ceil(2);
 
 impl Default for Upsampler2x {
     fn default() -> Self {
+        let h = lowpass();
+        // Zero stuffing halves the level: a gain of 2 restores it.
+        let even: Vec<f32> = h.iter().step_by(2).map(|x| 2.0 * x).collect();
+        let mut odd: Vec<f32> = h.iter().skip(1).step_by(2).map(|x| 2.0 * x).collect();
+        odd.resize(PHASE, 0.0);
         Self {
-            fir: Fir::new(),
-            block: Vec::with_capacity(640),
+            even,
+            odd,
+            window: vec![0.0; PHASE - 1],
         }
     }
 }
@@ -89,15 +102,23 @@ impl Default for Upsampler2x {
 impl Upsampler2x {
     /// Appends `2 × input.len()` samples at 16 kHz to `out`.
     pub fn process(&mut self, input: &[i16], out: &mut Vec<i16>) {
-        self.block.clear();
-        for &x in input {
-            self.block.push(f32::from(x));
-            self.block.push(0.0);
+        self.window.truncate(PHASE - 1);
+        self.window.extend(input.iter().map(|&x| f32::from(x)));
+        for k in 0..input.len() {
+            // window[k + PHASE - 1] is input[k]; tap i multiplies input[k - i].
+            let newest = k + PHASE - 1;
+            let (mut a, mut b) = (0f32, 0f32);
+            for i in 0..PHASE {
+                let x = self.window[newest - i];
+                a += self.even[i] * x;
+                b += self.odd[i] * x;
+            }
+            for v in [a, b] {
+                out.push(v.round().clamp(-32768.0, 32767.0) as i16);
+            }
         }
-        // Zero stuffing halves the level: a gain of 2 restores it.
-        let block = std::mem::take(&mut self.block);
-        self.fir.run(&block, 1, 2.0, out);
-        self.block = block;
+        let keep = self.window.len() - (PHASE - 1);
+        self.window.drain(..keep);
     }
 }
 
