@@ -19,7 +19,8 @@ use crate::store::StoreEvent;
 #[derive(Debug)]
 pub enum CallEvent {
     Sip(SipInput),
-    Media(LegEvent),
+    /// Something happened on one of the call's media legs.
+    Media(LegId, LegEvent),
     Shutdown,
 }
 
@@ -114,12 +115,10 @@ impl CallActor {
                     let now = Instant::now();
                     match ev {
                         Some(CallEvent::Sip(input)) => self.call.handle_sip(now, input),
-                        Some(CallEvent::Media(LegEvent::MediaTimeout)) => {
-                            // The engine does not say which leg here; both legs share the
-                            // actor, and either silence ends the call.
-                            self.call.media_timeout(now, legs_of(key).0);
+                        Some(CallEvent::Media(leg, LegEvent::MediaTimeout)) => {
+                            self.call.media_timeout(now, leg);
                         }
-                        Some(CallEvent::Media(_)) => {}
+                        Some(CallEvent::Media(..)) => {}
                         Some(CallEvent::Shutdown) | None => {
                             if !shutting_down {
                                 shutting_down = true;

@@ -546,11 +546,7 @@ impl Call {
     pub fn handle_sip(&mut self, now: Instant, input: SipInput) {
         match input {
             SipInput::Response { req, response } => self.on_response(now, req, response),
-            SipInput::Request {
-                tx,
-                request,
-                source,
-            } => self.on_request(now, tx, request, source),
+            SipInput::Request { tx, request, .. } => self.on_request(now, tx, request),
             SipInput::Cancel { cancel_tx, request } => {
                 let ok = request.response(200, "OK", Some(self.caller.local_tag.as_str()));
                 self.sip(SipCommand::Respond {
@@ -1012,7 +1008,7 @@ impl Call {
         });
     }
 
-    fn on_request(&mut self, now: Instant, tx: TxId, req: Request, source: Peer) {
+    fn on_request(&mut self, now: Instant, tx: TxId, req: Request) {
         let side = if req.to_tag().as_deref() == Some(self.caller.local_tag.as_str())
             && req.call_id() == self.caller.invite.call_id()
         {
@@ -1040,7 +1036,6 @@ impl Call {
             self.sip(SipCommand::Respond { tx, response: r });
             return;
         }
-        let _ = source;
         match req.method {
             Method::Bye => {
                 let r = self.stamp(reply(200, "OK"));

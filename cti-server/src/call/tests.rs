@@ -1112,3 +1112,23 @@ fn legacy_hold_address_is_never_sent_to() {
         Some("127.0.0.1:6000".parse().unwrap())
     );
 }
+
+#[test]
+fn media_timeout_on_the_agent_leg_is_recorded_as_the_agents() {
+    let (mut h, _, _, _) = answered();
+    h.call.media_timeout(h.now, LegId(15));
+    h.drain();
+    for (req, bye, _) in h
+        .sent()
+        .into_iter()
+        .filter(|(_, r, _)| r.method == Method::Bye)
+    {
+        let ok = bye.response(200, "OK", None);
+        h.call
+            .handle_sip(h.now, SipInput::Response { req, response: ok });
+    }
+    h.drain();
+    let rec = h.ended().unwrap();
+    assert_eq!(rec.end_cause, Some(EndCause::MediaTimeout));
+    assert_eq!(rec.ended_by, Some(Side::Agent));
+}

@@ -155,7 +155,7 @@ impl SipService {
                     if let Some(EngineEvent::Leg { leg, event }) = ev
                         && let Some(tx) = calls.get(&call_of_leg(leg))
                     {
-                        let _ = tx.try_send(CallEvent::Media(event));
+                        let _ = tx.try_send(CallEvent::Media(leg, event));
                     }
                 }
                 ev = inbound.recv() => {
