@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use crate::call::CallConfig;
 use crate::call::actor::ActorConfig;
+use crate::call::prompts::Prompts;
 use crate::call::router::{AgentRoute, Router, TrunkCredentials, TrunkRoute};
 use crate::config::{Config, TrunkTransport};
 use crate::http::{self, AppState};
@@ -164,6 +165,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             call_config,
             actor_config: ActorConfig {
                 media_timeout: Duration::from_secs(config.media.timeout_s),
+                prompts: Arc::new(Prompts::new()),
             },
             shutdown_grace: Duration::from_secs(config.call.shutdown_grace_s),
         },

@@ -245,6 +245,10 @@ pub struct PlayOptions {
     pub looped: bool,
     /// A DTMF key stops the prompt (barge-in, so callers can type ahead in an IVR).
     pub interruptible: bool,
+    /// The caller's name for this play, echoed in the engine's `PromptEnded` event: a prompt
+    /// that ends on the engine's clock while the caller is already starting the next one must
+    /// not be taken for the end of the next one.
+    pub id: u64,
 }
 
 /// Why a player stopped.
@@ -275,6 +279,11 @@ impl PromptPlayer {
             position: 0,
             ended: None,
         }
+    }
+
+    /// The play's id (see [`PlayOptions::id`]).
+    pub fn id(&self) -> u64 {
+        self.options.id
     }
 
     /// Index of the next frame to play.
@@ -452,6 +461,7 @@ mod tests {
             PlayOptions {
                 looped: true,
                 interruptible: false,
+                id: 1,
             },
         );
         for i in 0..35 {
@@ -464,8 +474,10 @@ mod tests {
             PlayOptions {
                 looped: false,
                 interruptible: true,
+                id: 2,
             },
         );
+        assert_eq!((moh.id(), ivr.id()), (1, 2));
         ivr.next_frame();
         assert!(ivr.on_dtmf());
         assert_eq!(ivr.next_frame(), None);

@@ -3,14 +3,17 @@
 //! commands back, media operations to the engine (awaiting their results), time as a single
 //! timer, and the finished record to the store writer.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use media::codec::Codec as MediaCodec;
 use media::engine::{LegConfig, LegEvent, LegId, MediaHandle, RoomId};
+use media::prompt::{PlayEnd, PlayOptions};
 use media::rtp::PayloadType;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use super::prompts::Prompts;
 use super::{Call, CallKey, CallRecord, LegParams, MediaOp, Output, Side, SipCommand, SipInput};
 use crate::sdp::Codec;
 use crate::store::StoreEvent;
@@ -21,6 +24,8 @@ pub enum CallEvent {
     Sip(SipInput),
     /// Something happened on one of the call's media legs.
     Media(LegId, LegEvent),
+    /// A prompt ended on a leg: the play's id, and why.
+    PromptEnded(LegId, u64, PlayEnd),
     Shutdown,
 }
 
@@ -47,6 +52,7 @@ pub fn call_of_leg(leg: LegId) -> CallKey {
 #[derive(Clone)]
 pub struct ActorConfig {
     pub media_timeout: Duration,
+    pub prompts: Arc<Prompts>,
 }
 
 pub struct CallActor {
@@ -56,6 +62,8 @@ pub struct CallActor {
     pub to_sip: mpsc::Sender<(CallKey, ActorMessage)>,
     pub store: Option<mpsc::Sender<StoreEvent>>,
     pub config: ActorConfig,
+    /// Recordings closed during the call (voicemail), for the service.
+    pub recorded: Vec<media::recorder::RecordingSummary>,
 }
 
 impl CallActor {
@@ -86,6 +94,9 @@ impl CallActor {
                     }
                     Output::Media(op) => {
                         self.media_op(op, &mut room, &mut record_legs).await;
+                    }
+                    Output::Notice(notice) => {
+                        tracing::debug!(?notice, "notice");
                     }
                     Output::Ended(mut record) => {
                         if let Some(r) = room.take() {
@@ -118,7 +129,13 @@ impl CallActor {
                         Some(CallEvent::Media(leg, LegEvent::MediaTimeout)) => {
                             self.call.media_timeout(now, leg);
                         }
+                        Some(CallEvent::Media(leg, LegEvent::Dtmf(digit, _))) => {
+                            self.call.dtmf(leg, digit.to_char());
+                        }
                         Some(CallEvent::Media(..)) => {}
+                        Some(CallEvent::PromptEnded(leg, id, end)) => {
+                            self.call.prompt_ended(leg, id, end == PlayEnd::Interrupted);
+                        }
                         Some(CallEvent::Shutdown) | None => {
                             if !shutting_down {
                                 shutting_down = true;
@@ -146,7 +163,7 @@ impl CallActor {
                 let cfg = self.leg_config(&params);
                 match self.media.create_leg(leg, cfg).await {
                     Ok(addr) => self.call.media_ready(Instant::now(), leg, addr),
-                    Err(e) => self.call.media_failed(Instant::now(), &e.to_string()),
+                    Err(e) => self.call.media_failed(Instant::now(), leg, &e.to_string()),
                 }
             }
             MediaOp::Update { leg, params } => {
@@ -186,6 +203,61 @@ impl CallActor {
                     record_legs.push((side, stats));
                 }
                 let _ = self.media.end_leg(leg).await;
+            }
+            MediaOp::Play {
+                leg,
+                prompt,
+                id,
+                looped,
+                interruptible,
+            } => {
+                let options = PlayOptions {
+                    looped,
+                    interruptible,
+                    id,
+                };
+                let played = match self.config.prompts.get(&prompt).await {
+                    Ok(p) => self
+                        .media
+                        .play(leg, p, options)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = played {
+                    // A prompt that cannot play counts as played: the flow goes on rather
+                    // than leaving the caller in silence forever.
+                    tracing::warn!(error = %e, prompt = %prompt.display(), "prompt not played");
+                    self.call.prompt_ended(leg, id, false);
+                }
+            }
+            MediaOp::StopPlay { leg } => {
+                let _ = self.media.stop_prompt(leg).await;
+            }
+            MediaOp::StartRecording { leg, path } => {
+                let r = RoomId(key.0);
+                if room.is_none() {
+                    if let Err(e) = self.media.create_room(r).await {
+                        tracing::warn!(error = %e, "room creation failed");
+                        return;
+                    }
+                    *room = Some(r);
+                }
+                let _ = self.media.join(r, leg).await;
+                if let Some(dir) = path.parent() {
+                    let _ = tokio::fs::create_dir_all(dir).await;
+                }
+                if let Err(e) = self.media.start_recording(r, leg, path.clone()).await {
+                    tracing::warn!(error = %e, path = %path.display(), "recording not started");
+                }
+            }
+            MediaOp::StopRecording => {
+                if let Some(r) = *room {
+                    match self.media.stop_recording(r).await {
+                        Ok(summary) => self.recorded.push(summary),
+                        Err(e) => tracing::warn!(error = %e, "recording not closed cleanly"),
+                    }
+                }
             }
         }
     }

@@ -14,12 +14,15 @@
 //! when the call ends, whatever the path; nothing a peer sends panics the machine.
 
 pub mod actor;
+mod hosted;
+pub mod prompts;
 pub mod record;
 pub mod router;
 pub mod routes;
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -173,6 +176,40 @@ pub enum MediaOp {
     },
     /// Collect the leg's statistics for the record, then release it.
     EndLeg { leg: LegId, side: Side },
+    /// Play a prompt to a leg; its end comes back through [`Call::prompt_ended`] with `id`.
+    Play {
+        leg: LegId,
+        prompt: PathBuf,
+        id: u64,
+        looped: bool,
+        interruptible: bool,
+    },
+    /// Stop whatever prompt the leg plays (no end is reported for it).
+    StopPlay { leg: LegId },
+    /// Record what `leg` says (left) and hears (right) to a WAV file (voicemail).
+    StartRecording { leg: LegId, path: PathBuf },
+    /// Close the recording started on this call.
+    StopRecording,
+}
+
+/// What a hosted call tells the service driving it (IVR, queue, voicemail: [`hosted`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// The server answered the caller: the service can start talking.
+    Answered,
+    /// A DTMF key from the caller (RFC 4733 or SIP INFO).
+    Digit(char),
+    /// The last prompt of a [`Call::play`] sequence played to its end.
+    PromptFinished,
+    /// The agent's phone rings.
+    AgentRinging,
+    /// The agent answered and is bridged with the caller.
+    AgentAnswered,
+    /// The agent leg failed before answer (busy, declined, unreachable, no answer, or
+    /// cancelled by [`Call::cancel_dial`]); the caller is still there.
+    AgentFailed(EndCause),
+    /// The call is ending (hang-up, timeout, shutdown): the service must let go of it.
+    Ending(EndCause),
 }
 
 /// What the media engine needs to know about a leg from SDP.
@@ -204,6 +241,8 @@ impl LegParams {
 pub enum Output {
     Sip(SipCommand),
     Media(MediaOp),
+    /// For the service driving a hosted call.
+    Notice(Notice),
     /// The call is over. The record is complete but for per-leg media figures, which the
     /// actor adds from the legs' last statistics.
     Ended(Box<CallRecord>),
@@ -237,6 +276,8 @@ enum State {
     Talking,
     /// BYE/CANCEL sent, waiting for the far ends.
     Ending,
+    /// (Hosted calls) the caller was answered by the server; agents are dialed in turn.
+    Hosted,
     Ended,
 }
 
@@ -276,6 +317,37 @@ struct AgentLeg {
     cancelled: bool,
     bye: Option<ReqRef>,
     bridged: bool,
+    /// (Hosted calls) the media leg exists; it is made for each dial and ended after a failed
+    /// one, so an idle leg's media timeout never concerns the call.
+    media_up: bool,
+}
+
+impl AgentLeg {
+    fn new(leg: LegId, media_ip: IpAddr, dest: Peer, contact: Uri) -> AgentLeg {
+        AgentLeg {
+            leg,
+            media: local_media(media_ip),
+            dest,
+            contact,
+            req: None,
+            invite: None,
+            offer: None,
+            dialog: None,
+            negotiated: None,
+            challenges: Vec::new(),
+            finished: false,
+            answered: false,
+            cancelled: false,
+            bye: None,
+            bridged: false,
+            media_up: false,
+        }
+    }
+
+    /// An attempt is under way: INVITE in flight, or answered and not hung up.
+    fn busy(&self) -> bool {
+        (self.req.is_some() && !self.finished) || self.dialog.is_some() || self.bye.is_some()
+    }
 }
 
 /// Who refreshes the session (RFC 4028 §7).
@@ -330,6 +402,8 @@ pub struct Call {
     legs_pending: u8,
     out: VecDeque<Output>,
     record: CallRecord,
+    /// Set for calls the server answers itself ([`Call::new_hosted`]).
+    hosted: Option<hosted::HostedState>,
 }
 
 /// A machine input.
@@ -346,6 +420,40 @@ impl Call {
         invite: Request,
         source: Peer,
         target: Target,
+        legs: (LegId, LegId),
+    ) -> Result<Call, Response> {
+        let mut call = Call::build(key, config, now, wall_ms, tx, invite, source, legs)?;
+        call.record.target = Some(target.clone());
+        call.agent.dest = target.peer();
+        call.agent.contact = target.request_uri().clone();
+        call.legs_pending = 2;
+        let negotiated = call.caller.negotiated;
+        call.media(MediaOp::CreateLeg {
+            leg: legs.0,
+            side: Side::Caller,
+            params: LegParams::from_negotiated(&negotiated),
+        });
+        // The agent leg starts with the caller's codec, offered first: if the agent takes it,
+        // the two legs agree and nothing is transcoded.
+        call.media(MediaOp::CreateLeg {
+            leg: legs.1,
+            side: Side::Agent,
+            params: call.agent_leg_params(),
+        });
+        Ok(call)
+    }
+
+    /// The parts of a call both kinds share: the caller's offer checked and answered, the
+    /// record started. No media leg is asked for yet.
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        key: CallKey,
+        config: CallConfig,
+        now: Instant,
+        wall_ms: i64,
+        tx: TxId,
+        invite: Request,
+        source: Peer,
         legs: (LegId, LegId),
     ) -> Result<Call, Response> {
         let local_tag = Tag::generate();
@@ -378,10 +486,12 @@ impl Call {
                 return Err(r);
             }
         };
-        let (contact, peer) = (target.request_uri().clone(), target.peer());
-        let mut record = CallRecord::new(key, &invite, &target, wall_ms);
+        let mut record = CallRecord::new(key, &invite, wall_ms);
         record.caller.codec = Some(negotiated.codec);
-        let mut call = Call {
+        // Until a dial says where, the agent leg points back at the caller; nothing is sent
+        // on it before then.
+        let agent = AgentLeg::new(legs.1, config.media_ip, source, invite.uri.clone());
+        Ok(Call {
             key,
             state: State::Preparing,
             start: now,
@@ -399,49 +509,26 @@ impl Call {
                 finalized: false,
                 bye: None,
             },
-            agent: AgentLeg {
-                leg: legs.1,
-                media: local_media(config.media_ip),
-                dest: peer,
-                contact,
-                req: None,
-                invite: None,
-                offer: None,
-                dialog: None,
-                negotiated: None,
-                challenges: Vec::new(),
-                finished: false,
-                answered: false,
-                cancelled: false,
-                bye: None,
-                bridged: false,
-            },
+            agent,
             ring_deadline: None,
             end_deadline: None,
             session: None,
             next_req: 0,
-            legs_pending: 2,
+            legs_pending: 0,
             out: VecDeque::new(),
             record,
             config,
-        };
-        call.media(MediaOp::CreateLeg {
-            leg: legs.0,
-            side: Side::Caller,
-            params: LegParams::from_negotiated(&negotiated),
-        });
-        // The agent leg starts with the caller's codec, offered first: if the agent takes it,
-        // the two legs agree and nothing is transcoded.
-        call.media(MediaOp::CreateLeg {
-            leg: legs.1,
-            side: Side::Agent,
-            params: LegParams {
-                remote: None,
-                dtmf_payload_type: Some(101),
-                ..LegParams::from_negotiated(&negotiated)
-            },
-        });
-        Ok(call)
+            hosted: None,
+        })
+    }
+
+    /// The agent media leg before the agent answers: the caller's codec, no remote yet.
+    fn agent_leg_params(&self) -> LegParams {
+        LegParams {
+            remote: None,
+            dtmf_payload_type: Some(101),
+            ..LegParams::from_negotiated(&self.caller.negotiated)
+        }
     }
 
     pub fn key(&self) -> CallKey {
@@ -478,25 +565,41 @@ impl Call {
             self.caller.media.port = local.port();
         } else if leg == self.agent.leg {
             self.agent.media.port = local.port();
+            if self.hosted.is_some() {
+                self.agent.media_up = true;
+                self.hosted_agent_media_ready(now);
+                return;
+            }
         } else {
             return;
         }
         self.legs_pending = self.legs_pending.saturating_sub(1);
         if self.legs_pending == 0 && self.state == State::Preparing {
-            self.start_agent_leg(now);
+            if self.hosted.is_some() {
+                self.answer_hosted(now);
+            } else {
+                self.start_agent_leg(now);
+            }
         }
     }
 
     /// Creating a media leg failed: the call cannot go on.
-    pub fn media_failed(&mut self, now: Instant, reason: &str) {
+    pub fn media_failed(&mut self, now: Instant, leg: LegId, reason: &str) {
         tracing::warn!(call = %self.key, reason, "media leg failed");
+        if self.hosted.is_some() && leg == self.agent.leg && self.state == State::Hosted {
+            // No port for the agent leg: this dial fails, the caller stays.
+            self.agent_attempt_failed(EndCause::MediaError);
+            return;
+        }
         self.reject_caller(503, "Service Unavailable (media)");
         self.end(now, EndCause::MediaError, None);
     }
 
     /// No RTP from a leg for the configured time.
     pub fn media_timeout(&mut self, now: Instant, leg: LegId) {
-        if self.state != State::Talking {
+        let hosted_live = self.state == State::Hosted
+            && (leg == self.caller.leg || (leg == self.agent.leg && self.agent.bridged));
+        if self.state != State::Talking && !hosted_live {
             return;
         }
         let side = if leg == self.caller.leg {
@@ -510,6 +613,10 @@ impl Call {
 
     /// The server is shutting down: end the call cleanly.
     pub fn shutdown(&mut self, now: Instant) {
+        if self.state == State::Hosted {
+            self.end(now, EndCause::Shutdown, None);
+            return;
+        }
         if self.state == State::Preparing || self.state == State::Ringing {
             self.reject_caller(503, "Service Unavailable (shutting down)");
         }
@@ -519,7 +626,11 @@ impl Call {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.ring_deadline.is_some_and(|d| now >= d) {
             self.ring_deadline = None;
-            if self.state == State::Ringing {
+            if self.state == State::Hosted {
+                tracing::info!(call = %self.key, "agent did not answer in time");
+                self.cancel_dial(now);
+                self.agent_attempt_failed(EndCause::NoAnswer);
+            } else if self.state == State::Ringing {
                 tracing::info!(call = %self.key, "agent did not answer in time");
                 self.reject_caller(480, "Temporarily Unavailable (no answer)");
                 self.end(now, EndCause::NoAnswer, None);
@@ -609,19 +720,37 @@ impl Call {
             .collect()
     }
 
-    fn start_agent_leg(&mut self, now: Instant) {
-        // Our answer to the caller, fixed now that the port is known (used in 183 and 200).
+    /// Our answer to the caller, fixed now that the port is known (used in 183 and 200).
+    /// False (the caller refused and the call ending) when it cannot be made.
+    fn make_caller_answer(&mut self, now: Instant) -> bool {
         match sdp::answer(&self.caller.offer, &self.caller.media, &self.config.codecs) {
             Ok((answer, negotiated)) => {
                 self.caller.answer = Some(answer);
                 self.caller.negotiated = negotiated;
+                true
             }
             Err(_) => {
                 self.reject_caller(488, "Not Acceptable Here");
                 self.end(now, EndCause::MediaError, None);
-                return;
+                false
             }
         }
+    }
+
+    fn start_agent_leg(&mut self, now: Instant) {
+        if !self.make_caller_answer(now) {
+            return;
+        }
+        self.send_agent_invite();
+        self.state = State::Ringing;
+        self.ring_deadline = Some(now + self.config.ring_timeout);
+    }
+
+    /// The INVITE to the agent (or trunk) named by the record's target, with our offer.
+    fn send_agent_invite(&mut self) {
+        let Some(target) = self.record.target.clone() else {
+            return;
+        };
         let offer = sdp::create_offer(&self.agent.media, &self.agent_prefs(), Direction::SendRecv);
         let caller_from = self.caller.invite.from_header();
         let caller_user = caller_from
@@ -632,7 +761,7 @@ impl Call {
         // The agent's phone: From and To in our domain, To is the extension. The trunk: both
         // in the trunk's domain, To is the number, From the caller's number unless a caller
         // id is configured (then the caller's name is not passed either).
-        let (to_user, domain, caller_user) = match &self.record.target {
+        let (to_user, domain, caller_user) = match &target {
             Target::Agent { extension, .. } => {
                 (extension.clone(), self.config.host.clone(), caller_user)
             }
@@ -697,7 +826,9 @@ impl Call {
                 local_tag: Tag::new(tag),
             });
         }
-        if let Some(call_id) = self.caller.invite.call_id() {
+        if self.hosted.is_none()
+            && let Some(call_id) = self.caller.invite.call_id()
+        {
             self.sip(SipCommand::BindDialog {
                 call_id,
                 local_tag: self.caller.local_tag.clone(),
@@ -711,8 +842,6 @@ impl Call {
         self.agent.req = Some(req);
         self.agent.invite = Some(invite);
         self.agent.offer = Some(offer);
-        self.state = State::Ringing;
-        self.ring_deadline = Some(now + self.config.ring_timeout);
     }
 
     fn on_response(&mut self, now: Instant, req: ReqRef, resp: Response) {
@@ -734,7 +863,11 @@ impl Call {
     }
 
     fn on_timeout(&mut self, now: Instant, req: ReqRef) {
-        if Some(req) == self.agent.req && !self.agent.finished {
+        if self.hosted.is_some() && Some(req) == self.agent.req && !self.agent.finished {
+            self.agent.finished = true;
+            self.agent_attempt_failed(EndCause::AgentUnreachable);
+            self.finish_if_done(now);
+        } else if Some(req) == self.agent.req && !self.agent.finished {
             self.agent.finished = true;
             if !self.caller.finalized {
                 self.reject_caller(480, "Temporarily Unavailable (agent unreachable)");
@@ -751,6 +884,10 @@ impl Call {
         };
         if matches!(resp.code, 401 | 407) && self.retry_with_credentials(&invite, &resp) {
             // The caller hears nothing of it and the ring timeout keeps running.
+            return;
+        }
+        if self.hosted.is_some() {
+            self.on_hosted_agent_response(now, &invite, resp);
             return;
         }
         match resp.code {
@@ -786,20 +923,7 @@ impl Call {
                     Some(d) => d.handle_response(&resp),
                     None => self.agent.dialog = Dialog::uac(&invite, &resp).ok(),
                 }
-                // Every 2xx is acknowledged, retransmissions too, with the INVITE's CSeq number
-                // and credentials (§13.2.2.4).
-                if let Some(d) = &self.agent.dialog {
-                    let mut ack = d.create_ack(cseq_of(&invite), &self.agent_via());
-                    for name in [HeaderName::Authorization, HeaderName::ProxyAuthorization] {
-                        for v in invite.headers.get_all(&name) {
-                            ack.headers.push(name.clone(), v);
-                        }
-                    }
-                    self.sip(SipCommand::Ack {
-                        request: ack,
-                        dest: self.agent.dest,
-                    });
-                }
+                self.ack_agent_2xx(&invite);
                 if !first {
                     return;
                 }
@@ -850,6 +974,23 @@ impl Call {
         }
     }
 
+    /// Every 2xx is acknowledged, retransmissions too, with the INVITE's CSeq number and
+    /// credentials (§13.2.2.4).
+    fn ack_agent_2xx(&mut self, invite: &Request) {
+        if let Some(d) = &self.agent.dialog {
+            let mut ack = d.create_ack(cseq_of(invite), &self.agent_via());
+            for name in [HeaderName::Authorization, HeaderName::ProxyAuthorization] {
+                for v in invite.headers.get_all(&name) {
+                    ack.headers.push(name.clone(), v);
+                }
+            }
+            self.sip(SipCommand::Ack {
+                request: ack,
+                dest: self.agent.dest,
+            });
+        }
+    }
+
     /// RFC 3261 §22.2 (§8.1.3.5): a 401/407 to our INVITE is answered by a new INVITE with
     /// the same Call-ID, From (tag), To, Request-URI and offer, the next CSeq, a new branch,
     /// and `Authorization` (401) or `Proxy-Authorization` (407) for the challenge. False
@@ -859,10 +1000,21 @@ impl Call {
     fn retry_with_credentials(&mut self, invite: &Request, resp: &Response) -> bool {
         /// More than a proxy and a UAS challenging, each once, plus a stale nonce each.
         const MAX_CHALLENGES: usize = 4;
-        if self.state != State::Ringing || self.caller.finalized {
+        let dialing = if self.hosted.is_some() {
+            self.state == State::Hosted && !self.agent.cancelled
+        } else {
+            self.state == State::Ringing && !self.caller.finalized
+        };
+        if !dialing {
             return false;
         }
-        let Some(creds) = self.record.target.credentials().cloned() else {
+        let Some(creds) = self
+            .record
+            .target
+            .as_ref()
+            .and_then(|t| t.credentials())
+            .cloned()
+        else {
             return false;
         };
         let (challenge_header, auth_header) = if resp.code == 401 {
@@ -1057,6 +1209,14 @@ impl Call {
                 }
             }
             Method::Options | Method::Info => {
+                // A key sent as SIP INFO (application/dtmf-relay, application/dtmf) is a key
+                // like an RFC 4733 one for the service driving a hosted call.
+                if side == Side::Caller
+                    && self.hosted.is_some()
+                    && let Some(digit) = hosted::info_digit(&req)
+                {
+                    self.out.push_back(Output::Notice(Notice::Digit(digit)));
+                }
                 let mut r = reply(200, "OK");
                 r.headers.push(HeaderName::Allow, ALLOW);
                 let r = self.stamp(r);
@@ -1323,6 +1483,13 @@ impl Call {
     fn end(&mut self, now: Instant, cause: EndCause, by: Option<Side>) {
         if matches!(self.state, State::Ending | State::Ended) {
             return;
+        }
+        if let Some(h) = self.hosted.as_mut() {
+            // A voicemail being recorded is closed first, before the legs go.
+            if std::mem::take(&mut h.recording) {
+                self.out.push_back(Output::Media(MediaOp::StopRecording));
+            }
+            self.out.push_back(Output::Notice(Notice::Ending(cause)));
         }
         self.state = State::Ending;
         self.ring_deadline = None;

@@ -88,7 +88,12 @@ pub struct CallRecord {
     pub to: String,
     /// The dialed number (Request-URI user).
     pub dialed: String,
-    pub target: Target,
+    /// Where the call was put through last (agent or trunk); `None` when it never was.
+    pub target: Option<Target>,
+    /// When an agent answered a hosted call (the caller was answered by the server earlier).
+    pub connect_after: Option<Duration>,
+    /// The IVR flow, queue or voicemail box that handled a hosted call, in order.
+    pub services: Vec<String>,
     /// Wall-clock milliseconds when the INVITE arrived; the rest are offsets from it.
     pub offered_at_ms: i64,
     pub ring_after: Option<Duration>,
@@ -102,7 +107,7 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
-    pub fn new(key: CallKey, invite: &Request, target: &Target, offered_at_ms: i64) -> CallRecord {
+    pub fn new(key: CallKey, invite: &Request, offered_at_ms: i64) -> CallRecord {
         let uri_of =
             |n: Option<crate::sip::NameAddr>| n.map(|n| n.uri.to_string()).unwrap_or_default();
         CallRecord {
@@ -115,7 +120,9 @@ impl CallRecord {
                 .as_sip()
                 .and_then(|u| u.user_unescaped())
                 .unwrap_or_default(),
-            target: target.clone(),
+            target: None,
+            connect_after: None,
+            services: Vec::new(),
             offered_at_ms,
             ring_after: None,
             answer_after: None,
@@ -129,6 +136,6 @@ impl CallRecord {
 
     /// The agent the call went to; `None` for a call out through the trunk.
     pub fn agent_extension(&self) -> Option<&str> {
-        self.target.agent_extension()
+        self.target.as_ref().and_then(|t| t.agent_extension())
     }
 }

@@ -1132,3 +1132,397 @@ fn media_timeout_on_the_agent_leg_is_recorded_as_the_agents() {
     assert_eq!(rec.end_cause, Some(EndCause::MediaTimeout));
     assert_eq!(rec.ended_by, Some(Side::Agent));
 }
+
+mod hosted {
+    //! Calls the server answers itself: prompts, keys, dialing agents one attempt at a time.
+    use super::*;
+
+    fn start() -> Harness {
+        let now = Instant::now();
+        let call = Call::new_hosted(
+            CallKey(7),
+            config(),
+            now,
+            1_000,
+            TxId::for_test(CALLER_TX),
+            invite(CALLER_SDP),
+            caller_peer(),
+            (LegId(14), LegId(15)),
+            "flow:main".into(),
+        )
+        .expect("usable offer");
+        let mut h = Harness {
+            call,
+            now,
+            out: Vec::new(),
+        };
+        h.drain();
+        h
+    }
+
+    fn notices(h: &Harness) -> Vec<Notice> {
+        h.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Notice(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The caller leg up and answered; returns our To tag.
+    fn answered_by_us(h: &mut Harness) -> String {
+        h.call
+            .media_ready(h.now, LegId(14), "127.0.0.1:40000".parse().unwrap());
+        h.drain();
+        let ok = h.responses(CALLER_TX);
+        assert_eq!(ok.len(), 1);
+        assert_eq!(ok[0].code, 200);
+        assert!(
+            std::str::from_utf8(&ok[0].body)
+                .unwrap()
+                .contains("m=audio 40000 RTP/AVP 8")
+        );
+        assert_eq!(notices(h), vec![Notice::Answered]);
+        ok[0].to_tag().unwrap()
+    }
+
+    /// Dials the agent; returns the INVITE once its media leg is up.
+    fn dial(h: &mut Harness, ring: Option<Duration>) -> (ReqRef, Request) {
+        assert!(h.call.dial(target(), ring));
+        h.drain();
+        assert!(h.media_ops().iter().any(|o| matches!(
+            o,
+            MediaOp::CreateLeg {
+                leg: LegId(15),
+                side: Side::Agent,
+                ..
+            }
+        )));
+        assert!(
+            h.sent().is_empty(),
+            "no INVITE before the agent leg has a port"
+        );
+        h.call
+            .media_ready(h.now, LegId(15), "127.0.0.1:40002".parse().unwrap());
+        h.drain();
+        h.sent()
+            .into_iter()
+            .find(|(_, r, _)| r.method == Method::Invite)
+            .map(|(q, r, _)| (q, r))
+            .expect("agent INVITE")
+    }
+
+    fn caller_bye(h: &mut Harness, tag: &str) {
+        h.call.handle_sip(
+            h.now,
+            SipInput::Request {
+                tx: TxId::for_test(50),
+                request: caller_request("BYE", 11, tag, ""),
+                source: caller_peer(),
+            },
+        );
+        h.drain();
+    }
+
+    #[test]
+    fn only_the_caller_leg_is_made_and_the_server_answers() {
+        let mut h = start();
+        let ops = h.media_ops();
+        assert_eq!(ops.len(), 1, "{ops:?}");
+        assert!(h.responses(CALLER_TX).is_empty());
+        answered_by_us(&mut h);
+        assert!(
+            h.out
+                .iter()
+                .any(|o| matches!(o, Output::Sip(SipCommand::BindDialog { .. })))
+        );
+    }
+
+    #[test]
+    fn prompts_play_in_order_and_stale_ends_are_ignored() {
+        let mut h = start();
+        answered_by_us(&mut h);
+        h.call
+            .play(vec!["a.wav".into(), "b.wav".into()], false, true);
+        h.drain();
+        let id = match &h.media_ops()[..] {
+            [
+                MediaOp::Play {
+                    prompt,
+                    id,
+                    interruptible: true,
+                    looped: false,
+                    ..
+                },
+            ] => {
+                assert_eq!(prompt, &PathBuf::from("a.wav"));
+                *id
+            }
+            other => panic!("{other:?}"),
+        };
+        // An end from an earlier play changes nothing.
+        h.call.prompt_ended(LegId(14), id - 1, false);
+        assert!(h.drain().is_empty());
+        h.call.prompt_ended(LegId(14), id, false);
+        h.drain();
+        assert!(
+            matches!(&h.media_ops()[..], [MediaOp::Play { prompt, .. }] if prompt == &PathBuf::from("b.wav"))
+        );
+        assert!(notices(&h).is_empty());
+        h.call.prompt_ended(LegId(14), id, false);
+        h.drain();
+        assert_eq!(notices(&h), vec![Notice::PromptFinished]);
+        assert!(!h.call.is_playing());
+    }
+
+    #[test]
+    fn a_key_interrupts_and_reaches_the_service_and_hold_music_loops() {
+        let mut h = start();
+        answered_by_us(&mut h);
+        h.call.play(vec!["menu.wav".into()], false, true);
+        h.drain();
+        h.call.dtmf(LegId(14), '1');
+        h.drain();
+        assert_eq!(notices(&h), vec![Notice::Digit('1')]);
+        assert!(!h.call.is_playing());
+        // Keys from the agent leg are not the caller's.
+        h.call.dtmf(LegId(15), '9');
+        assert!(h.drain().is_empty());
+        h.call.play(vec!["moh.wav".into()], true, false);
+        h.drain();
+        assert!(matches!(
+            &h.media_ops()[..],
+            [MediaOp::Play { looped: true, .. }]
+        ));
+        h.call
+            .play(vec!["pos.wav".into(), "moh.wav".into()], true, false);
+        h.drain();
+        let id = match &h.media_ops()[..] {
+            [
+                MediaOp::Play {
+                    id, looped: false, ..
+                },
+            ] => *id,
+            other => panic!("{other:?}"),
+        };
+        h.call.prompt_ended(LegId(14), id, false);
+        h.call.prompt_ended(LegId(14), id, false);
+        h.drain();
+        assert!(
+            matches!(&h.media_ops()[..], [MediaOp::Play { prompt: a, .. }, MediaOp::Play { prompt: b, .. }] if a == &PathBuf::from("moh.wav") && b == &PathBuf::from("pos.wav")),
+            "a looped sequence starts over"
+        );
+        assert!(notices(&h).is_empty());
+    }
+
+    #[test]
+    fn sip_info_keys_count_like_rtp_keys() {
+        let mut h = start();
+        let tag = answered_by_us(&mut h);
+        let mut info = caller_request("INFO", 11, &tag, "Signal=5\r\nDuration=160\r\n");
+        info.headers
+            .set(HeaderName::ContentType, "application/dtmf-relay");
+        h.call.handle_sip(
+            h.now,
+            SipInput::Request {
+                tx: TxId::for_test(70),
+                request: info,
+                source: caller_peer(),
+            },
+        );
+        h.drain();
+        assert_eq!(h.responses(70)[0].code, 200);
+        assert_eq!(notices(&h), vec![Notice::Digit('5')]);
+        for (ctype, body, want) in [
+            ("application/dtmf", "#", Some('#')),
+            ("application/dtmf-relay", "Signal=11", Some('#')),
+            ("application/dtmf-relay", "Signal=x", None),
+            ("text/plain", "5", None),
+        ] {
+            let mut r = caller_request("INFO", 12, &tag, body);
+            r.headers.set(HeaderName::ContentType, ctype);
+            assert_eq!(super::super::hosted::info_digit(&r), want, "{ctype} {body}");
+        }
+    }
+
+    #[test]
+    fn agent_answer_stops_the_music_bridges_and_a_caller_bye_ends_both() {
+        let mut h = start();
+        let tag = answered_by_us(&mut h);
+        h.call.play(vec!["moh.wav".into()], true, false);
+        h.drain();
+        let (req, inv) = dial(&mut h, None);
+        assert_eq!(
+            inv.to_header()
+                .unwrap()
+                .uri
+                .as_sip()
+                .unwrap()
+                .user
+                .as_deref(),
+            Some("1001")
+        );
+        h.agent_says(req, &inv, 180, None);
+        assert_eq!(notices(&h), vec![Notice::AgentRinging]);
+        assert!(
+            h.responses(CALLER_TX).is_empty(),
+            "nothing relayed to an answered caller"
+        );
+        h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+        assert!(
+            h.out
+                .iter()
+                .any(|o| matches!(o, Output::Sip(SipCommand::Ack { .. })))
+        );
+        let ops = h.media_ops();
+        assert!(ops.contains(&MediaOp::StopPlay { leg: LegId(14) }));
+        assert!(ops.contains(&MediaOp::Bridge {
+            caller: LegId(14),
+            agent: LegId(15)
+        }));
+        assert_eq!(notices(&h), vec![Notice::AgentAnswered]);
+        assert!(h.call.agent_connected());
+        caller_bye(&mut h, &tag);
+        assert_eq!(notices(&h), vec![Notice::Ending(EndCause::CallerHangup)]);
+        let (bye_ref, bye, _) = h
+            .sent()
+            .into_iter()
+            .find(|(_, r, _)| r.method == Method::Bye)
+            .unwrap();
+        h.call.handle_sip(
+            h.now,
+            SipInput::Response {
+                req: bye_ref,
+                response: bye.response(200, "OK", None),
+            },
+        );
+        h.drain();
+        let rec = h.ended().expect("record");
+        assert!(rec.connect_after.is_some());
+        assert_eq!(rec.agent_extension(), Some("1001"));
+        assert_eq!(rec.services, vec!["flow:main".to_string()]);
+    }
+
+    #[test]
+    fn a_busy_agent_leaves_the_caller_waiting_and_the_next_dial_works() {
+        let mut h = start();
+        answered_by_us(&mut h);
+        let (req, inv) = dial(&mut h, None);
+        assert!(!h.call.dial(target(), None), "one attempt at a time");
+        h.agent_says(req, &inv, 486, None);
+        assert_eq!(notices(&h), vec![Notice::AgentFailed(EndCause::AgentBusy)]);
+        assert!(h.media_ops().contains(&MediaOp::EndLeg {
+            leg: LegId(15),
+            side: Side::Agent
+        }));
+        assert!(h.responses(CALLER_TX).is_empty());
+        assert!(h.ended().is_none());
+        let (req2, inv2) = dial(&mut h, None);
+        assert_ne!(
+            inv2.call_id(),
+            inv.call_id(),
+            "a new dialog for a new attempt"
+        );
+        h.agent_says(req2, &inv2, 200, Some(AGENT_ANSWER));
+        assert_eq!(notices(&h), vec![Notice::AgentAnswered]);
+    }
+
+    #[test]
+    fn ring_timeout_cancels_and_an_answer_crossing_the_cancel_is_hung_up() {
+        let mut h = start();
+        answered_by_us(&mut h);
+        let (req, inv) = dial(&mut h, Some(Duration::from_secs(15)));
+        h.agent_says(req, &inv, 180, None);
+        h.now += Duration::from_secs(15);
+        assert_eq!(h.call.poll_timeout(), Some(h.now));
+        h.call.handle_timeout(h.now);
+        h.drain();
+        assert!(
+            h.out
+                .iter()
+                .any(|o| matches!(o, Output::Sip(SipCommand::Cancel { req: r }) if *r == req))
+        );
+        assert_eq!(notices(&h), vec![Notice::AgentFailed(EndCause::NoAnswer)]);
+        // The agent picked up just as we cancelled.
+        h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+        assert!(
+            notices(&h).is_empty(),
+            "the service heard of this attempt already"
+        );
+        assert!(h.sent().iter().any(|(_, r, _)| r.method == Method::Bye));
+        assert!(!h.call.agent_connected());
+        assert!(h.ended().is_none(), "the caller is still there");
+    }
+
+    #[test]
+    fn cancel_dial_while_the_leg_is_being_made_sends_nothing() {
+        let mut h = start();
+        answered_by_us(&mut h);
+        assert!(h.call.dial(target(), None));
+        h.drain();
+        h.call.cancel_dial(h.now);
+        h.call
+            .media_ready(h.now, LegId(15), "127.0.0.1:40002".parse().unwrap());
+        h.drain();
+        assert!(h.sent().is_empty());
+        assert!(!h.call.is_dialing());
+    }
+
+    #[test]
+    fn caller_hangs_up_while_the_agent_rings() {
+        let mut h = start();
+        let tag = answered_by_us(&mut h);
+        let (req, inv) = dial(&mut h, None);
+        h.agent_says(req, &inv, 180, None);
+        caller_bye(&mut h, &tag);
+        assert_eq!(notices(&h), vec![Notice::Ending(EndCause::CallerHangup)]);
+        assert!(
+            h.out
+                .iter()
+                .any(|o| matches!(o, Output::Sip(SipCommand::Cancel { .. })))
+        );
+        h.agent_says(req, &inv, 487, None);
+        let rec = h.ended().expect("record once the agent INVITE is done");
+        assert_eq!(rec.end_cause, Some(EndCause::CallerHangup));
+        assert!(rec.connect_after.is_none());
+    }
+
+    #[test]
+    fn a_voicemail_recording_is_closed_before_the_call_ends() {
+        let mut h = start();
+        let tag = answered_by_us(&mut h);
+        h.call.start_recording("vm/1.wav".into());
+        h.drain();
+        assert_eq!(
+            h.media_ops(),
+            vec![MediaOp::StartRecording {
+                leg: LegId(14),
+                path: "vm/1.wav".into()
+            }]
+        );
+        caller_bye(&mut h, &tag);
+        let stop = h
+            .out
+            .iter()
+            .position(|o| matches!(o, Output::Media(MediaOp::StopRecording)))
+            .expect("stopped");
+        let ended = h
+            .out
+            .iter()
+            .position(|o| matches!(o, Output::Ended(_)))
+            .expect("ended");
+        assert!(stop < ended);
+    }
+
+    #[test]
+    fn media_timeout_of_an_idle_agent_leg_is_ignored_but_the_callers_ends_the_call() {
+        let mut h = start();
+        answered_by_us(&mut h);
+        h.call.media_timeout(h.now, LegId(15));
+        assert!(h.drain().is_empty());
+        h.call.media_timeout(h.now, LegId(14));
+        h.drain();
+        assert_eq!(notices(&h), vec![Notice::Ending(EndCause::MediaTimeout)]);
+    }
+}

@@ -152,10 +152,17 @@ impl SipService {
                     }
                 }
                 ev = plane.media_events.recv() => {
-                    if let Some(EngineEvent::Leg { leg, event }) = ev
+                    let routed = match ev {
+                        Some(EngineEvent::Leg { leg, event }) => Some((leg, CallEvent::Media(leg, event))),
+                        Some(EngineEvent::PromptEnded { leg, end, id }) => {
+                            Some((leg, CallEvent::PromptEnded(leg, id, end)))
+                        }
+                        None => None,
+                    };
+                    if let Some((leg, event)) = routed
                         && let Some(tx) = calls.get(&call_of_leg(leg))
                     {
-                        let _ = tx.try_send(CallEvent::Media(leg, event));
+                        let _ = tx.try_send(event);
                     }
                 }
                 ev = inbound.recv() => {
@@ -224,6 +231,7 @@ impl SipService {
                                         to_sip: to_sip.clone(),
                                         store: store.clone(),
                                         config: plane.actor_config.clone(),
+                                        recorded: Vec::new(),
                                     }
                                     .run(),
                                 );

@@ -135,6 +135,8 @@ pub enum EngineEvent {
         leg: LegId,
         /// Why.
         end: PlayEnd,
+        /// The play's [`PlayOptions::id`].
+        id: u64,
     },
 }
 
@@ -612,12 +614,16 @@ impl Engine {
             if let Some(player) = entry.player.as_mut()
                 && !entry.leg.send_prompt(now, player)
             {
-                ended = player.ended();
+                ended = player.ended().map(|end| (end, player.id()));
             }
-            if let Some(end) = ended {
+            if let Some((end, play)) = ended {
                 entry.player = None;
                 entry.leg.source_changed();
-                self.emit(EngineEvent::PromptEnded { leg: id, end });
+                self.emit(EngineEvent::PromptEnded {
+                    leg: id,
+                    end,
+                    id: play,
+                });
             }
             let Some(entry) = self.legs.get_mut(&id) else {
                 continue;
@@ -666,11 +672,13 @@ impl Engine {
                 && let Some(player) = entry.player.as_mut()
                 && player.on_dtmf()
             {
+                let play = player.id();
                 entry.player = None;
                 entry.leg.source_changed();
                 out.push(EngineEvent::PromptEnded {
                     leg: id,
                     end: PlayEnd::Interrupted,
+                    id: play,
                 });
             }
             out.push(EngineEvent::Leg { leg: id, event });

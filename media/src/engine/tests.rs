@@ -299,6 +299,7 @@ async fn a_prompt_plays_at_20ms_pacing_and_a_key_interrupts_it() {
             PlayOptions {
                 looped: false,
                 interruptible: true,
+                id: 7,
             },
         )
         .await
@@ -312,6 +313,7 @@ async fn a_prompt_plays_at_20ms_pacing_and_a_key_interrupts_it() {
             == EngineEvent::PromptEnded {
                 leg,
                 end: PlayEnd::Interrupted,
+                id: 7,
             };
     }
     assert!(interrupted);
