@@ -42,6 +42,9 @@ pub struct Config {
     /// Agents allowed to register (and their static contacts, for phones behind a PBX).
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
+    /// ACD queues, one per skill group (see [`crate::acd`]).
+    #[serde(default)]
+    pub queues: Vec<QueueSettings>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -382,10 +385,91 @@ pub struct AgentConfig {
     /// Calls the agent's endpoint carries at once (hold one, take another).
     #[serde(default = "default_lines")]
     pub lines: usize,
+    /// Skill name → level, e.g. `skills = { sales = 5 }`: the queues of these skills offer
+    /// the agent their callers (`top-down` queues the highest level first).
+    #[serde(default)]
+    pub skills: std::collections::BTreeMap<String, u8>,
 }
 
 fn default_lines() -> usize {
     2
+}
+
+/// A `[[queues]]` entry: one ACD queue (skill group). Times are whole seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    pub name: String,
+    /// Agents with this skill serve the queue; defaults to the queue's name.
+    pub skill: Option<String>,
+    #[serde(default)]
+    pub strategy: crate::acd::Strategy,
+    #[serde(default = "default_ring_timeout_s")]
+    pub ring_timeout_s: u64,
+    #[serde(default = "default_wrap_up_s")]
+    pub wrap_up_s: u64,
+    /// Unset: callers wait without limit.
+    pub max_wait_s: Option<u64>,
+    /// Unset: no limit.
+    pub max_length: Option<usize>,
+    /// `{ queue = "x" }`, `{ agent = "1001" }`, `{ voicemail = "box" }`, `{ flow = "f" }`,
+    /// `{ external = "+49..." }` or `"hangup"` (the default).
+    #[serde(default)]
+    pub overflow: crate::acd::OverflowTarget,
+    pub widen: Option<WidenSettings>,
+    /// 0: no announcements.
+    #[serde(default)]
+    pub announce_every_s: u64,
+    #[serde(default = "default_no_answer_break_after")]
+    pub no_answer_break_after: u32,
+    #[serde(default)]
+    pub priority: u8,
+    pub hold_music: Option<PathBuf>,
+}
+
+/// `widen = { after_s = 30, skill = "service" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidenSettings {
+    pub after_s: u64,
+    pub skill: String,
+}
+
+fn default_ring_timeout_s() -> u64 {
+    crate::acd::config::DEFAULT_RING_TIMEOUT_S
+}
+
+fn default_wrap_up_s() -> u64 {
+    crate::acd::config::DEFAULT_WRAP_UP_S
+}
+
+fn default_no_answer_break_after() -> u32 {
+    crate::acd::config::DEFAULT_NO_ANSWER_BREAK_AFTER
+}
+
+impl QueueSettings {
+    pub fn to_queue_config(&self) -> crate::acd::QueueConfig {
+        use std::time::Duration;
+        crate::acd::QueueConfig {
+            name: self.name.clone(),
+            skill: self.skill.clone().unwrap_or_else(|| self.name.clone()),
+            strategy: self.strategy,
+            ring_timeout: Duration::from_secs(self.ring_timeout_s),
+            wrap_up: Duration::from_secs(self.wrap_up_s),
+            max_wait: self.max_wait_s.map(Duration::from_secs),
+            max_length: self.max_length,
+            overflow: self.overflow.clone(),
+            widen: self.widen.as_ref().map(|w| crate::acd::Widen {
+                after: Duration::from_secs(w.after_s),
+                skill: w.skill.clone(),
+            }),
+            announce_every: (self.announce_every_s > 0)
+                .then(|| Duration::from_secs(self.announce_every_s)),
+            no_answer_break_after: self.no_answer_break_after,
+            default_priority: self.priority,
+            hold_music: self.hold_music.clone(),
+        }
+    }
 }
 
 impl Config {
@@ -435,6 +519,13 @@ impl Config {
         let config = Config::deserialize(toml::Value::Table(doc))
             .map_err(|e| invalid(format!("after --set overrides: {e}")))?;
         config.check().map_err(invalid)?;
+        if let Err(e) = crate::acd::AcdConfig::from_config(&config).validate() {
+            // Cross-references are checked on the merged config; the line comes from the file.
+            return Err(invalid(match queue_key_line(text, &e) {
+                Some(line) => format!("line {line}: {e}"),
+                None => e.to_string(),
+            }));
+        }
         Ok(config)
     }
 
@@ -489,6 +580,41 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The line in `text` of the queue key an ACD configuration error names (the queue's `name`
+/// line when the key itself is absent); `None` when the file does not hold that queue (it
+/// came from an override).
+fn queue_key_line(text: &str, e: &crate::acd::AcdConfigError) -> Option<usize> {
+    /// Only the spans of the file's queue entries; every other key is ignored here.
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        queues: Vec<toml::Spanned<toml::Table>>,
+    }
+    let name = e.queue.as_deref()?;
+    let file: File = toml::from_str(text).ok()?;
+    let queue = file
+        .queues
+        .iter()
+        .find(|q| q.get_ref().get("name").and_then(|n| n.as_str()) == Some(name))?;
+    let start = queue.span().start;
+    let block = text.get(start..queue.span().end)?;
+    // The key's own line within the entry, else the entry's header.
+    let offset = block
+        .lines()
+        .scan(0, |pos, line| {
+            let at = *pos;
+            *pos += line.len() + 1;
+            Some((at, line))
+        })
+        .find(|(_, line)| {
+            line.trim_start()
+                .strip_prefix(e.key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(0, |(at, _)| at);
+    Some(text[..start + offset].matches('\n').count() + 1)
 }
 
 fn parse_override_value(v: &str) -> toml::Value {
@@ -620,5 +746,99 @@ mod tests {
                 .unwrap_or_else(|| panic!("{sets:?} accepted"));
             assert!(e.contains(key), "{sets:?}: {e}");
         }
+    }
+
+    #[test]
+    fn the_demo_config_has_two_queues_and_skilled_agents() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/cti.toml"));
+        let c = Config::load(path, &[]).unwrap();
+        let acd = crate::acd::AcdConfig::from_config(&c);
+        let sales = &acd.queues[0];
+        assert_eq!(sales.name, "sales");
+        assert_eq!(sales.strategy, crate::acd::Strategy::LongestIdle);
+        assert_eq!(sales.ring_timeout, std::time::Duration::from_secs(15));
+        assert_eq!(sales.max_wait, Some(std::time::Duration::from_secs(60)));
+        assert_eq!(
+            sales.overflow,
+            crate::acd::OverflowTarget::Queue("service".into())
+        );
+        let service = &acd.queues[1];
+        assert_eq!(
+            service.overflow,
+            crate::acd::OverflowTarget::Voicemail("general".into())
+        );
+        assert_eq!(service.max_wait, Some(std::time::Duration::from_secs(120)));
+        let skills: Vec<(&str, Vec<&String>)> = acd
+            .agents
+            .iter()
+            .map(|a| (a.id.as_str(), a.skills.keys().collect()))
+            .collect();
+        assert_eq!(skills[0].0, "1001");
+        assert_eq!(skills[0].1, ["sales"]);
+        assert_eq!(skills[3].1, ["service"]);
+    }
+
+    #[test]
+    fn queue_settings_have_defaults_and_parse_every_target() {
+        let c = Config::from_str_with_overrides(
+            Path::new("q.toml"),
+            "[[queues]]\nname = \"a\"\nwiden = { after_s = 5, skill = \"b\" }\n\n[[queues]]\nname = \"b\"\nstrategy = \"ring-all\"\noverflow = { external = \"+4930123\" }\nannounce_every_s = 20\nmax_length = 3\n",
+            &[],
+        )
+        .unwrap();
+        let acd = crate::acd::AcdConfig::from_config(&c);
+        let a = &acd.queues[0];
+        assert_eq!(a.skill, "a", "skill defaults to the name");
+        assert_eq!(a.overflow, crate::acd::OverflowTarget::Hangup);
+        assert_eq!(a.max_wait, None);
+        assert_eq!(a.announce_every, None);
+        assert_eq!(a.widen.as_ref().map(|w| w.skill.as_str()), Some("b"));
+        let b = &acd.queues[1];
+        assert_eq!(b.strategy, crate::acd::Strategy::RingAll);
+        assert_eq!(
+            b.overflow,
+            crate::acd::OverflowTarget::External("+4930123".into())
+        );
+        assert_eq!(b.announce_every, Some(std::time::Duration::from_secs(20)));
+        assert_eq!(b.max_length, Some(3));
+    }
+
+    #[test]
+    fn queue_errors_name_the_line_key_or_queue() {
+        let parse = |text: &str| {
+            Config::from_str_with_overrides(Path::new("q.toml"), text, &[])
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        let e = parse("[[queues]]\nname = \"a\"\nstrategy = \"fastest\"\n");
+        assert!(e.contains("line 3") && e.contains("fastest"), "{e}");
+        let e = parse("[[queues]]\nname = \"a\"\nring_timeout = 5\n");
+        assert!(e.contains("line 3") && e.contains("ring_timeout"), "{e}");
+        let e = parse("[[queues]]\nname = \"a\"\noverflow = { queue = \"servce\" }\n");
+        assert!(
+            e.contains("q.toml")
+                && e.contains("line 3")
+                && e.contains("\"servce\"")
+                && e.contains("overflow"),
+            "{e}"
+        );
+        let e = parse("[[queues]]\nname = \"a\"\noverflow = { agent = \"9999\" }\n");
+        assert!(e.contains("\"9999\""), "{e}");
+        let e = parse("[[queues]]\nname = \"a\"\n[[queues]]\nname = \"a\"\n");
+        assert!(e.contains("twice") && e.contains("line 2"), "{e}");
+        let e = parse(
+            "[sip]\ndomain = \"x\"\n\n[[queues]]\nname = \"a\"\noverflow = { queue = \"b\" }\n\n[[queues]]\nname = \"b\"\noverflow = { queue = \"a\" }\n",
+        );
+        assert!(
+            e.contains("loop a -> b -> a") && e.contains("line 6"),
+            "{e}"
+        );
+        let e = parse("[[queues]]\nname = \"a\"\noverflow = { mailbox = \"x\" }\n");
+        assert!(e.contains("line 3") && e.contains("mailbox"), "{e}");
+        let e = parse(
+            "[[agents]]\nextension = \"1\"\nname = \"n\"\npassword = \"p\"\nskills = { sales = 300 }\n",
+        );
+        assert!(e.contains("line 5"), "{e}");
     }
 }

@@ -49,3 +49,21 @@ fn a_bad_override_is_refused_before_anything_starts() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("sip.listen"), "{err}");
 }
+
+#[test]
+fn an_overflow_to_an_unknown_queue_names_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queues.toml");
+    std::fs::write(
+        &path,
+        "[[queues]]\nname = \"sales\"\nmax_wait_s = 60\noverflow = { queue = \"servce\" }\n",
+    )
+    .unwrap();
+    let (code, err) = run(&["--config", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("queues.toml") && err.contains("line 4"),
+        "{err}"
+    );
+    assert!(err.contains("\"servce\"") && err.contains("sales"), "{err}");
+}

@@ -236,6 +236,7 @@ mod tests {
             password: "x".into(),
             contact: None,
             lines: 2,
+            skills: Default::default(),
         }];
         store.sync_agents(&agents).await.unwrap();
         store.sync_agents(&agents).await.unwrap();
