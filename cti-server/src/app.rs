@@ -210,6 +210,37 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads and validates the IVR flows of `[ivr]`: every flow in `ivr.dir`, agent routes
+/// against the configured extensions, and the entry and DID flows must exist. The message
+/// lists every problem, each naming the file and node. Queue and voicemail names are not
+/// checked yet (no ACD or voicemail configuration to check them against).
+pub fn load_ivr(config: &Config) -> Result<crate::ivr::FlowRegistry, String> {
+    let ctx = crate::ivr::ValidationContext {
+        agents: Some(config.agents.iter().map(|a| a.extension.clone()).collect()),
+        ..Default::default()
+    };
+    let registry = crate::ivr::FlowRegistry::load(&config.ivr.dir, ctx).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        format!(
+            "ivr.dir {}: {} error(s) in the IVR flows:\n{}",
+            config.ivr.dir.display(),
+            errors.len(),
+            lines.join("\n")
+        )
+    })?;
+    let set = registry.current();
+    for (key, flow) in config.ivr.flow_references() {
+        if set.get(flow).is_none() {
+            return Err(format!(
+                "{key} = {flow:?}: no such flow in {} (flows: {})",
+                set.dir().display(),
+                set.names().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    Ok(registry)
+}
+
 /// The outbound trunk from `[trunk]` (validated by [`Config::load`]); `None` without a host.
 fn trunk_route(config: &Config) -> Option<TrunkRoute> {
     let t = &config.trunk;

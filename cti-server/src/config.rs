@@ -1,6 +1,7 @@
 //! Configuration: a TOML file (default `config/cti.toml`) with `--set section.key=value`
 //! overrides applied on top, so tests and operators can run several instances.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -210,17 +211,66 @@ impl StorageConfig {
     }
 }
 
+/// The IVR: where the flows are and which flow a dialed number starts in.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IvrConfig {
+    /// The flow directory (one `*.toml` per flow, prompts beside them).
     pub dir: PathBuf,
+    /// The flow for a dialed number not in `did`.
+    pub entry: String,
+    /// Dialed number (DID) → flow, e.g. `[ivr.did] "5551000" = "main"`.
+    pub did: BTreeMap<String, String>,
 }
 
 impl Default for IvrConfig {
     fn default() -> Self {
         IvrConfig {
             dir: "ivr-scripts".into(),
+            entry: "main".into(),
+            did: BTreeMap::new(),
         }
+    }
+}
+
+impl IvrConfig {
+    /// The flow a call to `dialed` starts in.
+    pub fn entry_for(&self, dialed: &str) -> &str {
+        self.did.get(dialed).map_or(&self.entry, String::as_str)
+    }
+
+    /// Every flow name the configuration refers to, with the key that names it.
+    pub fn flow_references(&self) -> Vec<(String, &str)> {
+        std::iter::once(("ivr.entry".to_string(), self.entry.as_str()))
+            .chain(
+                self.did
+                    .iter()
+                    .map(|(did, flow)| (format!("ivr.did.{did:?}"), flow.as_str())),
+            )
+            .collect()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for (key, flow) in self.flow_references() {
+            if flow.is_empty()
+                || !flow
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(format!(
+                    "{key} = {flow:?} is not a flow name (the file name without .toml)"
+                ));
+            }
+        }
+        for did in self.did.keys() {
+            let digits = did.strip_prefix('+').unwrap_or(did);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!(
+                    "ivr.did: {did:?} is not a dialed number (digits, optional +)"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -558,6 +608,7 @@ impl Config {
             return Err("sip.t1_ms must be > 0 and sip.t2_ms >= sip.t1_ms".into());
         }
         self.trunk.check()?;
+        self.ivr.check()?;
         let mut seen = std::collections::HashSet::new();
         for a in &self.agents {
             if a.extension.is_empty() || !a.extension.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -675,6 +726,34 @@ mod tests {
         assert!(
             Config::from_str_with_overrides(Path::new("c.toml"), "", &["nodot=1".into()]).is_err()
         );
+    }
+
+    #[test]
+    fn ivr_entry_and_did_map() {
+        let c = Config::from_str_with_overrides(
+            Path::new("i.toml"),
+            "[ivr]\ndir = \"flows\"\nentry = \"main\"\n[ivr.did]\n\"5551000\" = \"menu\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.ivr.dir, Path::new("flows"));
+        assert_eq!(c.ivr.entry_for("5551000"), "menu");
+        assert_eq!(c.ivr.entry_for("5559999"), "main");
+        let d = Config::from_str_with_overrides(Path::new("i.toml"), "", &[]).unwrap();
+        assert_eq!(d.ivr.entry_for("1"), "main");
+
+        for (text, needle) in [
+            ("[ivr]\nentry = \"\"\n", "ivr.entry"),
+            ("[ivr]\nentry = \"a/b\"\n", "ivr.entry"),
+            ("[ivr.did]\n\"5551000\" = \"no such\"\n", "5551000"),
+            ("[ivr.did]\n\"sales\" = \"main\"\n", "ivr.did"),
+            ("[ivr]\nentyr = \"main\"\n", "entyr"),
+        ] {
+            let e = Config::from_str_with_overrides(Path::new("i.toml"), text, &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle) && e.contains("i.toml"), "{text}: {e}");
+        }
     }
 
     fn trunk(sets: &[&str]) -> Result<Config, String> {

@@ -1,7 +1,7 @@
 //! cti-server: the softphone and CTI call-center agent server.
 //!
 //! Three planes in one process (see `ARCHITECTURE.md` in the shared docs): the signalling
-//! plane in [`sip`], the control plane ([`call`], [`acd`]; IVR in a later issue) and the business plane
+//! plane in [`sip`], the control plane ([`call`], [`ivr`], [`acd`]) and the business plane
 //! ([`store`], [`http`]). [`app::run`] wires them; `main.rs` only parses arguments.
 
 pub mod acd;
@@ -9,6 +9,7 @@ pub mod app;
 pub mod call;
 pub mod config;
 pub mod http;
+pub mod ivr;
 pub mod sdp;
 pub mod sip;
 pub mod store;

@@ -31,6 +31,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    // Broken IVR flows are a configuration error too: refused before anything starts.
+    if let Err(e) = cti_server::app::load_ivr(&config) {
+        eprintln!("cti-server: {e}");
+        return std::process::ExitCode::from(2);
+    }
     let level = args
         .log_level
         .clone()

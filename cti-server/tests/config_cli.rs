@@ -67,3 +67,53 @@ fn an_overflow_to_an_unknown_queue_names_the_queue() {
     );
     assert!(err.contains("\"servce\"") && err.contains("sales"), "{err}");
 }
+
+#[test]
+fn broken_ivr_flows_stop_the_server_naming_file_and_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = dir.path().join("flows");
+    std::fs::create_dir(&flows).unwrap();
+    std::fs::write(
+        flows.join("main.toml"),
+        "start = \"m\"\n[nodes.m]\ntype = \"route\"\nflow = \"other\"\n\n[nodes.x]\ntype = \"route\"\nagent = \"1001\"\n",
+    )
+    .unwrap();
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/cti.toml");
+    let dir_set = format!("ivr.dir={}", flows.display());
+    let (code, err) = run(&["--config", cfg, "--set", &dir_set]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("main.toml"), "{err}");
+    assert!(
+        err.contains("node \"m\"") && err.contains("\"other\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("node \"x\"") && err.contains("unreachable"),
+        "{err}"
+    );
+    // Agent 9999 is not a configured extension.
+    std::fs::write(
+        flows.join("main.toml"),
+        "start = \"x\"\n[nodes.x]\ntype = \"route\"\nagent = \"9999\"\n",
+    )
+    .unwrap();
+    let (code, err) = run(&["--config", cfg, "--set", &dir_set]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown agent \"9999\""), "{err}");
+    // A valid set without the entry flow is refused too.
+    std::fs::write(
+        flows.join("main.toml"),
+        "start = \"x\"\n[nodes.x]\ntype = \"route\"\nagent = \"1001\"\n",
+    )
+    .unwrap();
+    let (code, err) = run(&[
+        "--config",
+        cfg,
+        "--set",
+        &dir_set,
+        "--set",
+        "ivr.entry=nope",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("ivr.entry") && err.contains("nope"), "{err}");
+}
