@@ -7,8 +7,10 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::call::CallConfig;
-use crate::call::actor::ActorConfig;
+use crate::call::actor::{ActorConfig, Hosting};
+use crate::call::host::HostConfig;
 use crate::call::prompts::Prompts;
+use crate::call::router::Service;
 use crate::call::router::{AgentRoute, Router, TrunkCredentials, TrunkRoute};
 use crate::config::{Config, TrunkTransport};
 use crate::http::{self, AppState};
@@ -111,6 +113,60 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => router,
     };
+    let router = router.with_services(service_numbers(&config));
+
+    // The control plane of hosted calls: IVR flows, the ACD actor, shared prompts.
+    let flows = load_ivr(&config).map_err(anyhow::Error::msg)?;
+    let acd_config = crate::acd::AcdConfig::from_config(&config);
+    let (acd, _acd_task) =
+        crate::acd::actor::spawn(crate::acd::Acd::new(acd_config), Some(writer.clone()));
+    // Phones with a static contact are there from the start (registering phones are made
+    // reachable, and their agents logged in, when they register).
+    for a in config.agents.iter().filter(|a| a.contact.is_some()) {
+        acd.send(crate::acd::actor::AcdInput::Event(
+            crate::acd::AcdEvent::AgentReachable {
+                agent: a.extension.clone(),
+                reachable: true,
+            },
+        ));
+        acd.send(crate::acd::actor::AcdInput::Event(
+            crate::acd::AcdEvent::AgentLogin {
+                agent: a.extension.clone(),
+            },
+        ));
+    }
+    let prompts = Arc::new(Prompts::new());
+    let hold_music: Vec<_> = std::iter::once(config.ivr.hold_music.clone())
+        .chain(config.queues.iter().filter_map(|q| q.hold_music.clone()))
+        .collect();
+    for (path, e) in prompts.preload(hold_music).await {
+        tracing::warn!(path = %path.display(), error = %e, "hold music cannot be played");
+    }
+    if let Some(leads) = &config.storage.seed_leads {
+        match store.seed_leads(leads).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(n, file = %leads.display(), "demo leads loaded"),
+            Err(e) => tracing::warn!(error = %e, "demo leads not loaded"),
+        }
+    }
+    let hosting = Arc::new(Hosting {
+        config: Arc::new(HostConfig {
+            prompts_dir: config.ivr.dir.join("prompts"),
+            hold_music: config.ivr.hold_music.clone(),
+            queue_music: config
+                .queues
+                .iter()
+                .filter_map(|q| q.hold_music.clone().map(|m| (q.name.clone(), m)))
+                .collect(),
+            voicemail_dir: config.voicemail.dir.clone(),
+            voicemail_max: Duration::from_secs(config.voicemail.max_s),
+            direct_ring_timeout: Duration::from_secs(config.call.ring_timeout_s),
+            fallback_voicemail: config.voicemail.fallback_box.clone(),
+        }),
+        flows,
+        acd: acd.clone(),
+        store: Some(store.clone()),
+    });
     let user_agent = format!("cti-server/{}", env!("CARGO_PKG_VERSION"));
     let call_config = CallConfig {
         ring_timeout: Duration::from_secs(config.call.ring_timeout_s),
@@ -142,6 +198,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             force_rport: config.sip.force_rport,
             user_agent,
             max_transactions: config.sip.max_transactions,
+            overload_backlog: config.sip.overload_backlog,
             max_calls: config.call.max_concurrent,
             first_call_key: crate::store::now_ms() as u64 * 1000,
             max_call_rate_per_source: config.call.max_rate_per_source,
@@ -165,7 +222,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             call_config,
             actor_config: ActorConfig {
                 media_timeout: Duration::from_secs(config.media.timeout_s),
-                prompts: Arc::new(Prompts::new()),
+                prompts,
+                hosting: Some(hosting),
             },
             shutdown_grace: Duration::from_secs(config.call.shutdown_grace_s),
         },
@@ -177,6 +235,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         sip: health,
         store: store.clone(),
         sip_addr,
+        acd: Some(acd),
+        api_token: config.http.api_token.clone(),
     });
     let mut http_shutdown = shutdown_rx.clone();
     let http_task = tokio::spawn(async move {
@@ -210,14 +270,39 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads and validates the IVR flows of `[ivr]`: every flow in `ivr.dir`, agent routes
-/// against the configured extensions, and the entry and DID flows must exist. The message
-/// lists every problem, each naming the file and node. Queue and voicemail names are not
-/// checked yet (no ACD or voicemail configuration to check them against).
+/// Numbers the server answers itself: the IVR's main number and DIDs, queue numbers and
+/// voicemail numbers.
+fn service_numbers(config: &Config) -> Vec<(String, Service)> {
+    let mut out = Vec::new();
+    if !config.ivr.number.is_empty() {
+        out.push((
+            config.ivr.number.clone(),
+            Service::Flow(config.ivr.entry.clone()),
+        ));
+    }
+    for (did, flow) in &config.ivr.did {
+        out.push((did.clone(), Service::Flow(flow.clone())));
+    }
+    for q in &config.queues {
+        if let Some(n) = &q.number {
+            out.push((n.clone(), Service::Queue(q.name.clone())));
+        }
+    }
+    for (n, b) in &config.voicemail.numbers {
+        out.push((n.clone(), Service::Voicemail(b.clone())));
+    }
+    out
+}
+
+/// Loads and validates the IVR flows of `[ivr]`: every flow in `ivr.dir`, routes against
+/// the configured extensions and queues, and the entry and DID flows must exist. The message
+/// lists every problem, each naming the file and node.
 pub fn load_ivr(config: &Config) -> Result<crate::ivr::FlowRegistry, String> {
     let ctx = crate::ivr::ValidationContext {
         agents: Some(config.agents.iter().map(|a| a.extension.clone()).collect()),
-        ..Default::default()
+        queues: Some(config.queues.iter().map(|q| q.name.clone()).collect()),
+        // Voicemail boxes are made on first use: any name is a box.
+        voicemail_boxes: None,
     };
     let registry = crate::ivr::FlowRegistry::load(&config.ivr.dir, ctx).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();

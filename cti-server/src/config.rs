@@ -36,6 +36,8 @@ pub struct Config {
     #[serde(default)]
     pub call: CallSettings,
     #[serde(default)]
+    pub voicemail: VoicemailConfig,
+    #[serde(default)]
     pub log: LogConfig,
     /// The outbound SIP trunk for external numbers (none unless `host` is set).
     #[serde(default)]
@@ -76,6 +78,8 @@ pub struct SipConfig {
     pub max_tcp_connections: usize,
     /// Live SIP transactions beyond which new requests get 503 + Retry-After.
     pub max_transactions: usize,
+    /// Messages waiting for the SIP task beyond which new requests get a stateless 503.
+    pub overload_backlog: usize,
 }
 
 impl Default for SipConfig {
@@ -97,6 +101,7 @@ impl Default for SipConfig {
             tcp_idle_timeout_s: 300,
             max_tcp_connections: 1024,
             max_transactions: 100_000,
+            overload_backlog: 2_000,
         }
     }
 }
@@ -105,12 +110,40 @@ impl Default for SipConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
+    /// Bearer token of the REST API (`/api`); unset or empty turns the API off.
+    pub api_token: Option<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "127.0.0.1:8088".parse().expect("valid literal"),
+            api_token: None,
+        }
+    }
+}
+
+/// Voicemail: where messages go, how long they may be, and the box for callers whose agent
+/// did not answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoicemailConfig {
+    /// Messages are written to `<dir>/<box>/<time>-<call>.wav`.
+    pub dir: PathBuf,
+    pub max_s: u64,
+    /// Callers whose directly dialed agent does not answer leave a message here.
+    pub fallback_box: String,
+    /// Dialed numbers that go straight to a box, e.g. `[voicemail.numbers] "190" = "general"`.
+    pub numbers: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for VoicemailConfig {
+    fn default() -> Self {
+        VoicemailConfig {
+            dir: "recordings/voicemail".into(),
+            max_s: 120,
+            fallback_box: "general".into(),
+            numbers: Default::default(),
         }
     }
 }
@@ -189,6 +222,8 @@ pub struct StorageConfig {
     /// sqlx URL; empty means `sqlite://<data_dir>/cti.db`.
     pub database_url: String,
     pub recordings_dir: PathBuf,
+    /// Demo leads loaded into an empty lead table at start (CSV, see `config/demo-leads.csv`).
+    pub seed_leads: Option<PathBuf>,
 }
 
 impl Default for StorageConfig {
@@ -197,6 +232,7 @@ impl Default for StorageConfig {
             data_dir: "data".into(),
             database_url: String::new(),
             recordings_dir: "recordings".into(),
+            seed_leads: None,
         }
     }
 }
@@ -221,6 +257,10 @@ pub struct IvrConfig {
     pub entry: String,
     /// Dialed number (DID) → flow, e.g. `[ivr.did] "5551000" = "main"`.
     pub did: BTreeMap<String, String>,
+    /// The IVR's main number: calls to it start in `entry`. Empty: only the DIDs reach flows.
+    pub number: String,
+    /// Hold music for queues without their own (`hold_music` in `[[queues]]`).
+    pub hold_music: PathBuf,
 }
 
 impl Default for IvrConfig {
@@ -229,6 +269,8 @@ impl Default for IvrConfig {
             dir: "ivr-scripts".into(),
             entry: "main".into(),
             did: BTreeMap::new(),
+            number: "100".into(),
+            hold_music: "ivr-scripts/prompts/hold-music.wav".into(),
         }
     }
 }
@@ -450,6 +492,8 @@ fn default_lines() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct QueueSettings {
     pub name: String,
+    /// A number that reaches the queue directly (no IVR), e.g. for transfers.
+    pub number: Option<String>,
     /// Agents with this skill serve the queue; defaults to the queue's name.
     pub skill: Option<String>,
     #[serde(default)]

@@ -1,4 +1,4 @@
-//! The HTTP listener: `/healthz` today; the REST API and the agent pages grow here.
+//! The HTTP listener: `/healthz` and the REST API ([`crate::api`]); the agent pages grow here.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,11 +17,15 @@ pub struct AppState {
     pub sip: Arc<SipHealth>,
     pub store: Store,
     pub sip_addr: std::net::SocketAddr,
+    pub acd: Option<crate::acd::actor::AcdHandle>,
+    /// Bearer token for `/api`; `None` turns the API off.
+    pub api_token: Option<String>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(crate::api::routes())
         .with_state(state)
 }
 

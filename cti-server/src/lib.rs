@@ -5,6 +5,7 @@
 //! ([`store`], [`http`]). [`app::run`] wires them; `main.rs` only parses arguments.
 
 pub mod acd;
+pub mod api;
 pub mod app;
 pub mod call;
 pub mod config;

@@ -74,6 +74,7 @@
 //! exactly once, with a reason (`entered − left = waiting`); each live timer belongs to
 //! live state.
 
+pub mod actor;
 pub mod config;
 pub mod stats;
 

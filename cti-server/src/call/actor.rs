@@ -13,6 +13,7 @@ use media::rtp::PayloadType;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use super::host::HostOutput;
 use super::prompts::Prompts;
 use super::{Call, CallKey, CallRecord, LegParams, MediaOp, Output, Side, SipCommand, SipInput};
 use crate::sdp::Codec;
@@ -26,6 +27,10 @@ pub enum CallEvent {
     Media(LegId, LegEvent),
     /// A prompt ended on a leg: the play's id, and why.
     PromptEnded(LegId, u64, PlayEnd),
+    /// The ACD decided something for this call.
+    Acd(crate::acd::AcdAction),
+    /// The answer to a lead lookup.
+    Lead(Option<crate::ivr::LeadMatch>),
     Shutdown,
 }
 
@@ -53,6 +58,30 @@ pub fn call_of_leg(leg: LegId) -> CallKey {
 pub struct ActorConfig {
     pub media_timeout: Duration,
     pub prompts: Arc<Prompts>,
+    /// What hosted calls need (IVR flows, the ACD, the lead store).
+    pub hosting: Option<Arc<Hosting>>,
+}
+
+/// The shared parts hosted calls use.
+pub struct Hosting {
+    pub config: Arc<super::host::HostConfig>,
+    pub flows: crate::ivr::FlowRegistry,
+    pub acd: crate::acd::actor::AcdHandle,
+    /// For lead lookups (reads; writes go through the writer task).
+    pub store: Option<crate::store::Store>,
+}
+
+impl Hosting {
+    /// The service side of a new hosted call.
+    pub fn host(&self, key: CallKey, service: super::router::Service) -> super::host::Host {
+        super::host::Host::new(
+            key,
+            service,
+            self.config.clone(),
+            self.flows.current(),
+            Instant::now(),
+        )
+    }
 }
 
 pub struct CallActor {
@@ -64,6 +93,11 @@ pub struct CallActor {
     pub config: ActorConfig,
     /// Recordings closed during the call (voicemail), for the service.
     pub recorded: Vec<media::recorder::RecordingSummary>,
+    /// The service side of a hosted call.
+    pub host: Option<super::host::Host>,
+    /// This actor's own inbox, for answers that come back from spawned work (lead lookups)
+    /// and for the ACD.
+    pub inbox: mpsc::Sender<CallEvent>,
 }
 
 impl CallActor {
@@ -78,6 +112,7 @@ impl CallActor {
         let mut room: Option<RoomId> = None;
         let mut record_legs: Vec<(Side, media::engine::LegStats)> = Vec::new();
         let mut shutting_down = false;
+        let mut acd_attached = false;
         loop {
             // Drain everything the machine wants done.
             while let Some(out) = self.call.poll_output() {
@@ -96,9 +131,17 @@ impl CallActor {
                         self.media_op(op, &mut room, &mut record_legs).await;
                     }
                     Output::Notice(notice) => {
-                        tracing::debug!(?notice, "notice");
+                        if let Some(h) = self.host.as_mut() {
+                            h.on_notice(&mut self.call, notice, now_pair());
+                        }
                     }
                     Output::Ended(mut record) => {
+                        self.host_outputs(&mut acd_attached);
+                        if acd_attached && let Some(hosting) = &self.config.hosting {
+                            hosting.acd.send(crate::acd::actor::AcdInput::Detach(
+                                crate::acd::CallRef(key.0),
+                            ));
+                        }
                         if let Some(r) = room.take() {
                             let _ = self.media.end_room(r).await;
                         }
@@ -117,10 +160,18 @@ impl CallActor {
                     }
                 }
             }
-            let deadline = self
-                .call
-                .poll_timeout()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            self.host_outputs(&mut acd_attached);
+            if self.call.poll_output_pending() {
+                continue;
+            }
+            let deadline = [
+                self.call.poll_timeout(),
+                self.host.as_ref().and_then(|h| h.poll_timeout()),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 ev = self.events.recv() => {
                     let now = Instant::now();
@@ -136,6 +187,16 @@ impl CallActor {
                         Some(CallEvent::PromptEnded(leg, id, end)) => {
                             self.call.prompt_ended(leg, id, end == PlayEnd::Interrupted);
                         }
+                        Some(CallEvent::Acd(action)) => {
+                            if let Some(h) = self.host.as_mut() {
+                                h.on_acd(&mut self.call, action, now_pair());
+                            }
+                        }
+                        Some(CallEvent::Lead(lead)) => {
+                            if let Some(h) = self.host.as_mut() {
+                                h.lead_found(&mut self.call, lead, now_pair());
+                            }
+                        }
                         Some(CallEvent::Shutdown) | None => {
                             if !shutting_down {
                                 shutting_down = true;
@@ -146,6 +207,9 @@ impl CallActor {
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     self.call.handle_timeout(Instant::now());
+                    if let Some(h) = self.host.as_mut() {
+                        h.handle_timeout(&mut self.call, now_pair());
+                    }
                 }
             }
         }
@@ -254,8 +318,67 @@ impl CallActor {
             MediaOp::StopRecording => {
                 if let Some(r) = *room {
                     match self.media.stop_recording(r).await {
-                        Ok(summary) => self.recorded.push(summary),
+                        Ok(summary) => {
+                            if let Some(h) = self.host.as_mut() {
+                                h.recorded(summary.path.clone(), summary.duration);
+                            }
+                            self.recorded.push(summary);
+                        }
                         Err(e) => tracing::warn!(error = %e, "recording not closed cleanly"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Passes on what the host asks of the world: ACD events, lead lookups, voicemails.
+    fn host_outputs(&mut self, acd_attached: &mut bool) {
+        let Some(host) = self.host.as_mut() else {
+            return;
+        };
+        let key = self.call.key();
+        while let Some(out) = host.poll_output() {
+            match out {
+                HostOutput::Acd(event) => {
+                    let Some(hosting) = &self.config.hosting else {
+                        continue;
+                    };
+                    if !*acd_attached {
+                        *acd_attached = true;
+                        hosting.acd.send(crate::acd::actor::AcdInput::Attach(
+                            crate::acd::CallRef(key.0),
+                            self.inbox.clone(),
+                        ));
+                    }
+                    hosting.acd.send(crate::acd::actor::AcdInput::Event(event));
+                }
+                HostOutput::LookupLead(query) => {
+                    let store = self.config.hosting.as_ref().and_then(|h| h.store.clone());
+                    let inbox = self.inbox.clone();
+                    // Off the call's task: the IVR has its own timeout for a slow answer.
+                    tokio::spawn(async move {
+                        let found = match (&store, &query) {
+                            (Some(s), crate::ivr::LeadQuery::CallerNumber(n)) => {
+                                s.lead_by_phone(n).await
+                            }
+                            (Some(s), crate::ivr::LeadQuery::Digits(d)) => {
+                                s.lead_by_customer_no(d).await
+                            }
+                            (None, _) => Ok(None),
+                        };
+                        let lead = found.unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, "lead lookup failed");
+                            None
+                        });
+                        let _ = inbox.send(CallEvent::Lead(lead)).await;
+                    });
+                }
+                HostOutput::Voicemail(v) => {
+                    tracing::info!(mailbox = %v.mailbox, path = %v.path.display(), "voicemail left");
+                    if let Some(store) = &self.store
+                        && store.try_send(StoreEvent::Voicemail(Box::new(v))).is_err()
+                    {
+                        tracing::warn!("store writer lagging: voicemail record dropped");
                     }
                 }
             }
@@ -273,6 +396,14 @@ impl CallActor {
         cfg.rtcp_mux = p.rtcp_mux;
         cfg.media_timeout = self.config.media_timeout;
         cfg
+    }
+}
+
+/// Now, for the IVR: the monotonic clock for timers, the wall clock for business hours.
+fn now_pair() -> crate::ivr::Now {
+    crate::ivr::Now {
+        mono: Instant::now(),
+        wall: std::time::SystemTime::now(),
     }
 }
 

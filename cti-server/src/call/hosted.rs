@@ -35,6 +35,10 @@ pub(super) struct HostedState {
     /// The dial waiting for the agent media leg, with its ring timeout.
     pending_dial: Option<Option<Duration>>,
     pub(super) recording: bool,
+    /// Cancelled dials whose INVITE has not finished yet: (request ref, INVITE, where).
+    /// A 200 that crosses our CANCEL is acknowledged and hung up; the next dial does not
+    /// wait for them.
+    pub(super) abandoned: Vec<(super::ReqRef, Request, Peer)>,
 }
 
 impl Call {
@@ -193,7 +197,21 @@ impl Call {
     /// [`Notice::AgentFailed`] with [`EndCause::NoAnswer`]); the ACD passes `None` and
     /// cancels by itself.
     pub fn dial(&mut self, target: Target, ring_timeout: Option<Duration>) -> bool {
-        if self.state != State::Hosted || self.agent.busy() || self.agent.bridged {
+        if self.state != State::Hosted || self.agent.bridged {
+            return false;
+        }
+        // A cancelled attempt still waiting for its 487 does not hold up the next one.
+        if self.agent.cancelled
+            && !self.agent.finished
+            && let (Some(req), Some(invite)) = (self.agent.req, self.agent.invite.clone())
+            && let Some(h) = self.hosted.as_mut()
+        {
+            h.abandoned.push((req, invite, self.agent.dest));
+            self.agent.req = None;
+            // Its early dialog (a 180 with a tag) ends with it.
+            self.agent.dialog = None;
+        }
+        if self.agent.busy() {
             return false;
         }
         let Some(h) = self.hosted.as_mut() else {
@@ -215,6 +233,12 @@ impl Call {
             params,
         });
         true
+    }
+
+    /// Asks the SIP task where an agent extension or external number is reachable now;
+    /// [`Notice::Resolved`] answers.
+    pub fn resolve(&mut self, number: String) {
+        self.sip(super::SipCommand::Resolve { number });
     }
 
     /// True while a dial is under way (media being prepared, INVITE in flight).
@@ -248,7 +272,60 @@ impl Call {
             self.agent.cancelled = true;
             self.ring_deadline = None;
             self.sip(super::SipCommand::Cancel { req });
+            // This attempt will never be bridged: its port goes now, so the next dial can
+            // make its own leg.
+            self.release_agent_media();
         }
+    }
+
+    /// A response to an abandoned attempt's INVITE ([`HostedState::abandoned`]). True when
+    /// the response was one of theirs.
+    pub(super) fn on_abandoned_attempt_response(
+        &mut self,
+        req: super::ReqRef,
+        resp: &Response,
+    ) -> bool {
+        let Some(h) = self.hosted.as_mut() else {
+            return false;
+        };
+        let Some(i) = h.abandoned.iter().position(|(r, _, _)| *r == req) else {
+            return false;
+        };
+        if resp.code < 200 {
+            return true;
+        }
+        let (_, invite, dest) = h.abandoned.remove(i);
+        if resp.code < 300
+            && let Ok(mut dialog) = Dialog::uac(&invite, resp)
+        {
+            // Answered as we cancelled: acknowledged (§13.2.2.4), then hung up.
+            let via = crate::sip::dialog::LocalVia {
+                transport: dest.transport,
+                ..self.config.via.clone()
+            };
+            let ack = dialog.create_ack(super::cseq_of(&invite), &via);
+            self.sip(super::SipCommand::Ack { request: ack, dest });
+            let bye = dialog.create_request(crate::sip::types::Method::Bye, &via);
+            let r = self.next_req();
+            self.sip(super::SipCommand::Send {
+                req: r,
+                request: bye,
+                dest,
+            });
+        }
+        true
+    }
+
+    /// Hangs up on the bridged agent and takes the caller back (the answer crossed the ACD's
+    /// cancel): the caller stays, hearing whatever the service plays next.
+    pub fn drop_agent(&mut self, now: Instant) {
+        let _ = now;
+        if !self.agent.bridged || self.state != State::Hosted {
+            return;
+        }
+        self.agent.bridged = false;
+        self.send_bye(Side::Agent);
+        self.release_agent_media();
     }
 
     /// Records what the caller says (voicemail) to `path`.

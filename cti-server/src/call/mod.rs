@@ -14,6 +14,7 @@
 //! when the call ends, whatever the path; nothing a peer sends panics the machine.
 
 pub mod actor;
+pub mod host;
 mod hosted;
 pub mod prompts;
 pub mod record;
@@ -126,6 +127,11 @@ pub enum SipInput {
     Timeout { req: ReqRef },
     /// We sent 2xx to the caller and no ACK came (Timer L, RFC 6026).
     AckTimeout,
+    /// Where a number a service asked about ([`SipCommand::Resolve`]) can be reached now.
+    Resolved {
+        number: String,
+        target: Result<Target, (u16, &'static str)>,
+    },
 }
 
 /// Output towards the SIP task.
@@ -152,6 +158,11 @@ pub enum SipCommand {
     BindDialog {
         call_id: CallId,
         local_tag: Tag,
+    },
+    /// Where is this agent extension or external number reachable now (the SIP task owns
+    /// the registrations)? Answered with [`SipInput::Resolved`].
+    Resolve {
+        number: String,
     },
 }
 
@@ -210,6 +221,8 @@ pub enum Notice {
     AgentFailed(EndCause),
     /// The call is ending (hang-up, timeout, shutdown): the service must let go of it.
     Ending(EndCause),
+    /// The answer to [`Call::resolve`].
+    Resolved(String, Box<Result<Target, (u16, &'static str)>>),
 }
 
 /// What the media engine needs to know about a leg from SDP.
@@ -548,6 +561,11 @@ impl Call {
         self.out.pop_front()
     }
 
+    /// True when outputs wait (a service acted on the call after it was drained).
+    pub fn poll_output_pending(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
             self.ring_deadline,
@@ -671,6 +689,12 @@ impl Call {
             }
             SipInput::Ack { .. } => {}
             SipInput::Timeout { req } => self.on_timeout(now, req),
+            SipInput::Resolved { number, target } => {
+                if self.hosted.is_some() {
+                    self.out
+                        .push_back(Output::Notice(Notice::Resolved(number, Box::new(target))));
+                }
+            }
             SipInput::AckTimeout => {
                 if self.state == State::Talking {
                     self.end(now, EndCause::NoAck, Some(Side::Caller));
@@ -849,6 +873,10 @@ impl Call {
             && pending == req
         {
             self.on_refresh_response(now, method, cseq, &resp);
+            return;
+        }
+        if self.on_abandoned_attempt_response(req, &resp) {
+            self.finish_if_done(now);
             return;
         }
         if Some(req) == self.agent.req {
@@ -1521,7 +1549,11 @@ impl Call {
         if self.state != State::Ending {
             return;
         }
-        let agent_pending = self.agent.req.is_some() && !self.agent.finished;
+        let agent_pending = (self.agent.req.is_some() && !self.agent.finished)
+            || self
+                .hosted
+                .as_ref()
+                .is_some_and(|h| !h.abandoned.is_empty());
         if self.caller.bye.is_none() && self.agent.bye.is_none() && !agent_pending {
             self.finish(now);
         }

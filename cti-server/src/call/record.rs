@@ -40,6 +40,8 @@ pub enum EndCause {
     /// RFC 4028: the session was not refreshed in time.
     SessionExpired,
     Shutdown,
+    /// A service ended the call as planned (IVR hang-up node, voicemail left, goodbye).
+    Completed,
     Failed,
 }
 
@@ -58,6 +60,7 @@ impl EndCause {
             EndCause::NoAck => "no_ack".into(),
             EndCause::SessionExpired => "session_expired".into(),
             EndCause::Shutdown => "shutdown".into(),
+            EndCause::Completed => "completed".into(),
             EndCause::Failed => "failed".into(),
         }
     }
@@ -132,6 +135,12 @@ impl CallRecord {
             caller: LegRecord::default(),
             agent: LegRecord::default(),
         }
+    }
+
+    /// A call put straight through the trunk goes out; everything else came in (a hosted
+    /// call forwarded to an external number came in first).
+    pub fn is_outbound(&self) -> bool {
+        self.services.is_empty() && matches!(self.target, Some(Target::Trunk { .. }))
     }
 
     /// The agent the call went to; `None` for a call out through the trunk.

@@ -1,6 +1,7 @@
-//! Routing policy: which target a dialed number reaches. Mechanism (the B2BUA) apart from
-//! policy (this): a number is an agent extension, else an external number that goes out
-//! through the configured trunk; IVR flows and queues arrive with later work.
+//! Routing policy: where a dialed number goes. Mechanism (the B2BUA) apart from policy
+//! (this): a number is a service the server answers itself (an IVR flow, a queue, a voicemail
+//! box), else an agent extension, else an external number that goes out through the
+//! configured trunk.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -76,10 +77,42 @@ impl TrunkRoute {
     }
 }
 
-/// The extensions we serve, the static contacts of phones that do not register, and the
-/// trunk for everything else that looks like a phone number.
+/// A service the server answers itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Service {
+    /// An IVR flow by name.
+    Flow(String),
+    /// A queue by name (callers wait with hold music).
+    Queue(String),
+    /// A voicemail box by name.
+    Voicemail(String),
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Service::Flow(n) => write!(f, "flow:{n}"),
+            Service::Queue(n) => write!(f, "queue:{n}"),
+            Service::Voicemail(n) => write!(f, "voicemail:{n}"),
+        }
+    }
+}
+
+/// Where an INVITE goes.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // made once per call and moved once: boxing buys nothing
+pub enum Route {
+    /// Put through to an agent or the trunk: the B2BUA relays progress and answer.
+    Direct(Target),
+    /// Answered by the server and handled by a service.
+    Hosted(Service),
+}
+
+/// The numbers of our services, the extensions we serve, the static contacts of phones that
+/// do not register, and the trunk for everything else that looks like a phone number.
 #[derive(Debug, Clone, Default)]
 pub struct Router {
+    services: HashMap<String, Service>,
     agents: HashMap<String, AgentRoute>,
     trunk: Option<TrunkRoute>,
 }
@@ -87,8 +120,40 @@ pub struct Router {
 impl Router {
     pub fn new(agents: impl IntoIterator<Item = (String, AgentRoute)>) -> Router {
         Router {
+            services: HashMap::new(),
             agents: agents.into_iter().collect(),
             trunk: None,
+        }
+    }
+
+    /// Numbers the server answers itself (they win over extensions of the same number).
+    pub fn with_services(
+        mut self,
+        services: impl IntoIterator<Item = (String, Service)>,
+    ) -> Router {
+        self.services = services.into_iter().collect();
+        self
+    }
+
+    /// True when `extension` is one of our agents.
+    pub fn is_agent(&self, extension: &str) -> bool {
+        self.agents.contains_key(extension)
+    }
+
+    /// Where a number dialed by a service (IVR route, transfer, overflow) goes: an agent
+    /// extension or an external number through the trunk.
+    pub fn target(
+        &self,
+        number: &str,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Result<Target, Refusal> {
+        if self.agents.contains_key(number) {
+            return self.agent_target(number, registrar, now);
+        }
+        match &self.trunk {
+            Some(t) if t.is_external(number) => Ok(t.target(number.to_string())),
+            _ => Err((404, "Not Found")),
         }
     }
 
@@ -109,18 +174,28 @@ impl Router {
         invite: &Request,
         registrar: &Registrar,
         now: Instant,
-    ) -> Result<Target, Refusal> {
+    ) -> Result<Route, Refusal> {
         let dialed = invite
             .uri
             .as_sip()
             .and_then(|u| u.user_unescaped())
             .ok_or((404, "Not Found"))?;
+        if let Some(service) = self.services.get(&dialed) {
+            return Ok(Route::Hosted(service.clone()));
+        }
+        self.target(&dialed, registrar, now).map(Route::Direct)
+    }
+
+    /// How to reach an agent now: the newest registration, else the static contact.
+    pub fn agent_target(
+        &self,
+        extension: &str,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Result<Target, Refusal> {
+        let dialed = extension.to_string();
         let Some(AgentRoute { static_contact, .. }) = self.agents.get(&dialed) else {
-            // Not an agent: an external number when a trunk is configured.
-            return match &self.trunk {
-                Some(t) if t.is_external(&dialed) => Ok(t.target(dialed)),
-                _ => Err((404, "Not Found")),
-            };
+            return Err((404, "Not Found"));
         };
         // A registered phone wins over the static contact; the newest binding first.
         let mut bindings = registrar.lookup(&dialed, now);
@@ -216,9 +291,9 @@ mod tests {
         let now = Instant::now();
         let r = router().with_trunk(trunk(5060));
         match r.route(&invite_to("+15551234567"), &reg, now) {
-            Ok(Target::Trunk {
+            Ok(Route::Direct(Target::Trunk {
                 number, uri, peer, ..
-            }) => {
+            })) => {
                 assert_eq!(number, "+15551234567");
                 assert_eq!(uri.to_string(), "sip:+15551234567@trunk.example");
                 assert_eq!(peer.addr, "192.0.2.7:5060".parse().unwrap());
@@ -226,13 +301,15 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let r5070 = router().with_trunk(trunk(5070));
-        let Ok(Target::Trunk { uri, .. }) = r5070.route(&invite_to("5551234"), &reg, now) else {
+        let Ok(Route::Direct(Target::Trunk { uri, .. })) =
+            r5070.route(&invite_to("5551234"), &reg, now)
+        else {
             panic!("7 digits without + are external");
         };
         assert_eq!(uri.to_string(), "sip:5551234@trunk.example:5070");
         assert!(matches!(
             r.route(&invite_to("1001"), &reg, now),
-            Ok(Target::Agent { .. })
+            Ok(Route::Direct(Target::Agent { .. }))
         ));
         for not_external in ["555123", "+555123", "1002", "+1555abc4567", "++15551234567"] {
             assert_eq!(
@@ -247,5 +324,44 @@ mod tests {
             "no trunk configured"
         );
         assert!(!format!("{:?}", trunk(5060)).contains("secret"));
+    }
+
+    #[test]
+    fn service_numbers_are_answered_by_the_server_and_services_can_dial_out() {
+        let reg = Registrar::new(
+            RegistrarConfig::default(),
+            "cti.local",
+            std::time::Duration::from_secs(60),
+        );
+        let now = Instant::now();
+        let r = router().with_trunk(trunk(5060)).with_services([
+            ("100".to_string(), Service::Flow("main".into())),
+            ("1001".to_string(), Service::Queue("sales".into())),
+        ]);
+        assert_eq!(
+            r.route(&invite_to("100"), &reg, now),
+            Ok(Route::Hosted(Service::Flow("main".into())))
+        );
+        assert_eq!(
+            r.route(&invite_to("1001"), &reg, now),
+            Ok(Route::Hosted(Service::Queue("sales".into()))),
+            "a service number wins over an extension"
+        );
+        assert!(matches!(
+            r.agent_target("1001", &reg, now),
+            Ok(Target::Agent { .. })
+        ));
+        assert_eq!(
+            r.agent_target("1002", &reg, now).err(),
+            Some((404, "Not Found"))
+        );
+        assert!(matches!(
+            r.target("+15551234567", &reg, now),
+            Ok(Target::Trunk { .. })
+        ));
+        assert_eq!(
+            Service::Voicemail("general".into()).to_string(),
+            "voicemail:general"
+        );
     }
 }

@@ -1456,6 +1456,41 @@ mod hosted {
     }
 
     #[test]
+    fn the_next_dial_does_not_wait_for_a_cancelled_one_whose_late_answer_is_hung_up() {
+        let mut h = start();
+        answered_by_us(&mut h);
+        let (req1, inv1) = dial(&mut h, None);
+        h.agent_says(req1, &inv1, 180, None);
+        h.call.cancel_dial(h.now);
+        h.drain();
+        assert!(
+            h.out
+                .iter()
+                .any(|o| matches!(o, Output::Sip(SipCommand::Cancel { req }) if *req == req1))
+        );
+        assert!(h.media_ops().contains(&MediaOp::EndLeg {
+            leg: LegId(15),
+            side: Side::Agent
+        }));
+        // The ACD offers the next agent before the first phone's 487 arrived.
+        let (req2, inv2) = dial(&mut h, None);
+        assert_ne!(req1, req2);
+        // The first phone answers after all: acknowledged and hung up, nobody told.
+        h.agent_says(req1, &inv1, 200, Some(AGENT_ANSWER));
+        let sent = h.sent();
+        assert!(h.out.iter().any(|o| matches!(o, Output::Sip(SipCommand::Ack { request, .. }) if request.call_id() == inv1.call_id())));
+        assert!(
+            sent.iter()
+                .any(|(_, r, _)| r.method == Method::Bye && r.call_id() == inv1.call_id())
+        );
+        assert!(notices(&h).is_empty());
+        // The second attempt goes on normally.
+        h.agent_says(req2, &inv2, 200, Some(AGENT_ANSWER));
+        assert_eq!(notices(&h), vec![Notice::AgentAnswered]);
+        assert!(h.call.agent_connected());
+    }
+
+    #[test]
     fn cancel_dial_while_the_leg_is_being_made_sends_nothing() {
         let mut h = start();
         answered_by_us(&mut h);

@@ -18,9 +18,9 @@ use super::message::{
 use super::registrar::{Credentials, RegisterContext, Registrar, RegistrarConfig};
 use super::transaction::{Peer, TimerConfig, TransactionLayer, Transmit, TuEvent};
 use super::types::{Method, Tag, Transport};
-use crate::call::router::Router;
+use crate::call::router::{Route, Router};
 use crate::call::routes::CallRoutes;
-use crate::call::{CallKey, SipCommand, SipInput, Target};
+use crate::call::{CallKey, SipCommand, SipInput};
 
 /// Methods we answer (the `Allow` header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, REFER, UPDATE";
@@ -42,6 +42,10 @@ pub struct CoreConfig {
     pub user_agent: String,
     /// Live transactions beyond which new requests get 503 + Retry-After (overload).
     pub max_transactions: usize,
+    /// Messages waiting for the SIP task beyond which new out-of-dialog requests are refused
+    /// with a stateless 503 + Retry-After, while the work already accepted (responses,
+    /// in-dialog requests, ACK, CANCEL) goes on: the backlog drains instead of growing.
+    pub overload_backlog: usize,
     /// Concurrent calls beyond which new INVITEs get 503 + Retry-After.
     pub max_calls: usize,
     /// The first call key; distinct per start (time-based) so records never collide.
@@ -93,7 +97,7 @@ pub enum CallDispatch {
         request: Request,
         source: Peer,
         /// Boxed: a trunk target is large, and dispatches are mostly `To`.
-        target: Box<Target>,
+        route: Box<Route>,
     },
     /// Input for a running call.
     To(CallKey, SipInput),
@@ -121,6 +125,8 @@ pub struct SipCore {
     dispatch: VecDeque<CallDispatch>,
     next_call: u64,
     draining: bool,
+    /// Messages waiting behind the current one (see [`SipCore::set_backlog`]).
+    backlog: usize,
     rate: RateLimiter,
     /// Calls in progress per agent extension (multi-line accounting).
     agent_calls: HashMap<String, usize>,
@@ -136,6 +142,7 @@ impl SipCore {
             dispatch: VecDeque::new(),
             next_call: config.first_call_key.max(1),
             draining: false,
+            backlog: 0,
             rate: RateLimiter::default(),
             agent_calls: HashMap::new(),
             call_agent: HashMap::new(),
@@ -174,8 +181,17 @@ impl SipCore {
                     force_rport(&mut req);
                 }
                 // Bounded state: past the limit, refuse work instead of slowing everyone
-                // (RFC 3261 §21.5.4). ACKs create no transaction and pass.
-                if self.layer.len() >= self.config.max_transactions && req.method != Method::Ack {
+                // (RFC 3261 §21.5.4). ACKs create no transaction and pass. Behind a long
+                // backlog, new work is refused the same way (RFC 6357 §3: shedding new
+                // requests early keeps the accepted ones alive); what finishes existing
+                // dialogs and transactions still passes.
+                let new_work =
+                    req.to_tag().is_none() && !matches!(req.method, Method::Ack | Method::Cancel);
+                let backlogged = self.backlog >= self.config.overload_backlog && new_work;
+                if (self.layer.len() >= self.config.max_transactions || backlogged)
+                    && req.method != Method::Ack
+                    && !self.layer.is_retransmission(&req)
+                {
                     self.stats.overload += 1;
                     let destination = req
                         .top_via()
@@ -411,12 +427,16 @@ impl SipCore {
             tracing::info!(src = %source.addr, "call rate limit");
             return refuse(self, 503, "Service Unavailable (call rate limit)", true);
         }
-        let target = match self.router.route(&request, &self.registrar, now) {
+        let route = match self.router.route(&request, &self.registrar, now) {
             Ok(t) => t,
             Err((code, reason)) => return refuse(self, code, reason, false),
         };
-        // Multi-line accounting is per agent; trunk calls are bounded by max_calls only.
-        let extension = target.agent_extension().map(str::to_string);
+        // Multi-line accounting is per agent; trunk calls are bounded by max_calls only, and
+        // queue calls by the ACD.
+        let extension = match &route {
+            Route::Direct(t) => t.agent_extension().map(str::to_string),
+            Route::Hosted(_) => None,
+        };
         if let Some(ext) = &extension {
             let in_use = self.agent_calls.get(ext).copied().unwrap_or(0);
             if in_use >= self.router.lines(ext) {
@@ -440,7 +460,7 @@ impl SipCore {
             tx,
             request,
             source,
-            target: Box::new(target),
+            route: Box::new(route),
         });
     }
 
@@ -463,6 +483,13 @@ impl SipCore {
             SipCommand::BindDialog { call_id, local_tag } => {
                 self.routes.bind_dialog(call, call_id, local_tag)
             }
+            SipCommand::Resolve { number } => {
+                let target = self.router.target(&number, &self.registrar, now);
+                self.dispatch.push_back(CallDispatch::To(
+                    call,
+                    SipInput::Resolved { number, target },
+                ));
+            }
         }
         while let Some(t) = self.layer.poll_transmit() {
             self.out.push_back(t);
@@ -480,6 +507,18 @@ impl SipCore {
                 self.agent_calls.remove(&ext);
             }
         }
+    }
+
+    /// True when the agent can be reached now: a live registration or a static contact.
+    pub fn agent_reachable(&self, agent: &str, now: Instant) -> bool {
+        self.router
+            .agent_target(agent, &self.registrar, now)
+            .is_ok()
+    }
+
+    /// How many messages wait behind the one about to be handled (the SIP task's inbox).
+    pub fn set_backlog(&mut self, backlog: usize) {
+        self.backlog = backlog;
     }
 
     pub fn poll_call_dispatch(&mut self) -> Option<CallDispatch> {
@@ -703,6 +742,7 @@ mod tests {
                 force_rport: true,
                 user_agent: "test".into(),
                 max_transactions,
+                overload_backlog: 100,
                 max_calls: 100,
                 first_call_key: 1,
                 max_call_rate_per_source: rate,
@@ -780,6 +820,36 @@ mod tests {
                 "{method} {extra}: {got:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_long_backlog_refuses_new_requests_but_finishes_accepted_work() {
+        let mut c = core(1000);
+        let now = Instant::now();
+        c.handle_message(now, 0, request("OPTIONS", 1, ""), peer(), &NoAgents);
+        assert_eq!(answers(&mut c), vec![(200, peer())]);
+        c.set_backlog(100);
+        // New work is refused at once, without a transaction.
+        c.handle_message(now, 0, request("OPTIONS", 2, ""), peer(), &NoAgents);
+        c.handle_message(now, 0, request("INVITE", 3, ""), peer(), &NoAgents);
+        assert_eq!(answers(&mut c), vec![(503, peer()), (503, peer())]);
+        assert_eq!(c.stats.overload, 2);
+        assert_eq!(c.layer.len(), 1, "no transaction for refused work");
+        // A retransmission of accepted work gets its answer again, not a 503.
+        c.handle_message(now, 0, request("OPTIONS", 1, ""), peer(), &NoAgents);
+        assert_eq!(answers(&mut c), vec![(200, peer())]);
+        // In-dialog requests pass (here: no such dialog, so 481 rather than 503).
+        c.handle_message(
+            now,
+            0,
+            SipMessage::parse(b"BYE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.9.9.9:5070;branch=z9hG4bKbye\r\nFrom: <sip:a@b>;tag=f\r\nTo: <sip:x@127.0.0.1>;tag=t\r\nCall-ID: cb\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"),
+            peer(),
+            &NoAgents,
+        );
+        assert_eq!(answers(&mut c), vec![(481, peer())]);
+        c.set_backlog(99);
+        c.handle_message(now, 0, request("OPTIONS", 4, ""), peer(), &NoAgents);
+        assert_eq!(answers(&mut c), vec![(200, peer())]);
     }
 
     #[test]

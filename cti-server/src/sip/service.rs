@@ -17,6 +17,7 @@ use super::transaction::Peer;
 use super::transport::{self, Connections, Inbound, TransportConfig, Transports};
 use super::types::Transport;
 use crate::call::actor::{ActorConfig, ActorMessage, CallActor, CallEvent, call_of_leg, legs_of};
+use crate::call::router::Route;
 use crate::call::{Call, CallConfig, CallKey};
 use crate::store::{StoreEvent, now_ms};
 use media::engine::{EngineEvent, MediaHandle};
@@ -169,6 +170,7 @@ impl SipService {
                     let Some(ev) = ev else { break };
                     match ev {
                         Inbound::Message { message, peer } => {
+                            core.set_backlog(inbound.len());
                             core.handle_message(Instant::now(), now_ms() as u64, message, peer, directory.as_ref());
                         }
                         Inbound::Connected { peer, sender } => {
@@ -206,23 +208,47 @@ impl SipService {
                         tx,
                         request,
                         source,
-                        target,
+                        route,
                     } => {
                         let now = Instant::now();
-                        match Call::new(
-                            key,
-                            plane.call_config.clone(),
-                            now,
-                            now_ms(),
-                            tx,
-                            request,
-                            source,
-                            *target,
-                            legs_of(key),
-                        ) {
+                        let config = plane.call_config.clone();
+                        let (call, service) = match *route {
+                            Route::Direct(target) => (
+                                Call::new(
+                                    key,
+                                    config,
+                                    now,
+                                    now_ms(),
+                                    tx,
+                                    request,
+                                    source,
+                                    target,
+                                    legs_of(key),
+                                ),
+                                None,
+                            ),
+                            Route::Hosted(service) => (
+                                Call::new_hosted(
+                                    key,
+                                    config,
+                                    now,
+                                    now_ms(),
+                                    tx,
+                                    request,
+                                    source,
+                                    legs_of(key),
+                                    service.to_string(),
+                                ),
+                                Some(service),
+                            ),
+                        };
+                        match call {
                             Ok(call) => {
                                 let (events_tx, events_rx) = mpsc::channel(64);
-                                calls.insert(key, events_tx);
+                                calls.insert(key, events_tx.clone());
+                                let host = service.and_then(|s| {
+                                    plane.actor_config.hosting.as_ref().map(|h| h.host(key, s))
+                                });
                                 tokio::spawn(
                                     CallActor {
                                         call,
@@ -232,6 +258,8 @@ impl SipService {
                                         store: store.clone(),
                                         config: plane.actor_config.clone(),
                                         recorded: Vec::new(),
+                                        host,
+                                        inbox: events_tx,
                                     }
                                     .run(),
                                 );
@@ -269,6 +297,7 @@ impl SipService {
                 .await;
             }
             while let Some(ev) = core.poll_registration_event() {
+                tell_acd_reachability(&core, &plane, &ev);
                 record_registration(&store, ev);
             }
             health
@@ -325,6 +354,36 @@ async fn send_transmit(
                 if queue.len() < 64 {
                     queue.push(bytes);
                 }
+            }
+        }
+    }
+}
+
+/// A phone registering logs its agent in and makes them reachable; the last binding going
+/// (and no static contact) makes them unreachable, so the ACD never rings a phone that is
+/// not there.
+fn tell_acd_reachability(core: &SipCore, plane: &CallPlane, ev: &RegistrationEvent) {
+    let Some(hosting) = &plane.actor_config.hosting else {
+        return;
+    };
+    use crate::acd::AcdEvent;
+    use crate::acd::actor::AcdInput;
+    match ev {
+        RegistrationEvent::Added { agent, .. } => {
+            hosting.acd.send(AcdInput::Event(AcdEvent::AgentReachable {
+                agent: agent.clone(),
+                reachable: true,
+            }));
+            hosting.acd.send(AcdInput::Event(AcdEvent::AgentLogin {
+                agent: agent.clone(),
+            }));
+        }
+        RegistrationEvent::Removed { agent, .. } => {
+            if !core.agent_reachable(agent, Instant::now()) {
+                hosting.acd.send(AcdInput::Event(AcdEvent::AgentReachable {
+                    agent: agent.clone(),
+                    reachable: false,
+                }));
             }
         }
     }

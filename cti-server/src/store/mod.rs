@@ -11,6 +11,9 @@ use tokio::sync::mpsc;
 
 use crate::config::AgentConfig;
 
+pub mod leads;
+pub mod voicemail;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database {url}: {source}")]
@@ -120,6 +123,23 @@ pub enum StoreEvent {
         transport: Option<String>,
         source: Option<String>,
     },
+    /// One queue or agent event from the ACD.
+    Queue(QueueEventRow),
+    /// A voicemail a caller left.
+    Voicemail(Box<crate::call::host::Voicemail>),
+}
+
+/// A `queue_events` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueEventRow {
+    pub at_ms: i64,
+    pub queue: Option<String>,
+    pub call_id: Option<i64>,
+    pub agent: Option<String>,
+    pub kind: &'static str,
+    pub reason: Option<String>,
+    pub waited_ms: Option<i64>,
+    pub detail: Option<String>,
 }
 
 async fn run_writer(pool: SqlitePool, mut rx: mpsc::Receiver<StoreEvent>) {
@@ -159,6 +179,41 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
                 .execute(&mut *tx)
                 .await?;
             }
+            StoreEvent::Queue(q) => {
+                sqlx::query(
+                    "INSERT INTO queue_events (at_ms, queue, call_id, agent, kind, reason, waited_ms, detail)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(q.at_ms)
+                .bind(&q.queue)
+                .bind(q.call_id)
+                .bind(&q.agent)
+                .bind(q.kind)
+                .bind(&q.reason)
+                .bind(q.waited_ms)
+                .bind(&q.detail)
+                .execute(&mut *tx)
+                .await?;
+            }
+            StoreEvent::Voicemail(v) => {
+                let ms = |t: std::time::SystemTime| {
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64)
+                };
+                sqlx::query(
+                    "INSERT INTO voicemails (call_id, mailbox, caller, lead_id, path, started_at_ms, duration_ms)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(v.call.0 as i64)
+                .bind(&v.mailbox)
+                .bind(&v.caller)
+                .bind(v.lead_id)
+                .bind(v.path.to_string_lossy().into_owned())
+                .bind(ms(v.started_at))
+                .bind(v.duration.as_millis() as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
     }
     tx.commit().await
@@ -171,16 +226,16 @@ async fn write_call(
     let at = |d: Option<std::time::Duration>| d.map(|d| r.offered_at_ms + d.as_millis() as i64);
     sqlx::query(
         "INSERT INTO calls (id, sip_call_id, direction, from_uri, to_uri, dialed, agent,
-           offered_at_ms, ringing_at_ms, answered_at_ms, ended_at_ms, end_cause, ended_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           offered_at_ms, ringing_at_ms, answered_at_ms, ended_at_ms, end_cause, ended_by,
+           connected_at_ms, services)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(r.key.0 as i64)
     .bind(&r.sip_call_id)
-    // A call to an agent comes in; a call through the trunk goes out.
-    .bind(if r.agent_extension().is_some() {
-        "inbound"
-    } else {
+    .bind(if r.is_outbound() {
         "outbound"
+    } else {
+        "inbound"
     })
     .bind(&r.from)
     .bind(&r.to)
@@ -192,6 +247,8 @@ async fn write_call(
     .bind(at(r.end_after))
     .bind(r.end_cause.map(|c| c.as_str()))
     .bind(r.ended_by.map(|s| s.as_str()))
+    .bind(at(r.connect_after))
+    .bind((!r.services.is_empty()).then(|| r.services.join(" ")))
     .execute(&mut **tx)
     .await?;
     for (side, leg) in [("caller", &r.caller), ("agent", &r.agent)] {

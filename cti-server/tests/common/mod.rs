@@ -43,6 +43,7 @@ impl Server {
                 dir.path().join("rec").display()
             ),
             format!("media.rtp_ports={lo}-{hi}"),
+            format!("voicemail.dir={}", dir.path().join("voicemail").display()),
         ];
         sets.extend(extra.iter().map(|s| s.to_string()));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cti-server"));
@@ -492,5 +493,82 @@ impl Server {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
+    }
+}
+
+impl Server {
+    /// Rows of `sql` as text (write the query with `CAST(.. AS TEXT)` for numbers), waiting
+    /// (up to `wait`) until there are at least `expected` rows.
+    pub fn rows(&self, sql: &str, expected: usize, wait: Duration) -> Vec<Vec<Option<String>>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let url = self.database_url();
+        let sql = sql.to_string();
+        rt.block_on(async move {
+            use sqlx::Row;
+            let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+                .expect("url")
+                .read_only(true);
+            let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open db");
+            let deadline = std::time::Instant::now() + wait;
+            loop {
+                let rows = sqlx::query(&sql).fetch_all(&pool).await.expect("query");
+                let out: Vec<Vec<Option<String>>> = rows
+                    .iter()
+                    .map(|r| {
+                        (0..r.columns().len())
+                            .map(|i| r.try_get::<Option<String>, _>(i).unwrap_or(None))
+                            .collect()
+                    })
+                    .collect();
+                if out.len() >= expected || std::time::Instant::now() >= deadline {
+                    pool.close().await;
+                    return out;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    }
+
+    /// An HTTP request with a bearer token and an optional JSON body; (status, body).
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.http).expect("http connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let body = body.unwrap_or("");
+        let ctype = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/json\r\n"
+        };
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}{ctype}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let status = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
     }
 }

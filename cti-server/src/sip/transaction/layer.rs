@@ -230,6 +230,17 @@ impl TransactionLayer {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
+    /// True when `request` belongs to a live server transaction (a retransmission the
+    /// layer absorbs by re-sending its last response).
+    pub fn is_retransmission(&self, request: &Request) -> bool {
+        let Some(via) = request.top_via() else {
+            return false;
+        };
+        server_key(request, &via, request.method.clone())
+            .and_then(|k| self.lookup(&k, request))
+            .is_some()
+    }
+
     /// Live transactions.
     pub fn len(&self) -> usize {
         self.txs.len()

@@ -1,0 +1,326 @@
+//! Acceptance tests for hosted calls: the IVR, the ACD queues and voicemail, driven by sipp as
+//! the carrier (caller) and as the agents' phones. The callers press keys with RFC 4733
+//! events (sipp plays the Debian package's `dtmf_2833_N.pcap`), talk with `g711a.pcap`; the
+//! agents are sipp UASes that REGISTERed from the port they then listen on.
+//!
+//! What is checked is what a call center sees afterwards: the call record (which services
+//! handled the call, which agent took it, when), the queue events the reports are computed
+//! from, the voicemail WAV and its row, and the agents' states through the REST API.
+//!
+//! The tests take a lock and run one at a time (timing on a shared 2-core machine).
+
+mod common;
+
+use common::{Server, SippChild, SippRun, free_port, register_agent, spawn_sipp};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const TOKEN: &str = "demo-api-token";
+
+fn log_tail(server: &Server) -> String {
+    let log = server.log_text();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// Registers agent `ext` (password `demo<ext>`) and starts its phone `scenario` for `calls`.
+fn agent(server: &Server, ext: &str, scenario: &str, calls: u32) -> SippChild {
+    let port = free_port();
+    let reg = register_agent(server.sip, ext, &format!("demo{ext}"), port);
+    assert!(
+        reg.success,
+        "agent {ext} did not register\n{}\n{}",
+        reg.report(),
+        log_tail(server)
+    );
+    let mp = free_port().to_string();
+    let calls = calls.to_string();
+    let uas = spawn_sipp(
+        None,
+        scenario,
+        port,
+        &["-m", calls.as_str(), "-mp", mp.as_str(), "-rtp_echo"],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    uas
+}
+
+/// The carrier calls `number` with `scenario` once, with `-set` variables.
+fn caller(server: &Server, scenario: &str, number: &str, sets: &[(&str, &str)]) -> SippChild {
+    let mp = free_port().to_string();
+    let mut args = vec!["-s", number, "-mp", mp.as_str(), "-m", "1"];
+    for (k, v) in sets {
+        args.extend(["-set", k, v]);
+    }
+    spawn_sipp(Some(server.sip), scenario, free_port(), &args)
+}
+
+fn finished(run: SippRun, what: &str, server: &Server) {
+    assert!(
+        run.success,
+        "{what} failed\n{}\nserver log:\n{}",
+        run.report(),
+        log_tail(server)
+    );
+}
+
+/// The last call's services, agent, and whether an agent answered it.
+fn last_call(server: &Server) -> (String, Option<String>, bool, Option<String>) {
+    let rows = server.rows(
+        "SELECT services, agent, CAST(connected_at_ms IS NOT NULL AS TEXT), end_cause
+         FROM calls ORDER BY offered_at_ms DESC LIMIT 1",
+        1,
+        Duration::from_secs(10),
+    );
+    let r = rows.first().expect("a call record");
+    (
+        r[0].clone().unwrap_or_default(),
+        r[1].clone(),
+        r[2].as_deref() == Some("1"),
+        r[3].clone(),
+    )
+}
+
+/// Queue event kinds of the last call, in order, with agent.
+fn queue_events(server: &Server) -> Vec<(String, Option<String>, Option<String>)> {
+    server
+        .rows(
+            "SELECT kind, queue, agent FROM queue_events
+             WHERE call_id = (SELECT id FROM calls ORDER BY offered_at_ms DESC LIMIT 1)
+             ORDER BY id",
+            1,
+            Duration::from_secs(10),
+        )
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap_or_default(), r[1].clone(), r[2].clone()))
+        .collect()
+}
+
+fn kinds(events: &[(String, Option<String>, Option<String>)]) -> Vec<&str> {
+    events.iter().map(|e| e.0.as_str()).collect()
+}
+
+#[test]
+fn caller_presses_1_and_a_sales_agent_answers() {
+    let _serial = serial();
+    let server = Server::start(&["ivr.entry=menu"]);
+    let alice = agent(&server, "1001", "agent_uas.xml", 1);
+    let call = caller(&server, "caller_ivr_press1.xml", "100", &[]);
+    finished(call.wait(Duration::from_secs(60)), "caller", &server);
+    finished(alice.wait(Duration::from_secs(20)), "agent 1001", &server);
+    let (services, agent, connected, cause) = last_call(&server);
+    assert_eq!(services, "flow:menu queue:sales", "{}", log_tail(&server));
+    assert_eq!(agent.as_deref(), Some("1001"));
+    assert!(connected, "an agent answered");
+    assert_eq!(cause.as_deref(), Some("caller_hangup"));
+    let ev = queue_events(&server);
+    let k = kinds(&ev);
+    for want in ["enter", "offer", "answer", "leave", "call_ended"] {
+        assert!(k.contains(&want), "{want} missing from {ev:?}");
+    }
+    assert!(
+        ev.iter()
+            .all(|e| e.1.as_deref().is_none_or(|q| q == "sales"))
+    );
+}
+
+#[test]
+fn ring_no_answer_moves_to_the_next_agent() {
+    let _serial = serial();
+    // Top-down: Alice (skill 5) rings first and does not answer within 3 s; Bob takes it.
+    let server = Server::start(&[
+        "ivr.entry=menu",
+        "queues=[{name=\"sales\",number=\"110\",strategy=\"top-down\",ring_timeout_s=3,wrap_up_s=0,max_wait_s=60,overflow={queue=\"service\"}},{name=\"service\",number=\"120\"}]",
+    ]);
+    let alice = agent(&server, "1001", "agent_noanswer.xml", 1);
+    let bob = agent(&server, "1002", "agent_uas.xml", 1);
+    let call = caller(&server, "caller_ivr_press1.xml", "100", &[]);
+    finished(call.wait(Duration::from_secs(60)), "caller", &server);
+    finished(
+        alice.wait(Duration::from_secs(20)),
+        "agent 1001 (cancelled)",
+        &server,
+    );
+    finished(bob.wait(Duration::from_secs(20)), "agent 1002", &server);
+    let (_, agent, connected, _) = last_call(&server);
+    assert_eq!(agent.as_deref(), Some("1002"));
+    assert!(connected);
+    let ev = queue_events(&server);
+    let rna = ev
+        .iter()
+        .position(|e| e.0 == "ring_no_answer")
+        .unwrap_or_else(|| panic!("no ring_no_answer in {ev:?}"));
+    assert_eq!(ev[rna].2.as_deref(), Some("1001"));
+    let answer = ev.iter().position(|e| e.0 == "answer").expect("answer");
+    assert!(answer > rna);
+    assert_eq!(ev[answer].2.as_deref(), Some("1002"));
+    // Alice missed one call: still available (the break comes after 3 misses in a row).
+    let (code, body) = server.http("GET", "/api/agents/1001", Some(TOKEN), None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"misses_in_row\":1"), "{body}");
+}
+
+#[test]
+fn max_wait_overflows_to_service_keeping_the_arrival_and_an_agent_on_break_is_skipped() {
+    let _serial = serial();
+    let server = Server::start(&[
+        "ivr.entry=menu",
+        "queues=[{name=\"sales\",number=\"110\",ring_timeout_s=5,wrap_up_s=0,max_wait_s=3,overflow={queue=\"service\"}},{name=\"service\",number=\"120\",wrap_up_s=0}]",
+    ]);
+    // Alice (sales) is registered but on break: the sales queue has nobody to offer to.
+    let _alice = agent(&server, "1001", "agent_uas.xml", 1);
+    let (code, body) = server.http(
+        "POST",
+        "/api/agents/1001/state",
+        Some(TOKEN),
+        Some(r#"{"state":"break","reason":"lunch"}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("\"state\":\"break\"") && body.contains("lunch"),
+        "{body}"
+    );
+    let carol = agent(&server, "2001", "agent_uas.xml", 1);
+    let call = caller(&server, "caller_ivr_press1.xml", "100", &[]);
+    finished(call.wait(Duration::from_secs(60)), "caller", &server);
+    finished(carol.wait(Duration::from_secs(20)), "agent 2001", &server);
+    let (services, agent, connected, _) = last_call(&server);
+    assert_eq!(agent.as_deref(), Some("2001"), "{services}");
+    assert!(connected);
+    assert!(
+        services.contains("queue:sales") && services.contains("queue:service"),
+        "{services}"
+    );
+    let ev = queue_events(&server);
+    assert!(
+        ev.iter()
+            .any(|e| e.0 == "overflow" && e.1.as_deref() == Some("sales")),
+        "{ev:?}"
+    );
+    assert!(
+        !ev.iter()
+            .any(|e| e.0 == "offer" && e.2.as_deref() == Some("1001")),
+        "the agent on break was offered the call: {ev:?}"
+    );
+    assert!(
+        ev.iter()
+            .any(|e| e.0 == "answer" && e.1.as_deref() == Some("service")),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn after_hours_the_caller_leaves_a_voicemail() {
+    let _serial = serial();
+    // A flow directory whose hours are never open: the demo's after-hours path.
+    let tmp = tempfile::tempdir().unwrap();
+    let flows = tmp.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    for f in ["menu.toml", "service.toml", "voicemail.toml"] {
+        std::fs::copy(
+            common::repo_root().join("ivr-scripts").join(f),
+            flows.join(f),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink(
+        common::repo_root().join("ivr-scripts/prompts"),
+        flows.join("prompts"),
+    )
+    .unwrap();
+    let main = std::fs::read_to_string(common::repo_root().join("ivr-scripts/main.toml")).unwrap();
+    // Every day is a holiday in this copy.
+    let today = jiff_free_today();
+    let closed = main.replace("holidays = [", &format!("holidays = [\"{today}\", "));
+    std::fs::write(flows.join("main.toml"), closed).unwrap();
+    let flows_set = format!("ivr.dir={}", flows.display());
+    let server = Server::start(&[&flows_set]);
+    let call = caller(&server, "caller_voicemail.xml", "100", &[]);
+    finished(call.wait(Duration::from_secs(60)), "caller", &server);
+    let (services, _, connected, cause) = last_call(&server);
+    assert_eq!(
+        services,
+        "flow:main voicemail:general",
+        "{}",
+        log_tail(&server)
+    );
+    assert!(!connected);
+    assert_eq!(cause.as_deref(), Some("caller_hangup"));
+    let vm = server.rows(
+        "SELECT mailbox, path, CAST(duration_ms AS TEXT) FROM voicemails",
+        1,
+        Duration::from_secs(10),
+    );
+    assert_eq!(vm.len(), 1, "{}", log_tail(&server));
+    assert_eq!(vm[0][0].as_deref(), Some("general"));
+    let path = vm[0][1].clone().unwrap();
+    let ms: i64 = vm[0][2].as_deref().unwrap().parse().unwrap();
+    assert!((2000..15000).contains(&ms), "message length {ms} ms");
+    let wav = hound::WavReader::open(&path).expect("voicemail WAV readable");
+    assert_eq!(wav.spec().sample_rate, 8000);
+    // The caller's words are in it: g711a.pcap is speech, not silence.
+    let samples: Vec<i32> = wav
+        .into_samples::<i16>()
+        .step_by(2)
+        .map(|s| i32::from(s.unwrap()))
+        .collect();
+    let loud = samples.iter().filter(|s| s.abs() > 1000).count();
+    assert!(loud > 800, "only {loud} loud samples in the caller channel");
+    // Listed by the API, and marked heard.
+    let (code, body) = server.http("GET", "/api/voicemails?mailbox=general", Some(TOKEN), None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"mailbox\":\"general\""), "{body}");
+    let (code, _) = server.http("GET", "/api/voicemails", Some("wrong"), None);
+    assert_eq!(code, 401);
+    let id = server.rows(
+        "SELECT CAST(id AS TEXT) FROM voicemails",
+        1,
+        Duration::from_secs(1),
+    )[0][0]
+        .clone()
+        .unwrap();
+    let (code, body) = server.http(
+        "POST",
+        &format!("/api/voicemails/{id}/heard"),
+        Some(TOKEN),
+        Some(r#"{"by":"1001"}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (_, body) = server.http("GET", "/api/voicemails?unheard=true", Some(TOKEN), None);
+    assert!(body.contains("\"voicemails\":[]"), "{body}");
+}
+
+/// Today's date in Berlin as the demo flow reads it (UTC date ± a day is covered by adding
+/// yesterday, today and tomorrow in UTC).
+fn jiff_free_today() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let dates: Vec<String> = [-86400, 0, 86400]
+        .iter()
+        .map(|d| civil_date((now + d).div_euclid(86400)))
+        .collect();
+    dates.join("\", \"")
+}
+
+/// Days since 1970-01-01 to YYYY-MM-DD (Howard Hinnant's civil-from-days).
+fn civil_date(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}")
+}
