@@ -686,3 +686,429 @@ fn sanitize(name: &str) -> String {
         .collect();
     if s.is_empty() { "_".into() } else { s }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A hosted call and its host together, in virtual time: the shipped demo flows, the ACD's
+    //! actions fed by hand, the SIP and media sides answered by the test.
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::acd::OverflowReason;
+    use crate::call::{CallConfig, MediaOp, Output, ReqRef, SipCommand, SipInput};
+    use crate::sdp::Codec;
+    use crate::sip::dialog::LocalVia;
+    use crate::sip::grammar::Uri;
+    use crate::sip::message::{HeaderName, Request, SipMessage};
+    use crate::sip::transaction::{Peer, TxId};
+    use crate::sip::types::{Method, Transport};
+    use bytes::Bytes;
+    use media::engine::LegId;
+
+    const SDP: &str = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+    const AGENT_SDP: &str = "v=0\r\no=a 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+
+    fn peer(port: u16) -> Peer {
+        Peer {
+            transport: Transport::Udp,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    fn invite() -> Request {
+        let raw = format!(
+            "INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKh1\r\nFrom: <sip:+4930111001@carrier>;tag=c\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: host-1\r\nCSeq: 1 INVITE\r\nContact: <sip:c@127.0.0.1:5999>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+            SDP.len()
+        );
+        match SipMessage::parse(raw.as_bytes()).unwrap() {
+            SipMessage::Request(r) => r,
+            SipMessage::Response(_) => unreachable!(),
+        }
+    }
+
+    fn agent_target(ext: &str) -> Target {
+        Target::Agent {
+            extension: ext.into(),
+            contact: Uri::parse(&format!("sip:{ext}@127.0.0.1:5888")).unwrap(),
+            peer: peer(5888),
+        }
+    }
+
+    /// A call in flow `service`, its host, and what came out of both.
+    struct World {
+        call: Call,
+        host: Host,
+        now: Instant,
+        wall: SystemTime,
+        media: Vec<MediaOp>,
+        sip: Vec<SipCommand>,
+        host_out: Vec<HostOutput>,
+    }
+
+    impl World {
+        fn start(service: Service) -> World {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ivr-scripts");
+            let flows = Arc::new(FlowSet::load_dir(&dir).expect("shipped flows load"));
+            let now = Instant::now();
+            let config = CallConfig {
+                ring_timeout: Duration::from_secs(20),
+                end_timeout: Duration::from_secs(32),
+                via: LocalVia::new(Transport::Udp, "127.0.0.1", Some(5060)),
+                host: "127.0.0.1".into(),
+                sip_port: 5060,
+                media_ip: "127.0.0.1".parse().unwrap(),
+                codecs: vec![Codec::Pcmu, Codec::Pcma],
+                user_agent: "test".into(),
+            };
+            let call = Call::new_hosted(
+                CallKey(9),
+                config,
+                now,
+                0,
+                TxId::for_test(1),
+                invite(),
+                peer(5999),
+                (LegId(18), LegId(19)),
+                service.to_string(),
+            )
+            .unwrap();
+            let host_config = HostConfig {
+                prompts_dir: dir.join("prompts"),
+                hold_music: dir.join("prompts/hold-music.wav"),
+                queue_music: vec![],
+                voicemail_dir: "/tmp/vm".into(),
+                voicemail_max: Duration::from_secs(60),
+                direct_ring_timeout: Duration::from_secs(15),
+                fallback_voicemail: "general".into(),
+            };
+            let host = Host::new(CallKey(9), service, Arc::new(host_config), flows, now);
+            let mut w = World {
+                call,
+                host,
+                now,
+                wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+                media: vec![],
+                sip: vec![],
+                host_out: vec![],
+            };
+            w.pump();
+            w.call
+                .media_ready(now, LegId(18), "127.0.0.1:40000".parse().unwrap());
+            w.pump();
+            w
+        }
+
+        fn t(&self) -> Now {
+            Now {
+                mono: self.now,
+                wall: self.wall,
+            }
+        }
+
+        /// Moves the call's outputs through the host, collecting the rest.
+        fn pump(&mut self) {
+            loop {
+                let Some(out) = self.call.poll_output() else {
+                    break;
+                };
+                match out {
+                    Output::Notice(n) => {
+                        let t = self.t();
+                        self.host.on_notice(&mut self.call, n, t);
+                    }
+                    Output::Media(m) => self.media.push(m),
+                    Output::Sip(s) => self.sip.push(s),
+                    Output::Ended(_) => {}
+                }
+            }
+            while let Some(o) = self.host.poll_output() {
+                self.host_out.push(o);
+            }
+        }
+
+        fn take_media(&mut self) -> Vec<MediaOp> {
+            std::mem::take(&mut self.media)
+        }
+
+        fn take_acd(&mut self) -> Vec<AcdEvent> {
+            let mut out = vec![];
+            self.host_out.retain(|o| match o {
+                HostOutput::Acd(e) => {
+                    out.push(e.clone());
+                    false
+                }
+                _ => true,
+            });
+            out
+        }
+
+        /// The id and file of the last Play.
+        fn last_play(&self) -> (u64, String) {
+            self.media
+                .iter()
+                .rev()
+                .find_map(|m| match m {
+                    MediaOp::Play { id, prompt, .. } => Some((
+                        *id,
+                        prompt.file_name().unwrap().to_string_lossy().into_owned(),
+                    )),
+                    _ => None,
+                })
+                .expect("a play")
+        }
+
+        fn prompt_done(&mut self) {
+            let (id, _) = self.last_play();
+            self.call.prompt_ended(LegId(18), id, false);
+            self.pump();
+        }
+
+        fn acd(&mut self, a: AcdAction) {
+            let t = self.t();
+            self.host.on_acd(&mut self.call, a, t);
+            self.pump();
+        }
+
+        /// Answers a Resolve with `target`; returns the agent INVITE once its leg is up.
+        fn resolve_and_ring(&mut self, target: Target) -> (ReqRef, Request) {
+            let number = self
+                .sip
+                .iter()
+                .rev()
+                .find_map(|s| match s {
+                    SipCommand::Resolve { number } => Some(number.clone()),
+                    _ => None,
+                })
+                .expect("a resolve");
+            self.call.handle_sip(
+                self.now,
+                SipInput::Resolved {
+                    number,
+                    target: Ok(target),
+                },
+            );
+            self.pump();
+            self.call
+                .media_ready(self.now, LegId(19), "127.0.0.1:40002".parse().unwrap());
+            self.pump();
+            self.sip
+                .iter()
+                .rev()
+                .find_map(|s| match s {
+                    SipCommand::Send { req, request, .. } if request.method == Method::Invite => {
+                        Some((*req, request.clone()))
+                    }
+                    _ => None,
+                })
+                .expect("agent INVITE")
+        }
+
+        fn agent_says(&mut self, req: ReqRef, invite: &Request, code: u16) {
+            let mut r = invite.response(code, "x", Some("at"));
+            r.headers
+                .push(HeaderName::Contact, "<sip:a@127.0.0.1:5888>");
+            if code == 200 {
+                r.headers.push(HeaderName::ContentType, "application/sdp");
+                r.body = Bytes::from(AGENT_SDP);
+            }
+            self.call
+                .handle_sip(self.now, SipInput::Response { req, response: r });
+            self.pump();
+        }
+    }
+
+    #[test]
+    fn menu_key_1_queues_the_caller_with_hold_music_and_an_offer_connects_the_agent() {
+        let mut w = World::start(Service::Flow("menu".into()));
+        assert_eq!(w.last_play().1, "welcome.wav");
+        w.call.dtmf(LegId(18), '1');
+        w.pump();
+        assert_eq!(w.last_play().1, "connecting.wav");
+        w.prompt_done();
+        // In the queue: hold music loops, the ACD hears of the caller.
+        assert!(
+            matches!(w.media.last(), Some(MediaOp::Play { looped: true, prompt, .. }) if prompt.ends_with("hold-music.wav"))
+        );
+        let queued = w.take_acd();
+        assert!(
+            matches!(&queued[..], [AcdEvent::CallQueued { queue, caller, .. }] if queue == "sales" && caller == "+4930111001"),
+            "{queued:?}"
+        );
+        // Announcement, then the music again.
+        w.take_media();
+        w.acd(AcdAction::Announce {
+            call: CallRef(9),
+            position: 2,
+            expected_wait: Some(Duration::from_secs(90)),
+        });
+        let files: Vec<String> = w
+            .media
+            .iter()
+            .filter_map(|m| match m {
+                MediaOp::Play { prompt, .. } => {
+                    Some(prompt.file_name().unwrap().to_string_lossy().into_owned())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(files, vec!["caller-number.wav"]);
+        for _ in 0..5 {
+            w.prompt_done();
+        }
+        assert_eq!(w.last_play().1, "hold-music.wav");
+        // The offer: resolve, dial, ring, answer.
+        w.acd(AcdAction::Offer {
+            call: CallRef(9),
+            agent: "1001".into(),
+            queue: "sales".into(),
+            ring_timeout: Duration::from_secs(15),
+        });
+        let (req, inv) = w.resolve_and_ring(agent_target("1001"));
+        w.agent_says(req, &inv, 180);
+        assert!(
+            matches!(&w.take_acd()[..], [AcdEvent::OfferRinging { agent, .. }] if agent == "1001")
+        );
+        w.agent_says(req, &inv, 200);
+        assert!(
+            matches!(&w.take_acd()[..], [AcdEvent::OfferAnswered { agent, .. }] if agent == "1001")
+        );
+        assert!(w.call.agent_connected());
+        assert!(w.media.contains(&MediaOp::StopPlay { leg: LegId(18) }));
+        // Hang-up: the ACD hears the call ended (wrap-up).
+        w.call.hang_up(w.now, EndCause::Completed);
+        w.pump();
+        assert!(
+            matches!(&w.take_acd()[..], [AcdEvent::CallEnded { agent, .. }] if agent == "1001")
+        );
+    }
+
+    #[test]
+    fn a_failed_offer_keeps_the_caller_queued_and_an_unreachable_agent_fails_at_once() {
+        let mut w = World::start(Service::Queue("sales".into()));
+        assert!(matches!(&w.take_acd()[..], [AcdEvent::CallQueued { .. }]));
+        w.acd(AcdAction::Offer {
+            call: CallRef(9),
+            agent: "1001".into(),
+            queue: "sales".into(),
+            ring_timeout: Duration::from_secs(15),
+        });
+        let (req, inv) = w.resolve_and_ring(agent_target("1001"));
+        w.agent_says(req, &inv, 486);
+        assert!(matches!(
+            &w.take_acd()[..],
+            [AcdEvent::OfferFailed {
+                reason: OfferFailure::Busy,
+                ..
+            }]
+        ));
+        assert!(!w.call.is_ended());
+        // An agent whose phone is gone: the offer fails without a dial.
+        w.acd(AcdAction::Offer {
+            call: CallRef(9),
+            agent: "1002".into(),
+            queue: "sales".into(),
+            ring_timeout: Duration::from_secs(15),
+        });
+        w.call.handle_sip(
+            w.now,
+            SipInput::Resolved {
+                number: "1002".into(),
+                target: Err((480, "Temporarily Unavailable")),
+            },
+        );
+        w.pump();
+        assert!(
+            matches!(&w.take_acd()[..], [AcdEvent::OfferFailed { reason: OfferFailure::Unreachable, agent, .. }] if agent == "1002")
+        );
+        // The caller hangs up: abandoned.
+        w.call.hang_up(w.now, EndCause::CallerHangup);
+        w.pump();
+        assert!(matches!(
+            &w.take_acd()[..],
+            [AcdEvent::CallAbandoned { .. }]
+        ));
+    }
+
+    #[test]
+    fn an_answer_crossing_the_acds_cancel_is_let_go_and_the_caller_waits_on() {
+        let mut w = World::start(Service::Queue("sales".into()));
+        w.take_acd();
+        w.acd(AcdAction::Offer {
+            call: CallRef(9),
+            agent: "1001".into(),
+            queue: "sales".into(),
+            ring_timeout: Duration::from_secs(15),
+        });
+        let (req, inv) = w.resolve_and_ring(agent_target("1001"));
+        w.agent_says(req, &inv, 200);
+        assert!(w.call.agent_connected());
+        w.take_media();
+        w.acd(AcdAction::CancelOffer {
+            call: CallRef(9),
+            agent: "1001".into(),
+        });
+        assert!(!w.call.agent_connected());
+        assert!(w.sip.iter().any(
+            |s| matches!(s, SipCommand::Send { request, .. } if request.method == Method::Bye)
+        ));
+        assert!(
+            matches!(w.media.last(), Some(MediaOp::Play { looped: true, .. })),
+            "music again"
+        );
+    }
+
+    #[test]
+    fn overflow_to_voicemail_greets_records_and_a_hash_ends_with_goodbye() {
+        let mut w = World::start(Service::Queue("service".into()));
+        w.take_acd();
+        w.acd(AcdAction::Overflow {
+            call: CallRef(9),
+            target: OverflowTarget::Voicemail("general".into()),
+            reason: OverflowReason::MaxWait,
+        });
+        assert_eq!(w.last_play().1, "voicemail-greeting.wav");
+        w.prompt_done();
+        w.prompt_done();
+        let rec = w
+            .media
+            .iter()
+            .find_map(|m| match m {
+                MediaOp::StartRecording { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+            .expect("recording");
+        assert!(rec.starts_with("/tmp/vm/general"), "{}", rec.display());
+        assert!(w.host.poll_timeout().is_some(), "the length limit runs");
+        w.call.dtmf(LegId(18), '#');
+        w.pump();
+        assert!(w.media.contains(&MediaOp::StopRecording));
+        assert_eq!(w.last_play().1, "goodbye.wav");
+        w.host.recorded(rec.clone(), Duration::from_secs(7));
+        w.pump();
+        assert!(
+            matches!(&w.host_out[..], [HostOutput::Voicemail(v)] if v.mailbox == "general" && v.caller == "+4930111001" && v.duration == Duration::from_secs(7))
+        );
+        w.prompt_done();
+        assert!(
+            w.sip.iter().any(
+                |s| matches!(s, SipCommand::Send { request, .. } if request.method == Method::Bye)
+            ),
+            "hung up after goodbye"
+        );
+    }
+
+    #[test]
+    fn a_voicemail_runs_out_at_the_length_limit() {
+        let mut w = World::start(Service::Voicemail("general".into()));
+        w.prompt_done();
+        w.prompt_done();
+        let deadline = w.host.poll_timeout().expect("limit");
+        assert_eq!(deadline, w.now + Duration::from_secs(60));
+        w.now = deadline;
+        let t = w.t();
+        w.host.handle_timeout(&mut w.call, t);
+        w.pump();
+        assert!(w.media.contains(&MediaOp::StopRecording));
+        assert_eq!(w.last_play().1, "goodbye.wav");
+    }
+}
