@@ -29,7 +29,11 @@ fn agent_id(i: usize) -> String {
 }
 
 fn queue_of(i: usize) -> &'static str {
-    if i % 2 == 0 { "sales" } else { "service" }
+    if i.is_multiple_of(2) {
+        "sales"
+    } else {
+        "service"
+    }
 }
 
 impl Load {
@@ -45,7 +49,7 @@ impl Load {
                 .map(|i| AgentSpec {
                     id: agent_id(i),
                     // Every fifth agent has both skills, so queues compete for them.
-                    skills: if i % 5 == 0 {
+                    skills: if i.is_multiple_of(5) {
                         [("sales".to_string(), 5), ("service".to_string(), 3)].into()
                     } else {
                         [(queue_of(i).to_string(), (i % 9) as u8 + 1)].into()
