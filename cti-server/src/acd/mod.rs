@@ -64,6 +64,14 @@
 //!   (logged in, reachable, not on break). The handling time of a call is talk time (answer
 //!   to end) plus the queue's configured wrap-up, over the last [`HANDLING_SAMPLES`] calls;
 //!   `None` until a call was handled.
+//! - **Announcements** ([`AcdAction::Announce`]) come on entry (after that step's offers are
+//!   decided) and every `announce_every`, never while an agent rings for the caller.
+//! - **Events.** Every enter, refusal, offer, ringing, ring-no-answer, offer failure or
+//!   cancel, answer, abandon, overflow, leave, queue-call end and agent state change comes
+//!   out as [`AcdAction::Event`] with its time, for the store; [`queue_stats`] computes
+//!   service level, average speed of answer and abandon rate from them for any interval.
+//! - **Reconfiguration** ([`Acd::reconfigure`]) keeps live calls, offers and agent states by
+//!   name; see there for what happens to removed queues and agents.
 //!
 //! # Invariants
 //!
@@ -106,6 +114,10 @@ pub const HANDLING_SAMPLES: usize = 20;
 pub struct CallRef(pub u64);
 
 /// Why an agent leg failed.
+///
+/// Every failure skips the agent for this caller while others are free. Only `NoAnswer`
+/// counts as a miss towards the "no answer" break. `Unreachable` does not mark the agent
+/// unreachable: that is [`AcdEvent::AgentReachable`]'s job, from the registrar or WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OfferFailure {
     Busy,
@@ -711,7 +723,7 @@ impl Acd {
     }
 
     /// The queue's waiting callers and its agents by state. `longest_wait` is measured to
-    /// the time of the last input, so pass through [`Acd::queue_snapshot_at`] for a live clock.
+    /// the time of the last input; [`Acd::queue_snapshot_at`] measures it to a given time.
     pub fn queue_snapshot(&self, queue: &str) -> Option<QueueSnapshot> {
         self.snapshot(queue, None)
     }
