@@ -106,6 +106,12 @@ pub use stats::{QueueStats, queue_stats};
 /// The break reason given to an agent who missed `no_answer_break_after` offers in a row.
 pub const NO_ANSWER_BREAK: &str = "no answer";
 
+/// How long after an offer failed (ring-no-answer, busy, unreachable) the agents who already
+/// failed a caller may be offered that caller again, when nobody else is free: a phone that
+/// refuses at once would otherwise be rung again at once, in a loop (Asterisk's `retry`).
+/// Agents who have not tried the caller yet are offered at once.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// How many recent calls the expected-wait estimate averages.
 pub const HANDLING_SAMPLES: usize = 20;
 
@@ -449,6 +455,9 @@ struct Waiting {
     max_wait_at: Option<Instant>,
     widen_at: Option<Instant>,
     announce_at: Option<Instant>,
+    /// Agents who failed this caller are not offered them again before this (see
+    /// [`RETRY_AFTER`]).
+    retry_at: Option<Instant>,
 }
 
 impl Waiting {
@@ -463,6 +472,7 @@ enum TimerKey {
     MaxWait(CallRef),
     Widen(CallRef),
     Announce(CallRef),
+    Retry(CallRef),
     WrapUp(usize),
 }
 
@@ -677,6 +687,11 @@ impl Acd {
                     }
                 }
                 TimerKey::Announce(call) => self.announce(call, now),
+                TimerKey::Retry(call) => {
+                    if let Some(w) = self.waiting.get_mut(&call) {
+                        w.retry_at = None;
+                    }
+                }
                 TimerKey::WrapUp(a) => {
                     self.agents[a].wrap_up_until = None;
                     self.end_wrap_up(a, now);
@@ -953,6 +968,7 @@ impl Acd {
                 (w.max_wait_at, TimerKey::MaxWait(*call)),
                 (w.widen_at, TimerKey::Widen(*call)),
                 (w.announce_at, TimerKey::Announce(*call)),
+                (w.retry_at, TimerKey::Retry(*call)),
             ] {
                 if let Some(at) = at
                     && !self.timers.contains(&(at, key))
@@ -1008,6 +1024,10 @@ impl Acd {
                     .waiting
                     .get(&call)
                     .is_some_and(|w| w.announce_at == Some(at)),
+                TimerKey::Retry(call) => self
+                    .waiting
+                    .get(&call)
+                    .is_some_and(|w| w.retry_at == Some(at)),
                 TimerKey::WrapUp(a) => self
                     .agents
                     .get(a)
@@ -1196,6 +1216,7 @@ impl Acd {
                 .map(|w| now + w.after),
             // The first announcement comes on entry, after this step's offers are decided.
             announce_at: cfg.announce_every.map(|_| now),
+            retry_at: None,
         };
         self.arm_call_timers(&w);
         self.queues[qi].order.insert(w.key());
@@ -1224,6 +1245,22 @@ impl Acd {
         if let Some(at) = w.announce_at {
             self.timers.insert((at, TimerKey::Announce(w.call)));
         }
+        if let Some(at) = w.retry_at {
+            self.timers.insert((at, TimerKey::Retry(w.call)));
+        }
+    }
+
+    /// Agents who failed `call` wait [`RETRY_AFTER`] before it is offered to them again.
+    fn hold_retries(&mut self, call: CallRef, now: Instant) {
+        let Some(w) = self.waiting.get_mut(&call) else {
+            return;
+        };
+        if let Some(old) = w.retry_at.take() {
+            self.timers.remove(&(old, TimerKey::Retry(call)));
+        }
+        let at = now + RETRY_AFTER;
+        w.retry_at = Some(at);
+        self.timers.insert((at, TimerKey::Retry(call)));
     }
 
     /// Sends a caller who is in no queue (any more) to `target`.
@@ -1329,6 +1366,7 @@ impl Acd {
             (w.max_wait_at, TimerKey::MaxWait(call)),
             (w.widen_at, TimerKey::Widen(call)),
             (w.announce_at, TimerKey::Announce(call)),
+            (w.retry_at, TimerKey::Retry(call)),
         ] {
             if let Some(at) = at {
                 self.timers.remove(&(at, key));
@@ -1420,6 +1458,7 @@ impl Acd {
         {
             w.skipped.push(a);
         }
+        self.hold_retries(call, now);
         self.event(
             now,
             Some(qi),
@@ -1444,6 +1483,7 @@ impl Acd {
         {
             w.skipped.push(a);
         }
+        self.hold_retries(call, now);
         self.actions.push_back(AcdAction::CancelOffer {
             call,
             agent: self.agents[a].id.clone(),
@@ -1662,7 +1702,7 @@ impl Acd {
             if n_free == 0 {
                 break;
             }
-            for a in self.choose(qi, key.3, &base[qi], &wide[qi], &free) {
+            for a in self.choose(qi, key.3, &base[qi], &wide[qi], &free, now) {
                 free[a] = false;
                 n_free -= 1;
                 self.offer(key.3, qi, a, now);
@@ -1679,11 +1719,13 @@ impl Acd {
         base: &[usize],
         wide: &[usize],
         free: &[bool],
+        now: Instant,
     ) -> Vec<usize> {
         let Some(w) = self.waiting.get(&call) else {
             return Vec::new();
         };
         let widened = w.widened;
+        let retry_held = w.retry_at.is_some_and(|t| now < t);
         let strategy = self.queues[qi].cfg.strategy;
         let free_in = |set: &[usize], fresh: Option<bool>| -> Vec<usize> {
             set.iter()
@@ -1695,6 +1737,10 @@ impl Acd {
             let mut all = free_in(base, None);
             if widened {
                 all.extend(free_in(wide, None));
+            }
+            if retry_held {
+                // Only those who have not failed this caller ring before the retry time.
+                all.retain(|a| !w.skipped.contains(a));
             }
             return all;
         }
@@ -1709,7 +1755,7 @@ impl Acd {
                 break;
             }
         }
-        if pool.is_empty() {
+        if pool.is_empty() || (retry && retry_held) {
             return Vec::new();
         }
         if retry && let Some(w) = self.waiting.get_mut(&call) {

@@ -434,14 +434,22 @@ fn ring_no_answer_cancels_and_offers_the_next_agent() {
     assert_eq!(offers(&out), offered(1, "b"));
     let a = h.acd.agent_state("a").unwrap();
     assert_eq!((a.state, a.misses_in_row), (AgentState::Available, 1));
-    // b refuses: nobody fresh is left, so a gets the caller again.
+    // b refuses: nobody fresh is left, so a gets the caller again, after the retry delay
+    // (a phone refusing at once is not rung again at once, in a loop).
     let out = h.ev(AcdEvent::OfferFailed {
         call: CallRef(1),
         agent: "b".into(),
         reason: OfferFailure::Rejected,
     });
-    assert_eq!(offers(&out), offered(1, "a"));
+    assert!(offers(&out).is_empty());
     assert_eq!(h.acd.agent_state("b").unwrap().misses_in_row, 0);
+    assert!(
+        h.advance(RETRY_AFTER - Duration::from_millis(1))
+            .iter()
+            .all(|a| !matches!(a, AcdAction::Offer { .. }))
+    );
+    let out = h.advance(Duration::from_millis(1));
+    assert_eq!(offers(&out), offered(1, "a"));
 }
 
 #[test]
@@ -451,11 +459,12 @@ fn misses_in_a_row_put_the_agent_on_break_no_answer() {
     let mut h = H::new(vec![q], vec![agent("a", &[("sales", 1)], 1)]);
     h.login(&["a"]);
     assert_eq!(offers(&h.queue_call(1, "sales", 0)), offered(1, "a"));
-    let out = h.advance(15 * S);
+    assert!(offers(&h.advance(15 * S)).is_empty(), "not at once");
+    let out = h.advance(RETRY_AFTER);
     assert_eq!(
         offers(&out),
         offered(1, "a"),
-        "the only agent is tried again"
+        "the only agent is tried again after the retry delay"
     );
     // The endpoint itself gives up the second time: a miss too.
     let out = h.ev(AcdEvent::OfferFailed {
@@ -475,7 +484,11 @@ fn misses_in_a_row_put_the_agent_on_break_no_answer() {
             reason: "no answer".into()
         }
     }));
+    // Back from the break: the caller a missed comes to a again once the retry delay of
+    // that miss has passed.
     let out = h.ev(AcdEvent::AgentReady { agent: "a".into() });
+    assert!(offers(&out).is_empty());
+    let out = h.advance(RETRY_AFTER);
     assert_eq!(offers(&out), offered(1, "a"));
     assert_eq!(h.acd.agent_state("a").unwrap().misses_in_row, 0);
     // An answer resets the count as well.
