@@ -68,6 +68,9 @@ impl CallActor {
     async fn run_inner(mut self) {
         let key = self.call.key();
         let mut room: Option<RoomId> = None;
+        // The call's first media leg: later legs are created on its engine shard, so
+        // bridging them needs no move between shards.
+        let mut anchor: Option<LegId> = None;
         let mut record_legs: Vec<(Side, media::engine::LegStats)> = Vec::new();
         let mut shutting_down = false;
         loop {
@@ -85,7 +88,8 @@ impl CallActor {
                         }
                     }
                     Output::Media(op) => {
-                        self.media_op(op, &mut room, &mut record_legs).await;
+                        self.media_op(op, &mut room, &mut anchor, &mut record_legs)
+                            .await;
                     }
                     Output::Ended(mut record) => {
                         if let Some(r) = room.take() {
@@ -138,14 +142,22 @@ impl CallActor {
         &mut self,
         op: MediaOp,
         room: &mut Option<RoomId>,
+        anchor: &mut Option<LegId>,
         record_legs: &mut Vec<(Side, media::engine::LegStats)>,
     ) {
         let key = self.call.key();
         match op {
             MediaOp::CreateLeg { leg, params, .. } => {
                 let cfg = self.leg_config(&params);
-                match self.media.create_leg(leg, cfg).await {
-                    Ok(addr) => self.call.media_ready(Instant::now(), leg, addr),
+                let created = match *anchor {
+                    Some(near) => self.media.create_leg_near(leg, near, cfg).await,
+                    None => self.media.create_leg(leg, cfg).await,
+                };
+                match created {
+                    Ok(addr) => {
+                        anchor.get_or_insert(leg);
+                        self.call.media_ready(Instant::now(), leg, addr)
+                    }
                     Err(e) => self.call.media_failed(Instant::now(), &e.to_string()),
                 }
             }
@@ -186,6 +198,9 @@ impl CallActor {
                     record_legs.push((side, stats));
                 }
                 let _ = self.media.end_leg(leg).await;
+                if *anchor == Some(leg) {
+                    *anchor = None;
+                }
             }
         }
     }
