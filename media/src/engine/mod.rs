@@ -529,7 +529,13 @@ pub fn start(
         );
         // Stagger the clocks evenly over one clock step.
         let phase = (cfg.tick / u32::from(shard::SLOTS)).mul_f64(i as f64 / n as f64);
-        tasks.push(tokio::spawn(shard.run(commands, phase)));
+        // Outside tokio's cooperative budget: a shard reads its sockets through wakers of
+        // its own, and a budget-refused read would hand the socket's waker to the runtime's
+        // deferred list instead of waking it. The shard bounds its own work per wake-up
+        // (READ_BUDGET per socket, one clock step per tick) and yields after each.
+        tasks.push(tokio::spawn(tokio::task::unconstrained(
+            shard.run(commands, phase),
+        )));
         senders.push(tx);
     }
     let task = tokio::spawn(async move {
