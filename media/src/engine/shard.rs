@@ -14,10 +14,11 @@
 //!
 //! The tick is paced: the shard's clock runs [`SLOTS`] times per tick and each leg and room
 //! has a slot, so each clock step serves a tenth of them and the frames leave in ten small
-//! bursts rather than one (measured: with one burst per tick, a thousand datagrams at once
-//! overflowed the receive buffer of a load generator's socket that got them all). A room's legs share the room's slot, so
-//! a room is mixed after its members' frames are in; legs created near each other share a
-//! slot, so a room usually takes its legs' slot and nobody changes phase.
+//! bursts rather than one, which bounds what any receiver's buffer or a switch port sees at
+//! once (with one burst per tick, the socket of a load generator that received every agent
+//! leg's frames overflowed). A room's legs share the room's slot, so a room is mixed after
+//! its members' frames are in; legs created near each other share a slot, so a room usually
+//! takes its legs' slot and nobody changes phase.
 
 use super::leg::{Leg, LegEvent, LegStats, Transmit};
 use super::ports::{PortLease, PortPool};
