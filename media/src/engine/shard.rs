@@ -52,6 +52,10 @@ pub(super) const READ_BUDGET: usize = 32;
 /// buffers. Not seen since; the sweep stays as the bound.
 const SWEEP: Duration = Duration::from_millis(500);
 
+/// Wake-ups handled back to back before the shard yields to the worker's other tasks (the
+/// cooperative budget it runs outside of allows 128 operations).
+const YIELD_EVERY: u32 = 32;
+
 /// Clock steps per media tick (2 ms steps for 20 ms frames); each serves the legs and rooms
 /// of one slot.
 pub(super) const SLOTS: u8 = 10;
@@ -284,6 +288,7 @@ impl Shard {
         let mut sweep = tokio::time::interval(SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut slot = 0u8;
+        let mut since_yield = 0u32;
         loop {
             tokio::select! {
                 biased;
@@ -306,8 +311,14 @@ impl Shard {
                 _ = sweep.tick() => self.sweep(),
             }
             // The task runs outside the cooperative budget (see `start`): let the worker's
-            // other tasks (signalling, call actors, other shards) run between two bursts.
-            tokio::task::yield_now().await;
+            // other tasks (signalling, call actors, other shards) run now and then. Not after
+            // every wake-up: a yield costs the worker a trip through its scheduler and driver
+            // (measured at 100 calls: 18.5 % of a core instead of 20.8 %).
+            since_yield += 1;
+            if since_yield >= YIELD_EVERY {
+                since_yield = 0;
+                tokio::task::yield_now().await;
+            }
         }
         // Dropping the legs closes their sockets and returns their ports; dropping a
         // recorder closes its queue and its writer thread finalizes the file.
