@@ -90,7 +90,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ports: lo..=hi,
         command_queue: 4096,
         event_queue: 4096,
-        inbound_queue: 16384,
+        shards: config.media.shards,
         tick: Duration::from_millis(20),
         advertised_ip: Some(media_ip),
     });

@@ -157,6 +157,9 @@ pub struct MediaConfig {
     pub timeout_s: u64,
     /// Our address in SDP when sip.listen is a wildcard (defaults to sip.advertised_host).
     pub advertised_ip: Option<std::net::IpAddr>,
+    /// Media engine shards (each with its own legs, rooms and 20 ms clock); 0 = one per CPU
+    /// core.
+    pub shards: usize,
 }
 
 impl Default for MediaConfig {
@@ -165,6 +168,7 @@ impl Default for MediaConfig {
             rtp_ports: "30000-39999".into(),
             timeout_s: 30,
             advertised_ip: None,
+            shards: 0,
         }
     }
 }

@@ -110,6 +110,9 @@ impl CallActor {
     async fn run_inner(mut self) {
         let key = self.call.key();
         let mut room: Option<RoomId> = None;
+        // The call's first media leg: later legs are created on its engine shard, so
+        // bridging them needs no move between shards.
+        let mut anchor: Option<LegId> = None;
         let mut record_legs: Vec<(Side, media::engine::LegStats)> = Vec::new();
         let mut shutting_down = false;
         let mut acd_attached = false;
@@ -128,7 +131,8 @@ impl CallActor {
                         }
                     }
                     Output::Media(op) => {
-                        self.media_op(op, &mut room, &mut record_legs).await;
+                        self.media_op(op, &mut room, &mut anchor, &mut record_legs)
+                            .await;
                     }
                     Output::Notice(notice) => {
                         if let Some(h) = self.host.as_mut() {
@@ -219,14 +223,22 @@ impl CallActor {
         &mut self,
         op: MediaOp,
         room: &mut Option<RoomId>,
+        anchor: &mut Option<LegId>,
         record_legs: &mut Vec<(Side, media::engine::LegStats)>,
     ) {
         let key = self.call.key();
         match op {
             MediaOp::CreateLeg { leg, params, .. } => {
                 let cfg = self.leg_config(&params);
-                match self.media.create_leg(leg, cfg).await {
-                    Ok(addr) => self.call.media_ready(Instant::now(), leg, addr),
+                let created = match *anchor {
+                    Some(near) => self.media.create_leg_near(leg, near, cfg).await,
+                    None => self.media.create_leg(leg, cfg).await,
+                };
+                match created {
+                    Ok(addr) => {
+                        anchor.get_or_insert(leg);
+                        self.call.media_ready(Instant::now(), leg, addr)
+                    }
                     Err(e) => self.call.media_failed(Instant::now(), leg, &e.to_string()),
                 }
             }
@@ -267,6 +279,9 @@ impl CallActor {
                     record_legs.push((side, stats));
                 }
                 let _ = self.media.end_leg(leg).await;
+                if *anchor == Some(leg) {
+                    *anchor = None;
+                }
             }
             MediaOp::Play {
                 leg,

@@ -1,36 +1,50 @@
-//! The async shell: UDP sockets from a [`PortPool`], one engine task owning every [`Leg`] and
-//! [`Room`], a 20 ms clock, and bounded channels to the call actors ([`MediaHandle`] for
-//! commands in, [`EngineEvent`]s out).
+//! The async shell: UDP sockets from a [`PortPool`], engine shards owning the [`Leg`]s and
+//! [`Room`](crate::mixer::Room)s, and bounded channels to the call actors ([`MediaHandle`]
+//! for commands in, [`EngineEvent`]s out).
 //!
-//! The engine task is the only place that reads the clock. Per datagram it feeds the leg's
-//! sans-IO core; per tick it pulls one frame from every leg (jitter buffer → decoder), mixes
-//! every room, writes recordings, and sends every leg its frame (prompt, room mix, or
-//! nothing), then drains transmits to the sockets and events to the channel. Sends use
-//! `try_send_to` and events `try_send`: the tick never waits on a socket or a slow consumer.
+//! The engine runs as [`EngineConfig::shards`] tokio tasks (one per core by default), so
+//! media uses every core of a multi-threaded runtime. Each shard owns its legs, their
+//! sockets (which it reads itself, without a task per socket) and its rooms, and runs its
+//! own 20 ms clock, paced in steps (see `shard`); the shards' clocks are staggered so that
+//! their bursts of sent frames do not coincide. A shard is the only place that reads the
+//! clock for its legs. Per datagram it feeds the leg's sans-IO core; per tick it pulls one
+//! frame from every leg (jitter buffer → decoder), mixes every room, writes recordings, and
+//! sends every leg its frame (prompt, room mix, or nothing), then drains transmits to the
+//! sockets and events to the one event channel all shards share. Sends use `try_send_to`
+//! and events `try_send`: the tick never waits on a socket or a slow consumer.
+//!
+//! The [`MediaHandle`] routes each command to the shard that owns the leg or room it names
+//! (a table in the handle, see `routing`). A room and its legs are always on one shard:
+//! placement keeps a call's legs together when told which legs belong together
+//! ([`MediaHandle::create_leg_near`]); otherwise a join first moves the leg (or the still
+//! empty room) to the other's shard, socket and all.
+//!
+//! Not done, and why: `recvmmsg`/`sendmmsg` batching would buy nothing, because every leg
+//! has its own socket (its own port, which symmetric RTP peers check) and carries one
+//! datagram per 20 ms each way, so there is never a batch on one socket.
 
 mod leg;
 mod ports;
+mod routing;
+mod shard;
 
 pub use leg::{DtmfSource, Leg, LegConfig, LegError, LegEvent, LegStats, Transmit};
 pub use ports::{BoundPair, PortLease, PortPool};
 
 use crate::codec::CodecError;
-use crate::codec::g711::FRAME_SAMPLES;
 use crate::codec::telephone_event::Digit;
-use crate::mixer::{MixerError, ParticipantId, Room};
-use crate::prompt::{PlayEnd, PlayOptions, Prompt, PromptPlayer};
+use crate::mixer::MixerError;
+use crate::prompt::{PlayEnd, PlayOptions, Prompt};
 use crate::recorder::{Marker, Recorder, RecorderConfig, RecorderError, RecordingSummary};
-use crate::rtp::Ssrc;
-use crate::webrtc::{BrowserLeg, BrowserLegConfig, WebRtcError};
-use std::collections::HashMap;
+use crate::webrtc::{BrowserLegConfig, WebRtcError};
+use routing::{JoinPlan, Routes, ShardIndex};
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -53,8 +67,10 @@ pub struct EngineConfig {
     pub command_queue: usize,
     /// Events queued before new ones are dropped (and counted in the log).
     pub event_queue: usize,
-    /// Datagrams queued from the socket readers to the engine task.
-    pub inbound_queue: usize,
+    /// Engine shards (tasks with their own legs, rooms and clock); 0 means one per CPU core
+    /// (`std::thread::available_parallelism`). More shards than runtime worker threads
+    /// buys nothing.
+    pub shards: usize,
     /// The media clock period.
     pub tick: Duration,
     /// The address browsers reach us on (ICE host candidate); `bind_ip` if unset.
@@ -68,7 +84,7 @@ impl Default for EngineConfig {
             ports: 20000..=29999,
             command_queue: 256,
             event_queue: 1024,
-            inbound_queue: 4096,
+            shards: 0,
             tick: Duration::from_millis(20),
             advertised_ip: None,
         }
@@ -114,6 +130,10 @@ pub enum EngineError {
     /// The room is not recording.
     #[error("room {0:?} is not recording")]
     NotRecording(RoomId),
+    /// A room with legs in it cannot move to another shard (a concurrent join got there
+    /// first; the handle plans again).
+    #[error("room {0:?} is not empty")]
+    RoomNotEmpty(RoomId),
     /// The engine task has stopped.
     #[error("media engine stopped")]
     Stopped,
@@ -141,7 +161,8 @@ pub enum EngineEvent {
 }
 
 enum Op {
-    CreateLeg(LegId, Box<LegConfig>),
+    /// A plain RTP leg, placed near another leg of the same call if given.
+    CreateLeg(LegId, Box<LegConfig>, Option<LegId>),
     CreateBrowserLeg(LegId, String, BrowserLegConfig),
     SetRemote(LegId, SocketAddr),
     Reconfigure(LegId, Box<LegConfig>),
@@ -157,6 +178,12 @@ enum Op {
     StopRecording(RoomId),
     PauseRecording(RoomId, bool),
     Stats(LegId),
+    /// Hands a leg that is in no room over to the handle, to attach to another shard.
+    DetachLeg(LegId),
+    AttachLeg(LegId, Box<shard::LegEntry>),
+    /// Hands an empty room over to the handle, to attach to another shard.
+    DetachRoom(RoomId),
+    AttachRoom(RoomId, Box<shard::RoomEntry>),
     Shutdown,
 }
 
@@ -167,6 +194,8 @@ enum Reply {
     Recorder(Box<Recorder>),
     Marker(Marker),
     Stats(LegStats),
+    Leg(Box<shard::LegEntry>),
+    Room(Box<shard::RoomEntry>),
 }
 
 struct Command {
@@ -177,18 +206,50 @@ struct Command {
 /// The call actors' handle on the engine. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct MediaHandle {
-    tx: mpsc::Sender<Command>,
+    shards: Arc<[mpsc::Sender<Command>]>,
+    routes: Arc<Mutex<Routes>>,
     dropped_events: Arc<AtomicU64>,
 }
 
 impl MediaHandle {
-    async fn call(&self, op: Op) -> Result<Reply, EngineError> {
+    async fn call_shard(&self, shard: ShardIndex, op: Op) -> Result<Reply, EngineError> {
+        let tx = self.shards.get(shard).ok_or(EngineError::Stopped)?;
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command { op, reply })
+        tx.send(Command { op, reply })
             .await
             .map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
+        // The lock guards plain maps, never held across an await; a poisoned one is still
+        // consistent.
+        self.routes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn on_leg(&self, leg: LegId, op: Op) -> Result<Reply, EngineError> {
+        let shard = self.routes().leg(leg)?;
+        self.call_shard(shard, op).await
+    }
+
+    async fn on_room(&self, room: RoomId, op: Op) -> Result<Reply, EngineError> {
+        let shard = self.routes().room(room)?;
+        self.call_shard(shard, op).await
+    }
+
+    /// How many shards the engine runs.
+    pub fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Which shard owns a leg (for tests and diagnostics).
+    pub fn shard_of_leg(&self, leg: LegId) -> Option<usize> {
+        self.routes().leg(leg).ok()
+    }
+
+    /// Which shard owns a room (for tests and diagnostics).
+    pub fn shard_of_room(&self, room: RoomId) -> Option<usize> {
+        self.routes().room(room).ok()
     }
 
     /// Events dropped so far because the event queue was full (a slow consumer), over the
@@ -204,15 +265,40 @@ impl MediaHandle {
         self.dropped_events.clone()
     }
 
-    async fn done(&self, op: Op) -> Result<(), EngineError> {
-        self.call(op).await.map(|_| ())
+    /// Creates a leg with its own socket on the least loaded shard; returns the local
+    /// address for our SDP.
+    pub async fn create_leg(&self, leg: LegId, cfg: LegConfig) -> Result<SocketAddr, EngineError> {
+        self.create_leg_placed(leg, None, cfg).await
     }
 
-    /// Creates a leg with its own socket; returns the local address for our SDP.
-    pub async fn create_leg(&self, leg: LegId, cfg: LegConfig) -> Result<SocketAddr, EngineError> {
-        match self.call(Op::CreateLeg(leg, Box::new(cfg))).await? {
-            Reply::Bound(a) => Ok(a),
-            _ => Err(EngineError::Stopped),
+    /// Creates a leg on the shard of `near` (another leg of the same call, which it will
+    /// share a room with), so that joining them needs no move; on the least loaded shard if
+    /// `near` does not exist. Returns the local address for our SDP.
+    pub async fn create_leg_near(
+        &self,
+        leg: LegId,
+        near: LegId,
+        cfg: LegConfig,
+    ) -> Result<SocketAddr, EngineError> {
+        self.create_leg_placed(leg, Some(near), cfg).await
+    }
+
+    async fn create_leg_placed(
+        &self,
+        leg: LegId,
+        near: Option<LegId>,
+        cfg: LegConfig,
+    ) -> Result<SocketAddr, EngineError> {
+        let shard = self.routes().place_leg(leg, near)?;
+        match self
+            .call_shard(shard, Op::CreateLeg(leg, Box::new(cfg), near))
+            .await
+        {
+            Ok(Reply::Bound(a)) => Ok(a),
+            other => {
+                self.routes().remove_leg(leg);
+                Err(other.err().unwrap_or(EngineError::Stopped))
+            }
         }
     }
 
@@ -234,40 +320,95 @@ impl MediaHandle {
         offer: String,
         config: BrowserLegConfig,
     ) -> Result<String, EngineError> {
-        match self.call(Op::CreateBrowserLeg(leg, offer, config)).await? {
-            Reply::Answer(a) => Ok(a),
-            _ => Err(EngineError::Stopped),
+        let shard = self.routes().place_leg(leg, None)?;
+        match self
+            .call_shard(shard, Op::CreateBrowserLeg(leg, offer, config))
+            .await
+        {
+            Ok(Reply::Answer(a)) => Ok(a),
+            other => {
+                self.routes().remove_leg(leg);
+                Err(other.err().unwrap_or(EngineError::Stopped))
+            }
         }
     }
 
     /// Points a leg at a new remote address (SDP from a re-INVITE).
     pub async fn set_remote(&self, leg: LegId, remote: SocketAddr) -> Result<(), EngineError> {
-        self.done(Op::SetRemote(leg, remote)).await
+        self.on_leg(leg, Op::SetRemote(leg, remote))
+            .await
+            .map(|_| ())
     }
 
     /// Applies renegotiated SDP parameters to a plain RTP leg, keeping its outgoing stream.
     pub async fn reconfigure_leg(&self, leg: LegId, cfg: LegConfig) -> Result<(), EngineError> {
-        self.done(Op::Reconfigure(leg, Box::new(cfg))).await
+        self.on_leg(leg, Op::Reconfigure(leg, Box::new(cfg)))
+            .await
+            .map(|_| ())
     }
 
     /// Ends a leg: leaves its room, closes its socket, frees its port.
     pub async fn end_leg(&self, leg: LegId) -> Result<(), EngineError> {
-        self.done(Op::EndLeg(leg)).await
+        let result = self.on_leg(leg, Op::EndLeg(leg)).await;
+        self.routes().remove_leg(leg);
+        result.map(|_| ())
     }
 
-    /// Creates an empty room.
+    /// Creates an empty room (on the least loaded shard; it follows its first leg).
     pub async fn create_room(&self, room: RoomId) -> Result<(), EngineError> {
-        self.done(Op::CreateRoom(room)).await
+        let shard = self.routes().place_room(room)?;
+        let result = self.call_shard(shard, Op::CreateRoom(room)).await;
+        if result.is_err() {
+            self.routes().remove_room(room);
+        }
+        result.map(|_| ())
     }
 
     /// Ends a room (its legs stay, outside any room; a recording is finished).
     pub async fn end_room(&self, room: RoomId) -> Result<(), EngineError> {
-        self.done(Op::EndRoom(room)).await
+        let result = self.on_room(room, Op::EndRoom(room)).await;
+        self.routes().remove_room(room);
+        result.map(|_| ())
     }
 
-    /// Puts a leg in a room, hearing nobody and heard by nobody until `set_hears`.
+    /// Puts a leg in a room, hearing nobody and heard by nobody until `set_hears`. If the
+    /// two are on different shards, the empty room or else the leg moves first.
     pub async fn join(&self, room: RoomId, leg: LegId) -> Result<(), EngineError> {
-        self.done(Op::Join(room, leg)).await
+        // A concurrent join to the same room can change the plan between planning and
+        // moving (the shard refuses to move a room that gained a member): plan again.
+        for _ in 0..4 {
+            let plan = self.routes().plan_join(room, leg)?;
+            match plan {
+                JoinPlan::Here(shard) => {
+                    self.call_shard(shard, Op::Join(room, leg)).await?;
+                    self.routes().joined(room, leg);
+                    return Ok(());
+                }
+                JoinPlan::MoveRoom { from, to } => {
+                    match self.call_shard(from, Op::DetachRoom(room)).await {
+                        Ok(Reply::Room(entry)) => {
+                            self.call_shard(to, Op::AttachRoom(room, entry)).await?;
+                            self.routes().moved_room(room, to);
+                        }
+                        Err(EngineError::RoomNotEmpty(_)) => {}
+                        Err(e) => return Err(e),
+                        Ok(_) => return Err(EngineError::Stopped),
+                    }
+                }
+                JoinPlan::MoveLeg { from, to } => {
+                    let Reply::Leg(entry) = self.call_shard(from, Op::DetachLeg(leg)).await? else {
+                        return Err(EngineError::Stopped);
+                    };
+                    if let Err(e) = self.call_shard(to, Op::AttachLeg(leg, entry)).await {
+                        // The target shard is gone, and the leg with it.
+                        self.routes().remove_leg(leg);
+                        return Err(e);
+                    }
+                    self.routes().moved_leg(leg, to);
+                }
+            }
+        }
+        Err(EngineError::RoomNotEmpty(room))
     }
 
     /// Sets whether `listener` hears `speaker` (listen / whisper / barge are made of these).
@@ -278,8 +419,9 @@ impl MediaHandle {
         speaker: LegId,
         hears: bool,
     ) -> Result<(), EngineError> {
-        self.done(Op::SetHears(room, listener, speaker, hears))
+        self.on_room(room, Op::SetHears(room, listener, speaker, hears))
             .await
+            .map(|_| ())
     }
 
     /// Plays a prompt to a leg (replacing what it hears from its room until it ends).
@@ -289,17 +431,19 @@ impl MediaHandle {
         prompt: Arc<Prompt>,
         options: PlayOptions,
     ) -> Result<(), EngineError> {
-        self.done(Op::Play(leg, prompt, options)).await
+        self.on_leg(leg, Op::Play(leg, prompt, options))
+            .await
+            .map(|_| ())
     }
 
     /// Stops a prompt.
     pub async fn stop_prompt(&self, leg: LegId) -> Result<(), EngineError> {
-        self.done(Op::StopPrompt(leg)).await
+        self.on_leg(leg, Op::StopPrompt(leg)).await.map(|_| ())
     }
 
     /// Sends a DTMF key on a leg as RFC 4733 events.
     pub async fn send_dtmf(&self, leg: LegId, digit: Digit) -> Result<(), EngineError> {
-        self.done(Op::SendDtmf(leg, digit)).await
+        self.on_leg(leg, Op::SendDtmf(leg, digit)).await.map(|_| ())
     }
 
     /// Records a room: left channel = what `customer` says, right = what the customer hears.
@@ -314,13 +458,14 @@ impl MediaHandle {
             tokio::task::spawn_blocking(move || Recorder::create(path, RecorderConfig::default()))
                 .await
                 .map_err(|_| EngineError::Stopped)??;
-        self.done(Op::StartRecording(room, customer, Box::new(rec)))
+        self.on_room(room, Op::StartRecording(room, customer, Box::new(rec)))
             .await
+            .map(|_| ())
     }
 
     /// Finishes a room's recording (the final flush runs on a blocking thread).
     pub async fn stop_recording(&self, room: RoomId) -> Result<RecordingSummary, EngineError> {
-        match self.call(Op::StopRecording(room)).await? {
+        match self.on_room(room, Op::StopRecording(room)).await? {
             Reply::Recorder(rec) => Ok(tokio::task::spawn_blocking(move || rec.finish())
                 .await
                 .map_err(|_| EngineError::Stopped)??),
@@ -331,7 +476,7 @@ impl MediaHandle {
     /// Pauses (`true`) or resumes a room's recording; silence is recorded while paused.
     /// Returns the marker for the call record (offset into the file).
     pub async fn pause_recording(&self, room: RoomId, paused: bool) -> Result<Marker, EngineError> {
-        match self.call(Op::PauseRecording(room, paused)).await? {
+        match self.on_room(room, Op::PauseRecording(room, paused)).await? {
             Reply::Marker(m) => Ok(m),
             _ => Err(EngineError::Stopped),
         }
@@ -339,19 +484,26 @@ impl MediaHandle {
 
     /// A leg's current statistics.
     pub async fn stats(&self, leg: LegId) -> Result<LegStats, EngineError> {
-        match self.call(Op::Stats(leg)).await? {
+        match self.on_leg(leg, Op::Stats(leg)).await? {
             Reply::Stats(s) => Ok(s),
             _ => Err(EngineError::Stopped),
         }
     }
 
-    /// Stops the engine; every leg's port is released.
+    /// Stops the engine (every shard); every leg's port is released.
     pub async fn shutdown(&self) -> Result<(), EngineError> {
-        self.done(Op::Shutdown).await
+        let mut result = Ok(());
+        for shard in 0..self.shards.len() {
+            if let Err(e) = self.call_shard(shard, Op::Shutdown).await {
+                result = Err(e);
+            }
+        }
+        result
     }
 }
 
-/// Starts the engine task on the current tokio runtime.
+/// Starts the engine's shards on the current tokio runtime. The join handle finishes when
+/// every shard has stopped.
 pub fn start(
     cfg: EngineConfig,
 ) -> (
@@ -360,159 +512,45 @@ pub fn start(
     JoinHandle<()>,
     PortPool,
 ) {
-    let (tx, commands) = mpsc::channel(cfg.command_queue.max(1));
+    let n = match cfg.shards {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
     let (events_tx, events) = mpsc::channel(cfg.event_queue.max(1));
-    let (inbound_tx, inbound) = mpsc::channel(cfg.inbound_queue.max(1));
     let pool = PortPool::new(cfg.ports.clone());
     let dropped_events = Arc::new(AtomicU64::new(0));
-    let engine = Engine {
-        pool: pool.clone(),
-        legs: HashMap::new(),
-        rooms: HashMap::new(),
-        events: events_tx,
-        inbound_tx,
-        dropped_events: dropped_events.clone(),
-        cfg,
+    let mut senders = Vec::with_capacity(n);
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let (tx, commands) = mpsc::channel(cfg.command_queue.max(1));
+        let shard = shard::Shard::new(
+            cfg.clone(),
+            pool.clone(),
+            events_tx.clone(),
+            dropped_events.clone(),
+        );
+        // Stagger the clocks evenly over one clock step.
+        let phase = (cfg.tick / u32::from(shard::SLOTS)).mul_f64(i as f64 / n as f64);
+        // Outside tokio's cooperative budget: a shard reads its sockets through wakers of
+        // its own, and a budget-refused read would hand the socket's waker to the runtime's
+        // deferred list instead of waking it. The shard bounds its own work per wake-up
+        // (READ_BUDGET per socket, one clock step per tick) and yields after each.
+        tasks.push(tokio::spawn(tokio::task::unconstrained(
+            shard.run(commands, phase),
+        )));
+        senders.push(tx);
+    }
+    let task = tokio::spawn(async move {
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    let handle = MediaHandle {
+        shards: senders.into(),
+        routes: Arc::new(Mutex::new(Routes::new(n))),
+        dropped_events,
     };
-    let task = tokio::spawn(engine.run(commands, inbound));
-    (MediaHandle { tx, dropped_events }, events, task, pool)
-}
-
-/// A plain RTP leg or a browser leg: the engine drives both the same way.
-enum AnyLeg {
-    Rtp(Box<Leg>),
-    Browser(Box<BrowserLeg>),
-}
-
-impl AnyLeg {
-    fn handle_datagram(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        data: &[u8],
-    ) -> Result<(), String> {
-        match self {
-            AnyLeg::Rtp(l) => l
-                .handle_datagram(now, from, data)
-                .map_err(|e| e.to_string()),
-            AnyLeg::Browser(b) => b
-                .handle_datagram(now, from, data)
-                .map_err(|e| e.to_string()),
-        }
-    }
-
-    fn receive_frame(&mut self, now: Instant) -> [i16; FRAME_SAMPLES] {
-        match self {
-            AnyLeg::Rtp(l) => l.receive_frame(now),
-            AnyLeg::Browser(b) => b.receive_frame(now),
-        }
-    }
-
-    fn send_frame(&mut self, now: Instant, frame: &[i16]) -> Result<(), String> {
-        match self {
-            AnyLeg::Rtp(l) => l.send_frame(frame).map_err(|e| e.to_string()),
-            AnyLeg::Browser(b) => b.send_frame(now, frame).map_err(|e| e.to_string()),
-        }
-    }
-
-    fn send_prompt(&mut self, now: Instant, player: &mut PromptPlayer) -> bool {
-        match self {
-            AnyLeg::Rtp(l) => match player.next_encoded(l.codec()) {
-                Some(p) => {
-                    l.send_encoded(p);
-                    true
-                }
-                None => false,
-            },
-            AnyLeg::Browser(b) => match player.next_frame() {
-                Some(f) => {
-                    if let Err(e) = b.send_frame(now, &f) {
-                        tracing::debug!(error = %e, "prompt to browser failed");
-                    }
-                    true
-                }
-                None => false,
-            },
-        }
-    }
-
-    fn send_nothing(&mut self) {
-        match self {
-            AnyLeg::Rtp(l) => l.send_nothing(),
-            AnyLeg::Browser(b) => b.send_nothing(),
-        }
-    }
-
-    fn source_changed(&mut self) {
-        if let AnyLeg::Rtp(l) = self {
-            l.source_changed();
-        }
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        match self {
-            AnyLeg::Rtp(l) => l.handle_timeout(now),
-            AnyLeg::Browser(b) => b.handle_timeout(now),
-        }
-    }
-
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        match self {
-            AnyLeg::Rtp(l) => l.poll_transmit(),
-            AnyLeg::Browser(b) => b.poll_transmit(),
-        }
-    }
-
-    fn poll_event(&mut self) -> Option<LegEvent> {
-        match self {
-            AnyLeg::Rtp(l) => l.poll_event(),
-            AnyLeg::Browser(b) => b.poll_event(),
-        }
-    }
-
-    fn stats(&self) -> LegStats {
-        match self {
-            AnyLeg::Rtp(l) => l.stats(),
-            AnyLeg::Browser(b) => b.stats(),
-        }
-    }
-}
-
-/// A leg's socket and the port lease, dropped together (socket first, then the lease).
-/// Plain RTP legs also hold the RTCP socket at RTP port + 1 (RFC 3550 §11).
-struct LegSocket {
-    socket: UdpSocket,
-    rtcp: Option<UdpSocket>,
-    _lease: PortLease,
-    _rtcp_lease: Option<PortLease>,
-}
-
-/// A datagram from a reader task: which leg, from where, whether it came in on the RTCP
-/// port, and the bytes.
-type Inbound = (LegId, SocketAddr, bool, Vec<u8>);
-
-struct LegEntry {
-    leg: AnyLeg,
-    socket: Arc<LegSocket>,
-    readers: Vec<JoinHandle<()>>,
-    room: Option<(RoomId, ParticipantId)>,
-    player: Option<PromptPlayer>,
-    received: [i16; FRAME_SAMPLES],
-}
-
-struct RoomEntry {
-    room: Room,
-    recording: Option<(Recorder, LegId)>,
-}
-
-struct Engine {
-    cfg: EngineConfig,
-    pool: PortPool,
-    legs: HashMap<LegId, LegEntry>,
-    rooms: HashMap<RoomId, RoomEntry>,
-    events: mpsc::Sender<EngineEvent>,
-    inbound_tx: mpsc::Sender<Inbound>,
-    dropped_events: Arc<AtomicU64>,
+    (handle, events, task, pool)
 }
 
 fn random_u64() -> u64 {
@@ -522,431 +560,6 @@ fn random_u64() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(0);
     h.finish()
-}
-
-impl Engine {
-    async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut inbound: mpsc::Receiver<Inbound>,
-    ) {
-        let mut ticker = tokio::time::interval(self.cfg.tick);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        loop {
-            tokio::select! {
-                biased;
-                _ = ticker.tick() => self.tick(Instant::now()),
-                cmd = commands.recv() => {
-                    let Some(Command { op, reply }) = cmd else { break };
-                    let shutdown = matches!(op, Op::Shutdown);
-                    let result = self.handle(op).await;
-                    let _ = reply.send(result);
-                    if shutdown {
-                        break;
-                    }
-                }
-                Some((leg, from, rtcp_port, data)) = inbound.recv() => {
-                    self.datagram(Instant::now(), leg, from, rtcp_port, &data);
-                }
-            }
-        }
-        for (_, entry) in self.legs.drain() {
-            for r in &entry.readers {
-                r.abort();
-            }
-        }
-        // Dropping a recorder closes its queue; its writer thread finalizes the file.
-        self.rooms.clear();
-    }
-
-    fn datagram(
-        &mut self,
-        now: Instant,
-        id: LegId,
-        from: SocketAddr,
-        rtcp_port: bool,
-        data: &[u8],
-    ) {
-        let Some(entry) = self.legs.get_mut(&id) else {
-            return;
-        };
-        let result = match (&mut entry.leg, rtcp_port) {
-            (AnyLeg::Rtp(l), true) => l
-                .handle_rtcp_datagram(now, from, data)
-                .map_err(|e| e.to_string()),
-            (leg, _) => leg.handle_datagram(now, from, data),
-        };
-        if let Err(e) = result {
-            tracing::trace!(leg = id.0, %from, error = %e, "dropped datagram");
-        }
-        self.drain_leg(id);
-    }
-
-    fn tick(&mut self, now: Instant) {
-        // 1. One received frame per leg, into its room.
-        for entry in self.legs.values_mut() {
-            entry.received = entry.leg.receive_frame(now);
-            if let Some((room_id, pid)) = entry.room
-                && let Some(room) = self.rooms.get_mut(&room_id)
-            {
-                let _ = room.room.put_frame(pid, &entry.received);
-            }
-        }
-        // 2. Mix, and record what the customer says and hears.
-        for room in self.rooms.values_mut() {
-            room.room.mix();
-            if let Some((rec, customer)) = room.recording.as_mut()
-                && let Some(c) = self.legs.get(customer)
-                && let Some((_, pid)) = c.room
-                && let Ok(heard) = room.room.output(pid)
-                && let Err(e) = rec.write(&c.received, heard)
-            {
-                tracing::warn!(error = %e, "recording write failed");
-            }
-        }
-        // 3. Each leg sends its prompt, its mix, or nothing.
-        let ids: Vec<LegId> = self.legs.keys().copied().collect();
-        for id in ids {
-            let Some(entry) = self.legs.get_mut(&id) else {
-                continue;
-            };
-            let mut ended = None;
-            if let Some(player) = entry.player.as_mut()
-                && !entry.leg.send_prompt(now, player)
-            {
-                ended = player.ended().map(|end| (end, player.id()));
-            }
-            if let Some((end, play)) = ended {
-                entry.player = None;
-                entry.leg.source_changed();
-                self.emit(EngineEvent::PromptEnded {
-                    leg: id,
-                    end,
-                    id: play,
-                });
-            }
-            let Some(entry) = self.legs.get_mut(&id) else {
-                continue;
-            };
-            if entry.player.is_none() || ended.is_some() {
-                let mix = entry
-                    .room
-                    .and_then(|(r, pid)| self.rooms.get(&r).and_then(|r| r.room.output(pid).ok()));
-                let result = match mix {
-                    Some(frame) => entry.leg.send_frame(now, frame),
-                    None => {
-                        entry.leg.send_nothing();
-                        Ok(())
-                    }
-                };
-                if let Err(e) = result {
-                    tracing::warn!(leg = id.0, error = %e, "encode failed");
-                }
-            }
-            entry.leg.handle_timeout(now);
-            self.drain_leg(id);
-        }
-    }
-
-    /// Sends a leg's queued datagrams and forwards its events.
-    fn drain_leg(&mut self, id: LegId) {
-        let Some(entry) = self.legs.get_mut(&id) else {
-            return;
-        };
-        while let Some(t) = entry.leg.poll_transmit() {
-            if let Err(e) = entry.socket.socket.try_send_to(&t.payload, t.destination) {
-                tracing::debug!(leg = id.0, error = %e, "send failed");
-            }
-        }
-        if let AnyLeg::Rtp(l) = &mut entry.leg {
-            let socket = entry.socket.rtcp.as_ref().unwrap_or(&entry.socket.socket);
-            while let Some(t) = l.poll_rtcp_transmit() {
-                if let Err(e) = socket.try_send_to(&t.payload, t.destination) {
-                    tracing::debug!(leg = id.0, error = %e, "RTCP send failed");
-                }
-            }
-        }
-        let mut out = Vec::new();
-        while let Some(event) = entry.leg.poll_event() {
-            if let LegEvent::Dtmf(..) = event
-                && let Some(player) = entry.player.as_mut()
-                && player.on_dtmf()
-            {
-                let play = player.id();
-                entry.player = None;
-                entry.leg.source_changed();
-                out.push(EngineEvent::PromptEnded {
-                    leg: id,
-                    end: PlayEnd::Interrupted,
-                    id: play,
-                });
-            }
-            out.push(EngineEvent::Leg { leg: id, event });
-        }
-        for e in out {
-            self.emit(e);
-        }
-    }
-
-    fn emit(&mut self, event: EngineEvent) {
-        if self.events.try_send(event).is_err() {
-            let dropped = self.dropped_events.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(dropped, "media event queue full");
-        }
-    }
-
-    fn insert_leg(&mut self, id: LegId, leg: AnyLeg, socket: Arc<LegSocket>) {
-        let mut readers = vec![tokio::spawn(read_loop(
-            id,
-            socket.clone(),
-            false,
-            self.inbound_tx.clone(),
-        ))];
-        if socket.rtcp.is_some() {
-            readers.push(tokio::spawn(read_loop(
-                id,
-                socket.clone(),
-                true,
-                self.inbound_tx.clone(),
-            )));
-        }
-        self.legs.insert(
-            id,
-            LegEntry {
-                leg,
-                socket,
-                readers,
-                room: None,
-                player: None,
-                received: [0; FRAME_SAMPLES],
-            },
-        );
-    }
-
-    fn leg_mut(&mut self, id: LegId) -> Result<&mut LegEntry, EngineError> {
-        self.legs.get_mut(&id).ok_or(EngineError::UnknownLeg(id))
-    }
-
-    fn room_mut(&mut self, id: RoomId) -> Result<&mut RoomEntry, EngineError> {
-        self.rooms.get_mut(&id).ok_or(EngineError::UnknownRoom(id))
-    }
-
-    fn participant(&self, room: RoomId, leg: LegId) -> Result<ParticipantId, EngineError> {
-        match self
-            .legs
-            .get(&leg)
-            .ok_or(EngineError::UnknownLeg(leg))?
-            .room
-        {
-            Some((r, pid)) if r == room => Ok(pid),
-            _ => Err(EngineError::UnknownLeg(leg)),
-        }
-    }
-
-    async fn handle(&mut self, op: Op) -> Result<Reply, EngineError> {
-        match op {
-            Op::CreateLeg(id, cfg) => {
-                if self.legs.contains_key(&id) {
-                    return Err(EngineError::LegExists(id));
-                }
-                // Always a pair: rtcp-mux may be renegotiated away by a later answer or
-                // re-INVITE, and the peer must then find our RTCP at port + 1.
-                let pair = self.pool.bind_pair(self.cfg.bind_ip)?;
-                let socket = UdpSocket::from_std(pair.rtp)?;
-                let rtcp = UdpSocket::from_std(pair.rtcp)?;
-                let local = socket.local_addr()?;
-                let socket = Arc::new(LegSocket {
-                    socket,
-                    rtcp: Some(rtcp),
-                    _lease: pair.rtp_lease,
-                    _rtcp_lease: Some(pair.rtcp_lease),
-                });
-                let r = random_u64();
-                let leg = Leg::new(
-                    *cfg,
-                    Instant::now(),
-                    Ssrc(r as u32),
-                    (r >> 32) as u16,
-                    (r >> 16) as u32,
-                )?;
-                self.insert_leg(id, AnyLeg::Rtp(Box::new(leg)), socket);
-                Ok(Reply::Bound(local))
-            }
-            Op::CreateBrowserLeg(id, offer, config) => {
-                if self.legs.contains_key(&id) {
-                    return Err(EngineError::LegExists(id));
-                }
-                let (std_socket, lease) = self.pool.bind(self.cfg.bind_ip)?;
-                let socket = UdpSocket::from_std(std_socket)?;
-                let port = socket.local_addr()?.port();
-                let ip = self.cfg.advertised_ip.unwrap_or(self.cfg.bind_ip);
-                let socket = Arc::new(LegSocket {
-                    socket,
-                    rtcp: None,
-                    _lease: lease,
-                    _rtcp_lease: None,
-                });
-                let now = Instant::now();
-                let mut leg = BrowserLeg::with_config(now, SocketAddr::new(ip, port), config)?;
-                let answer = leg.accept_offer(now, &offer)?;
-                self.insert_leg(id, AnyLeg::Browser(Box::new(leg)), socket);
-                Ok(Reply::Answer(answer))
-            }
-            Op::SetRemote(id, addr) => match &mut self.leg_mut(id)?.leg {
-                AnyLeg::Rtp(l) => {
-                    l.set_remote(addr);
-                    Ok(Reply::Done)
-                }
-                AnyLeg::Browser(_) => Err(EngineError::NotRtpLeg(id)),
-            },
-            Op::Reconfigure(id, cfg) => match &mut self.leg_mut(id)?.leg {
-                AnyLeg::Rtp(l) => {
-                    l.reconfigure(*cfg)?;
-                    Ok(Reply::Done)
-                }
-                AnyLeg::Browser(_) => Err(EngineError::NotRtpLeg(id)),
-            },
-            Op::EndLeg(id) => {
-                let entry = self.legs.remove(&id).ok_or(EngineError::UnknownLeg(id))?;
-                if let Some((r, pid)) = entry.room
-                    && let Some(room) = self.rooms.get_mut(&r)
-                {
-                    let _ = room.room.leave(pid);
-                }
-                for r in &entry.readers {
-                    r.abort();
-                }
-                // Wait for the readers to drop their socket handles so the ports are free
-                // when this command returns.
-                for r in entry.readers {
-                    let _ = r.await;
-                }
-                Ok(Reply::Done)
-            }
-            Op::CreateRoom(id) => {
-                if self.rooms.contains_key(&id) {
-                    return Err(EngineError::RoomExists(id));
-                }
-                self.rooms.insert(
-                    id,
-                    RoomEntry {
-                        room: Room::new(),
-                        recording: None,
-                    },
-                );
-                Ok(Reply::Done)
-            }
-            Op::EndRoom(id) => {
-                let room = self.rooms.remove(&id).ok_or(EngineError::UnknownRoom(id))?;
-                for entry in self.legs.values_mut() {
-                    if entry.room.is_some_and(|(r, _)| r == id) {
-                        entry.room = None;
-                    }
-                }
-                // Dropping the recorder lets its writer thread finalize the file on its own.
-                drop(room);
-                Ok(Reply::Done)
-            }
-            Op::Join(room_id, leg_id) => {
-                if self.leg_mut(leg_id)?.room.is_some() {
-                    return Err(EngineError::AlreadyInRoom(leg_id));
-                }
-                let pid = self.room_mut(room_id)?.room.join();
-                let entry = self.leg_mut(leg_id)?;
-                entry.room = Some((room_id, pid));
-                // The room becomes the source only if no prompt is playing over it.
-                if entry.player.is_none() {
-                    entry.leg.source_changed();
-                }
-                Ok(Reply::Done)
-            }
-            Op::SetHears(room_id, listener, speaker, hears) => {
-                let l = self.participant(room_id, listener)?;
-                let s = self.participant(room_id, speaker)?;
-                self.room_mut(room_id)?.room.set_hears(l, s, hears)?;
-                Ok(Reply::Done)
-            }
-            Op::Play(id, prompt, options) => {
-                let entry = self.leg_mut(id)?;
-                entry.player = Some(PromptPlayer::new(prompt, options));
-                entry.leg.source_changed();
-                Ok(Reply::Done)
-            }
-            Op::StopPrompt(id) => {
-                let entry = self.leg_mut(id)?;
-                if entry.player.take().is_some() {
-                    entry.leg.source_changed();
-                }
-                Ok(Reply::Done)
-            }
-            Op::SendDtmf(id, digit) => match &mut self.leg_mut(id)?.leg {
-                AnyLeg::Rtp(l) => {
-                    l.send_dtmf(digit);
-                    Ok(Reply::Done)
-                }
-                // Browser agents get keys over the CTI WebSocket, not RTP.
-                AnyLeg::Browser(_) => Err(EngineError::NotRtpLeg(id)),
-            },
-            Op::StartRecording(room_id, customer, rec) => {
-                self.participant(room_id, customer)?;
-                let room = self.room_mut(room_id)?;
-                // A replaced recording is finalized by its writer thread when dropped.
-                room.recording = Some((*rec, customer));
-                Ok(Reply::Done)
-            }
-            Op::StopRecording(room_id) => {
-                let room = self.room_mut(room_id)?;
-                let (rec, _) = room
-                    .recording
-                    .take()
-                    .ok_or(EngineError::NotRecording(room_id))?;
-                Ok(Reply::Recorder(Box::new(rec)))
-            }
-            Op::PauseRecording(room_id, paused) => {
-                let room = self.room_mut(room_id)?;
-                let (rec, _) = room
-                    .recording
-                    .as_mut()
-                    .ok_or(EngineError::NotRecording(room_id))?;
-                Ok(Reply::Marker(if paused {
-                    rec.pause()
-                } else {
-                    rec.resume()
-                }))
-            }
-            Op::Stats(id) => Ok(Reply::Stats(self.leg_mut(id)?.leg.stats())),
-            Op::Shutdown => Ok(Reply::Done),
-        }
-    }
-}
-
-async fn read_loop(
-    id: LegId,
-    socket: Arc<LegSocket>,
-    rtcp_port: bool,
-    to_engine: mpsc::Sender<Inbound>,
-) {
-    let s = match (rtcp_port, socket.rtcp.as_ref()) {
-        (false, _) => &socket.socket,
-        (true, Some(rtcp)) => rtcp,
-        (true, None) => return,
-    };
-    let mut buf = vec![0u8; 2048];
-    loop {
-        match s.recv_from(&mut buf).await {
-            Ok((n, from)) => {
-                if to_engine
-                    .send((id, from, rtcp_port, buf[..n].to_vec()))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            // ICMP port unreachable and the like surface here on some systems: keep going.
-            Err(e) => tracing::trace!(leg = id.0, error = %e, "recv error"),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,11 @@
 use super::*;
 use crate::codec::telephone_event::EventPayload;
 use crate::codec::{Codec, Decoder, Encoder};
-use crate::rtp::{OutgoingStream, PayloadType, RtpPacket};
+use crate::rtp::{OutgoingStream, PayloadType, RtpPacket, Ssrc};
 use crate::test_signal::{dominant_frequency, rms, sine};
 use std::net::Ipv4Addr;
+use std::time::Instant;
+use tokio::net::UdpSocket;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -99,9 +101,12 @@ fn engine(
     JoinHandle<()>,
     PortPool,
 ) {
+    // Two shards whatever the machine: every test below then runs with legs, and rooms
+    // that have to be brought together across shards.
     start(EngineConfig {
         bind_ip: LOCALHOST,
         ports,
+        shards: 2,
         ..EngineConfig::default()
     })
 }
@@ -767,6 +772,124 @@ async fn dropped_events_are_counted() {
     // The one queued event is still there; the count never goes down.
     assert!(matches!(events.try_recv(), Ok(EngineEvent::Leg { .. })));
     assert!(media.clone().dropped_events() >= dropped);
+    media.shutdown().await.unwrap();
+    task.await.unwrap();
+}
+
+/// Legs spread over the shards; a leg created near another lands on its shard; joining a
+/// room brings a room's legs onto one shard, and a leg moved while its phone is talking keeps
+/// receiving (its socket now read by the new shard) and bridging audio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_legs_end_up_on_one_shard_and_a_moved_leg_keeps_its_media() {
+    let _serial = realtime().await;
+    let (media, mut events, task, pool) = engine(42100..=42107);
+    assert_eq!(media.shards(), 2);
+    let (a, b, c) = (LegId(1), LegId(2), LegId(3));
+    let a_addr = media
+        .create_leg(a, LegConfig::new(Codec::Pcmu))
+        .await
+        .unwrap();
+    let b_addr = media
+        .create_leg(b, LegConfig::new(Codec::Pcmu))
+        .await
+        .unwrap();
+    media
+        .create_leg_near(c, a, LegConfig::new(Codec::Pcmu))
+        .await
+        .unwrap();
+    let (sa, sb) = (
+        media.shard_of_leg(a).unwrap(),
+        media.shard_of_leg(b).unwrap(),
+    );
+    assert_ne!(sa, sb, "new legs go to the emptier shard");
+    assert_eq!(media.shard_of_leg(c), Some(sa), "created near a");
+    media.end_leg(c).await.unwrap();
+
+    // Both phones talk before the join: each socket is being read by its first shard.
+    let phone_a = Phone::new(Codec::Pcmu).await;
+    let phone_b = Phone::new(Codec::Pcmu).await;
+    let talk_a = phone_a.talk(a_addr, sine(440.0, 8000.0, 12000, 8000), None);
+    let talk_b = phone_b.talk(b_addr, sine(1000.0, 8000.0, 12000, 8000), None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let room = RoomId(1);
+    media.create_room(room).await.unwrap();
+    media.join(room, a).await.unwrap();
+    media.join(room, b).await.unwrap();
+    let shard = media.shard_of_room(room).unwrap();
+    assert_eq!(media.shard_of_leg(a), Some(shard));
+    assert_eq!(media.shard_of_leg(b), Some(shard));
+    media.set_hears(room, a, b, true).await.unwrap();
+    media.set_hears(room, b, a, true).await.unwrap();
+    let hear_a = phone_a.listen(Duration::from_millis(900));
+    let hear_b = phone_b.listen(Duration::from_millis(900));
+    let (heard_a, heard_b) = (hear_a.await.unwrap(), hear_b.await.unwrap());
+    talk_a.await.unwrap();
+    talk_b.await.unwrap();
+    // Each phone hears the other's tone: media crossed the room after the move, both ways.
+    let tail = |h: &Heard| h.audio[h.audio.len().saturating_sub(2400)..].to_vec();
+    let fa = dominant_frequency(&tail(&heard_a), 8000);
+    let fb = dominant_frequency(&tail(&heard_b), 8000);
+    assert!((fa - 1000.0).abs() < 30.0, "phone a heard {fa} Hz");
+    assert!((fb - 440.0).abs() < 30.0, "phone b heard {fb} Hz");
+    // Both legs latched, whichever shard they were on then: every shard's events arrive.
+    let mut latched = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let EngineEvent::Leg {
+            leg,
+            event: LegEvent::Latched(_),
+        } = e
+        {
+            latched.push(leg);
+        }
+    }
+    latched.sort();
+    assert_eq!(latched, vec![a, b]);
+    media.end_leg(a).await.unwrap();
+    media.end_leg(b).await.unwrap();
+    assert_eq!(
+        pool.available(),
+        pool.total(),
+        "ports released on every shard"
+    );
+    media.shutdown().await.unwrap();
+    task.await.unwrap();
+}
+
+/// Ending legs frees their ports at once on whichever shard they are, including a leg that
+/// moved; a join that cannot be done leaves the routing as it was.
+#[tokio::test]
+async fn ending_legs_on_every_shard_frees_their_ports() {
+    let (media, _events, task, pool) = engine(42110..=42117);
+    for i in 1..=4 {
+        media
+            .create_leg(LegId(i), LegConfig::new(Codec::Pcma))
+            .await
+            .unwrap();
+    }
+    assert_eq!(pool.available(), 0);
+    let mut shards: Vec<usize> = (1..=4)
+        .map(|i| media.shard_of_leg(LegId(i)).unwrap())
+        .collect();
+    shards.sort();
+    assert_eq!(shards, vec![0, 0, 1, 1], "two legs per shard");
+    let room = RoomId(5);
+    media.create_room(room).await.unwrap();
+    media.join(room, LegId(1)).await.unwrap();
+    media.join(room, LegId(2)).await.unwrap(); // on the other shard: moves
+    assert!(matches!(
+        media.join(room, LegId(2)).await,
+        Err(EngineError::AlreadyInRoom(_))
+    ));
+    assert_eq!(media.shard_of_leg(LegId(2)), media.shard_of_room(room));
+    media.end_leg(LegId(2)).await.unwrap();
+    assert_eq!(pool.available(), 2, "the moved leg's pair came back");
+    assert_eq!(media.shard_of_leg(LegId(2)), None);
+    for i in [1, 3, 4] {
+        media.end_leg(LegId(i)).await.unwrap();
+    }
+    assert_eq!(pool.available(), pool.total());
+    media.end_room(room).await.unwrap();
+    assert_eq!(media.shard_of_room(room), None);
     media.shutdown().await.unwrap();
     task.await.unwrap();
 }
