@@ -516,6 +516,11 @@ impl SipCore {
             .is_ok()
     }
 
+    /// The backlog beyond which new requests are refused ([`CoreConfig::overload_backlog`]).
+    pub fn overload_backlog(&self) -> usize {
+        self.config.overload_backlog
+    }
+
     /// How many messages wait behind the one about to be handled (the SIP task's inbox).
     pub fn set_backlog(&mut self, backlog: usize) {
         self.backlog = backlog;

@@ -95,7 +95,11 @@ impl SipService {
         let mut ended_calls = false;
         let (to_core, mut inbound) = mpsc::channel::<Inbound>(8192);
         let udp = transports.udp.clone();
-        let udp_task = tokio::spawn(transport::run_udp(udp.clone(), to_core.clone()));
+        let udp_task = tokio::spawn(transport::run_udp(
+            udp.clone(),
+            to_core.clone(),
+            core.overload_backlog(),
+        ));
         let tcp_task = tokio::spawn(transport::run_tcp_listener(
             transports.tcp,
             transport_config.clone(),

@@ -16,9 +16,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::message::{self, Frame, ParseError, Response, SipMessage};
+use super::message::{self, Frame, HeaderName, ParseError, Response, SipHeaders, SipMessage};
 use super::transaction::Peer;
-use super::types::Transport;
+use super::types::{Method, Transport};
 
 /// What a transport hands to the core.
 #[derive(Debug)]
@@ -87,8 +87,16 @@ fn set_udp_buffers(sock: &UdpSocket) {
 }
 
 /// Receives datagrams forever, parsing each into an [`Inbound::Message`].
-pub async fn run_udp(sock: Arc<UdpSocket>, to_core: mpsc::Sender<Inbound>) {
+///
+/// Overload (RFC 6357 §3): once `shed_backlog` messages wait for the SIP task, a new
+/// out-of-dialog request is answered here with a stateless 503 + Retry-After, at the source
+/// address (as `force_rport` would), and never reaches the SIP task; responses, in-dialog
+/// requests, ACK and CANCEL still go through, so the calls already accepted finish instead
+/// of timing out behind new work. Only a full queue drops datagrams.
+pub async fn run_udp(sock: Arc<UdpSocket>, to_core: mpsc::Sender<Inbound>, shed_backlog: usize) {
     let mut buf = vec![0u8; 65_535];
+    let mut dropped: u64 = 0;
+    let mut shed: u64 = 0;
     loop {
         let (n, from) = match sock.recv_from(&mut buf).await {
             Ok(x) => x,
@@ -104,6 +112,20 @@ pub async fn run_udp(sock: Arc<UdpSocket>, to_core: mpsc::Sender<Inbound>) {
             continue;
         }
         let message = SipMessage::parse(data);
+        let backlog = to_core.max_capacity() - to_core.capacity();
+        if backlog >= shed_backlog
+            && let Ok(SipMessage::Request(req)) = &message
+            && is_new_work(req)
+        {
+            let mut r = req.response(503, "Service Unavailable (overload)", Some(&shed_tag()));
+            r.headers.push(HeaderName::RetryAfter, "5");
+            send_udp(&sock, from, &SipMessage::Response(r).to_bytes()).await;
+            shed += 1;
+            if shed.is_power_of_two() {
+                tracing::warn!(shed, backlog, "SIP overload: new requests refused with 503");
+            }
+            continue;
+        }
         let peer = Peer {
             transport: Transport::Udp,
             addr: from,
@@ -111,9 +133,23 @@ pub async fn run_udp(sock: Arc<UdpSocket>, to_core: mpsc::Sender<Inbound>) {
         if let Err(mpsc::error::TrySendError::Full(_)) =
             to_core.try_send(Inbound::Message { message, peer })
         {
-            tracing::warn!(%from, "SIP core overloaded: datagram dropped");
+            dropped += 1;
+            // Logged sparingly: a log line per datagram would add to the overload.
+            if dropped.is_power_of_two() {
+                tracing::warn!(%from, dropped, "SIP core overloaded: datagram dropped");
+            }
         }
     }
+}
+
+/// A request that starts something (no To tag, not ACK or CANCEL): what overload refuses.
+pub fn is_new_work(req: &crate::sip::message::Request) -> bool {
+    req.to_tag().is_none() && !matches!(req.method, Method::Ack | Method::Cancel)
+}
+
+/// A To tag for stateless answers (the request has none; RFC 3261 §8.2.6.2).
+fn shed_tag() -> String {
+    crate::sip::types::Tag::generate().as_str().to_string()
 }
 
 /// Sends bytes over UDP; errors are logged (a datagram may be lost anyway).
@@ -298,5 +334,32 @@ impl Connections {
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, to_tag: &str) -> crate::sip::message::Request {
+        let raw = format!(
+            "{method} sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKt\r\nFrom: <sip:a@b>;tag=f\r\nTo: <sip:x@127.0.0.1>{to_tag}\r\nCall-ID: c\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        match SipMessage::parse(raw.as_bytes()).unwrap() {
+            SipMessage::Request(r) => r,
+            SipMessage::Response(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn overload_refuses_new_work_only() {
+        for m in ["INVITE", "REGISTER", "OPTIONS", "SUBSCRIBE"] {
+            assert!(is_new_work(&req(m, "")), "{m}");
+        }
+        // What finishes accepted work passes: in-dialog requests, ACK, CANCEL.
+        assert!(!is_new_work(&req("BYE", ";tag=t")));
+        assert!(!is_new_work(&req("INVITE", ";tag=t")));
+        assert!(!is_new_work(&req("ACK", "")));
+        assert!(!is_new_work(&req("CANCEL", "")));
     }
 }

@@ -519,7 +519,10 @@ impl Shard {
     fn emit(&mut self, event: EngineEvent) {
         if self.events.try_send(event).is_err() {
             let dropped = self.dropped_events.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(dropped, "media event queue full");
+            // Logged sparingly: a line per event would add to whatever makes the queue full.
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "media event queue full");
+            }
         }
     }
 
