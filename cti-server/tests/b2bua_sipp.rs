@@ -93,6 +93,24 @@ fn caller_hangs_up_first() {
     assert_ok(&server, &caller, 1, Some(uas));
 }
 
+/// A carrier that sends an INVITE without SDP (late offer): the server offers in its 200, the
+/// ACK answers PCMA, the caller's audio flows and the record has the caller leg's codec.
+#[test]
+fn late_offer_is_answered_in_the_ack() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let uas = agent(&server, "1001", "agent_uas.xml", 1, true);
+    let caller = call(&server, "caller_late_offer.xml", "1001", &[]);
+    assert_ok(&server, &caller, 1, Some(uas));
+    let rows = server.calls(1, Duration::from_secs(10));
+    let r = rows.last().expect("a call record");
+    assert_eq!(r.caller_codec.as_deref(), Some("PCMA"), "{r:?}");
+    assert!(
+        r.caller_received > 50,
+        "caller audio reached the server: {r:?}"
+    );
+}
+
 #[test]
 fn agent_hangs_up_first() {
     let _g = serial();

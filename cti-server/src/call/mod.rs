@@ -300,12 +300,17 @@ struct CallerLeg {
     source: Peer,
     local_tag: Tag,
     dialog: Option<Dialog>,
-    offer: SessionDescription,
+    /// The caller's offer; `None` for an INVITE without one (late offer, RFC 3261 §13.2.1):
+    /// then our 200 carries the offer and the ACK the answer.
+    offer: Option<SessionDescription>,
     media: LocalMedia,
     leg: LegId,
     negotiated: Negotiated,
-    /// Our answer, made once the leg's port is known; reused for 183 and 200 (§13.2.1).
+    /// Our answer, made once the leg's port is known; reused for 183 and 200 (§13.2.1). For
+    /// a late offer, our offer (sent in the 200).
     answer: Option<SessionDescription>,
+    /// A late offer's answer came in the ACK (or did not: the call ended).
+    late_answered: bool,
     /// A final response went to the INVITE.
     finalized: bool,
     bye: Option<ReqRef>,
@@ -484,20 +489,23 @@ impl Call {
             .filter(|b| !b.trim().is_empty())
             .map(SessionDescription::parse)
         {
-            Some(Ok(o)) => o,
-            // An INVITE without offer (§13.2.1 late offer) is not handled by this B2BUA yet.
-            None => return Err(reject(488, "Not Acceptable Here (SDP offer required)")),
-            Some(Err(_)) => return Err(reject(400, "Bad Request (malformed SDP)")),
+            Some(Ok(o)) => Some(o),
+            // No offer (§13.2.1): we offer in the 200 and the ACK answers.
+            None if invite.body.iter().all(u8::is_ascii_whitespace) => None,
+            None | Some(Err(_)) => return Err(reject(400, "Bad Request (malformed SDP)")),
         };
         let media = local_media(config.media_ip);
-        let negotiated = match sdp::answer(&offer, &media, &config.codecs) {
-            Ok((_, n)) => n,
-            Err(e) => {
-                let mut r = reject(488, "Not Acceptable Here");
-                r.headers
-                    .push(HeaderName::Warning, format!("304 cti-server \"{e}\""));
-                return Err(r);
-            }
+        let negotiated = match &offer {
+            None => Negotiated::pending(config.codecs.first().copied().unwrap_or(Codec::Pcmu)),
+            Some(offer) => match sdp::answer(offer, &media, &config.codecs) {
+                Ok((_, n)) => n,
+                Err(e) => {
+                    let mut r = reject(488, "Not Acceptable Here");
+                    r.headers
+                        .push(HeaderName::Warning, format!("304 cti-server \"{e}\""));
+                    return Err(r);
+                }
+            },
         };
         let mut record = CallRecord::new(key, &invite, wall_ms);
         record.caller.codec = Some(negotiated.codec);
@@ -519,6 +527,7 @@ impl Call {
                 leg: legs.0,
                 negotiated,
                 answer: None,
+                late_answered: false,
                 finalized: false,
                 bye: None,
             },
@@ -687,7 +696,7 @@ impl Call {
                     self.end(now, EndCause::CallerCancelled, Some(Side::Caller));
                 }
             }
-            SipInput::Ack { .. } => {}
+            SipInput::Ack { request } => self.on_caller_ack(now, &request),
             SipInput::Timeout { req } => self.on_timeout(now, req),
             SipInput::Resolved { number, target } => {
                 if self.hosted.is_some() {
@@ -747,7 +756,16 @@ impl Call {
     /// Our answer to the caller, fixed now that the port is known (used in 183 and 200).
     /// False (the caller refused and the call ending) when it cannot be made.
     fn make_caller_answer(&mut self, now: Instant) -> bool {
-        match sdp::answer(&self.caller.offer, &self.caller.media, &self.config.codecs) {
+        let Some(offer) = &self.caller.offer else {
+            // Late offer: what goes in our 200 is our offer; the ACK brings the answer.
+            self.caller.answer = Some(sdp::create_offer(
+                &self.caller.media,
+                &self.config.codecs,
+                Direction::SendRecv,
+            ));
+            return true;
+        };
+        match sdp::answer(offer, &self.caller.media, &self.config.codecs) {
             Ok((answer, negotiated)) => {
                 self.caller.answer = Some(answer);
                 self.caller.negotiated = negotiated;
@@ -930,7 +948,11 @@ impl Call {
                 if self.record.ring_after.is_none() {
                     self.record.ring_after = Some(self.elapsed(now));
                 }
-                let early_media = !resp.body.is_empty() && self.take_agent_answer(&resp);
+                // Our SDP cannot go in an unreliable 183 to a caller who made no offer (it
+                // would be an offer; RFC 3261 §13.2.1): they hear ringing instead.
+                let early_media = !resp.body.is_empty()
+                    && self.caller.offer.is_some()
+                    && self.take_agent_answer(&resp);
                 let mut r = if early_media {
                     // The agent's early audio is bridged: the caller gets our 183 with SDP.
                     self.bridge();
@@ -1017,6 +1039,37 @@ impl Call {
                 dest: self.agent.dest,
             });
         }
+    }
+
+    /// The caller's ACK: for a late offer it carries the answer to the offer in our 200
+    /// (§13.2.1); without a usable one the session cannot be set up and the call ends (BYE).
+    fn on_caller_ack(&mut self, now: Instant, ack: &Request) {
+        if self.caller.offer.is_some() || self.caller.late_answered {
+            return;
+        }
+        let Some(our_offer) = self.caller.answer.clone() else {
+            return;
+        };
+        self.caller.late_answered = true;
+        let answer = std::str::from_utf8(&ack.body)
+            .ok()
+            .filter(|b| !b.trim().is_empty())
+            .map(SessionDescription::parse);
+        let negotiated = match answer {
+            Some(Ok(a)) => sdp::negotiated_from_answer(&our_offer, &a).ok(),
+            _ => None,
+        };
+        let Some(n) = negotiated else {
+            tracing::info!(call = %self.key, "late offer: the ACK brought no usable answer");
+            self.end(now, EndCause::MediaError, Some(Side::Caller));
+            return;
+        };
+        self.caller.negotiated = n;
+        self.record.caller.codec = Some(n.codec);
+        self.media(MediaOp::Update {
+            leg: self.caller.leg,
+            params: LegParams::from_negotiated(&n),
+        });
     }
 
     /// RFC 3261 §22.2 (§8.1.3.5): a 401/407 to our INVITE is answered by a new INVITE with

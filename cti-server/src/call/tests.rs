@@ -73,6 +73,10 @@ impl Harness {
     }
 
     fn start_to(target: Target) -> Harness {
+        Harness::start_to_with(target, invite(CALLER_SDP))
+    }
+
+    fn start_to_with(target: Target, invite: Request) -> Harness {
         let now = Instant::now();
         let call = Call::new(
             CallKey(7),
@@ -80,7 +84,7 @@ impl Harness {
             now,
             1_000,
             TxId::for_test(CALLER_TX),
-            invite(CALLER_SDP),
+            invite,
             caller_peer(),
             target,
             (LegId(14), LegId(15)),
@@ -569,18 +573,87 @@ fn an_offer_without_a_common_codec_is_refused_488() {
         (LegId(2), LegId(3)),
     );
     assert_eq!(r.err().unwrap().code, 488);
+}
+
+/// A caller whose INVITE has no offer (late offer, RFC 3261 §13.2.1): our 200 carries our
+/// offer, the ACK the answer, which retunes the caller's media leg.
+#[test]
+fn a_late_offer_is_answered_in_the_ack() {
+    let mut h = Harness::start_to_with(target(), invite(""));
+    let (req, inv) = h.ready();
+    // The agent is offered our preferred codec first (the caller said nothing yet).
+    let body = std::str::from_utf8(&inv.body).unwrap();
+    assert!(body.contains("m=audio 40002 RTP/AVP 0 "), "{body}");
+    h.agent_says(req, &inv, 183, Some(AGENT_ANSWER));
+    let early = h.responses(CALLER_TX);
+    assert_eq!(
+        early[0].code, 180,
+        "no SDP in an unreliable 183 to a caller without offer"
+    );
+    h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+    let ok = &h.responses(CALLER_TX)[0];
+    assert_eq!(ok.code, 200);
+    let offer = std::str::from_utf8(&ok.body).unwrap();
+    assert!(
+        offer.contains("m=audio 40000 RTP/AVP 0 8"),
+        "our offer: {offer}"
+    );
+    let tag = ok.to_tag().unwrap();
+    let mut ack = caller_request(
+        "ACK",
+        10,
+        &tag,
+        CALLER_SDP
+            .replace("RTP/AVP 8 0 101", "RTP/AVP 8 101")
+            .as_str(),
+    );
+    ack.headers.set(HeaderName::ContentType, "application/sdp");
+    h.call.handle_sip(h.now, SipInput::Ack { request: ack });
+    h.drain();
+    assert!(h.media_ops().iter().any(|o| matches!(o, MediaOp::Update { leg: LegId(14), params } if params.codec == Codec::Pcma && params.remote == Some("127.0.0.1:6000".parse().unwrap()))), "{:?}", h.media_ops());
+    assert!(h.call.is_talking());
+}
+
+#[test]
+fn a_late_offer_whose_ack_has_no_answer_ends_the_call() {
+    let mut h = Harness::start_to_with(target(), invite(""));
+    let (req, inv) = h.ready();
+    h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+    let tag = h.responses(CALLER_TX)[0].to_tag().unwrap();
+    h.call.handle_sip(
+        h.now,
+        SipInput::Ack {
+            request: caller_request("ACK", 10, &tag, ""),
+        },
+    );
+    h.drain();
+    let byes: Vec<Peer> = h
+        .sent()
+        .into_iter()
+        .filter(|(_, r, _)| r.method == Method::Bye)
+        .map(|(_, _, d)| d)
+        .collect();
+    assert!(
+        byes.contains(&caller_peer()) && byes.contains(&agent_peer()),
+        "{byes:?}"
+    );
+    assert!(!h.call.is_talking());
+}
+
+#[test]
+fn a_malformed_offer_is_a_bad_request() {
     let r = Call::new(
         CallKey(1),
         config(),
         Instant::now(),
         0,
         TxId::for_test(1),
-        invite(""),
+        invite("v=0\r\nthis is not sdp\r\n"),
         caller_peer(),
         target(),
         (LegId(2), LegId(3)),
     );
-    assert_eq!(r.err().unwrap().code, 488);
+    assert_eq!(r.err().unwrap().code, 400);
 }
 
 #[test]

@@ -63,6 +63,26 @@ pub struct Negotiated {
     pub rtcp_mux: bool,
 }
 
+impl Negotiated {
+    /// Before the peer has answered our offer (a caller who sent no offer, RFC 3261
+    /// §13.2.1): our first codec at the payload type we offer it on, nowhere to send yet.
+    pub fn pending(codec: Codec) -> Negotiated {
+        Negotiated {
+            codec,
+            pt: codec.offer_pt(),
+            dtmf_pt: Some(if codec == Codec::Opus {
+                DTMF_PT_48K
+            } else {
+                DTMF_PT
+            }),
+            remote: SocketAddr::from(([0, 0, 0, 0], 0)),
+            direction: Direction::SendRecv,
+            ptime: 20,
+            rtcp_mux: false,
+        }
+    }
+}
+
 /// Why negotiation failed. All but `Malformed` are the peer offering nothing we can use
 /// (SIP 488 Not Acceptable Here on the UAS side); see [`NegotiationError::sip_status`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
