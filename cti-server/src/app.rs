@@ -206,6 +206,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         router,
     );
     let health = Arc::new(SipHealth::default());
+    let media_dropped_events = media.dropped_events_counter();
     let service = SipService {
         core,
         transports,
@@ -237,6 +238,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         sip_addr,
         acd: Some(acd),
         api_token: config.http.api_token.clone(),
+        media_dropped_events,
     });
     let mut http_shutdown = shutdown_rx.clone();
     let http_task = tokio::spawn(async move {

@@ -20,6 +20,9 @@ pub struct AppState {
     pub acd: Option<crate::acd::actor::AcdHandle>,
     /// Bearer token for `/api`; `None` turns the API off.
     pub api_token: Option<String>,
+    /// Media events (DTMF, prompt ends, timeouts) the engine had to drop because the SIP
+    /// task did not take them in time.
+    pub media_dropped_events: Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -45,6 +48,9 @@ async fn healthz(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Val
             "tcp_connections": s.sip.tcp_connections.load(Ordering::Relaxed),
             "active_calls": s.sip.active_calls.load(Ordering::Relaxed),
             "calls_started": s.sip.calls_started.load(Ordering::Relaxed),
+        },
+        "media": {
+            "dropped_events": s.media_dropped_events.load(Ordering::Relaxed),
         }
     });
     let code = if db_ok {
