@@ -310,6 +310,13 @@ impl CallActor {
                     self.call.prompt_ended(leg, id, false);
                 }
             }
+            MediaOp::SendDtmf { leg, digit } => {
+                if let Some(d) = media::codec::telephone_event::Digit::from_char(digit)
+                    && let Err(e) = self.media.send_dtmf(leg, d).await
+                {
+                    tracing::debug!(error = %e, ?leg, "key not relayed");
+                }
+            }
             MediaOp::StopPlay { leg } => {
                 let _ = self.media.stop_prompt(leg).await;
             }

@@ -178,6 +178,21 @@ impl Call {
 
     /// A DTMF key on one of the call's legs. The caller's keys go to the service.
     pub fn dtmf(&mut self, leg: LegId, digit: char) {
+        // Bridged: the key goes on to the other party as RFC 4733 events (an agent keying
+        // through a customer's IVR on an outbound call, a caller entering a code the agent
+        // asks for). Events are regenerated, not forwarded: the legs' payload types and
+        // timestamps differ.
+        if self.agent.bridged && matches!(self.state, State::Talking | State::Hosted) {
+            let other = if leg == self.caller.leg {
+                self.agent.leg
+            } else if leg == self.agent.leg {
+                self.caller.leg
+            } else {
+                return;
+            };
+            self.media(MediaOp::SendDtmf { leg: other, digit });
+            return;
+        }
         if leg == self.caller.leg && self.hosted.is_some() && self.caller_live() {
             if self.hosted.as_ref().is_some_and(|h| h.interruptible) {
                 // The engine stopped an interruptible prompt on the key already.

@@ -201,6 +201,8 @@ pub enum MediaOp {
     StartRecording { leg: LegId, path: PathBuf },
     /// Close the recording started on this call.
     StopRecording,
+    /// Send a key on a leg as RFC 4733 events.
+    SendDtmf { leg: LegId, digit: char },
 }
 
 /// What a hosted call tells the service driving it (IVR, queue, voicemail: [`hosted`]).
@@ -1292,11 +1294,12 @@ impl Call {
             Method::Options | Method::Info => {
                 // A key sent as SIP INFO (application/dtmf-relay, application/dtmf) is a key
                 // like an RFC 4733 one for the service driving a hosted call.
-                if side == Side::Caller
-                    && self.hosted.is_some()
-                    && let Some(digit) = hosted::info_digit(&req)
-                {
-                    self.out.push_back(Output::Notice(Notice::Digit(digit)));
+                if let Some(digit) = hosted::info_digit(&req) {
+                    let leg = match side {
+                        Side::Caller => self.caller.leg,
+                        Side::Agent => self.agent.leg,
+                    };
+                    self.dtmf(leg, digit);
                 }
                 let mut r = reply(200, "OK");
                 r.headers.push(HeaderName::Allow, ALLOW);

@@ -264,6 +264,50 @@ fn answer_bridges_acks_and_answers_the_caller_with_our_sdp() {
 }
 
 #[test]
+fn keys_go_through_to_the_other_party_once_bridged() {
+    let (mut h, _, _, tag) = answered();
+    h.call.dtmf(LegId(14), '5');
+    h.drain();
+    assert_eq!(
+        h.media_ops(),
+        vec![MediaOp::SendDtmf {
+            leg: LegId(15),
+            digit: '5'
+        }]
+    );
+    h.call.dtmf(LegId(15), '#');
+    h.drain();
+    assert_eq!(
+        h.media_ops(),
+        vec![MediaOp::SendDtmf {
+            leg: LegId(14),
+            digit: '#'
+        }]
+    );
+    // A key sent as SIP INFO goes on as RFC 4733 events too.
+    let mut info = caller_request("INFO", 11, &tag, "Signal=7\r\nDuration=160\r\n");
+    info.headers
+        .set(HeaderName::ContentType, "application/dtmf-relay");
+    h.call.handle_sip(
+        h.now,
+        SipInput::Request {
+            tx: TxId::for_test(80),
+            request: info,
+            source: caller_peer(),
+        },
+    );
+    h.drain();
+    assert_eq!(h.responses(80)[0].code, 200);
+    assert_eq!(
+        h.media_ops(),
+        vec![MediaOp::SendDtmf {
+            leg: LegId(15),
+            digit: '7'
+        }]
+    );
+}
+
+#[test]
 fn caller_hangs_up_first() {
     let (mut h, _, _, tag) = answered();
     h.call.handle_sip(
