@@ -24,9 +24,16 @@ const NUMBER: &str = "+15551234567";
 
 /// Starts the trunk (a sipp UAS running `scenario` for one call) on a free port.
 fn trunk(scenario: &str) -> (SippChild, u16) {
+    trunk_with(scenario, &[])
+}
+
+/// [`trunk`] with more sipp arguments (e.g. `-t t1` for TCP).
+fn trunk_with(scenario: &str, extra: &[&str]) -> (SippChild, u16) {
     let port = free_port();
     let mp = free_port().to_string();
-    let mut uas = spawn_sipp(None, scenario, port, &["-m", "1", "-mp", &mp, "-rtp_echo"]);
+    let mut args = vec!["-m", "1", "-mp", &mp, "-rtp_echo"];
+    args.extend(extra);
+    let mut uas = spawn_sipp(None, scenario, port, &args);
     // Let the UAS bind its port before anyone calls.
     std::thread::sleep(Duration::from_millis(500));
     assert!(uas.is_running(), "trunk UAS {scenario} exited at once");
@@ -115,6 +122,30 @@ fn rfc3261_22_2_trunk_challenge_is_answered_and_the_call_bridged() {
         call_records(server),
         vec![(NUMBER.to_string(), None, Some("caller_hangup".to_string()))],
         "a trunk call has no agent"
+    );
+}
+
+/// The same over TCP (`trunk.transport = "tcp"`): the INVITE, its authenticated retry, the
+/// ACK and the BYE all travel on the connection the server opens to the trunk.
+#[test]
+fn a_tcp_trunk_is_reached_over_tcp_with_credentials() {
+    let _g = serial();
+    let (uas, port) = trunk_with("trunk_uas_auth.xml", &["-t", "t1", "-max_socket", "1000"]);
+    let server = server(
+        port,
+        &[
+            "trunk.transport=tcp",
+            "trunk.username=trunkuser",
+            "trunk.password=trunkpass",
+        ],
+    );
+    let caller = call(&server, "caller_basic.xml");
+    assert_one_call(&server, "caller", &caller);
+    let trunk = uas.wait(Duration::from_secs(30));
+    assert_one_call(&server, "trunk over TCP (verifyauth)", &trunk);
+    assert_eq!(
+        call_records(server),
+        vec![(NUMBER.to_string(), None, Some("caller_hangup".to_string()))]
     );
 }
 
