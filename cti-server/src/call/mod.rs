@@ -1176,6 +1176,15 @@ impl Call {
         true
     }
 
+    /// Our Via for requests to the caller (BYE, session refresh), on the transport the
+    /// caller's INVITE came over (RFC 3261 §18.1.1: the Via names the transport used).
+    fn caller_via(&self) -> LocalVia {
+        LocalVia {
+            transport: self.caller.source.transport,
+            ..self.config.via.clone()
+        }
+    }
+
     /// Our Via for the agent leg, on the transport the agent (or trunk) is reached by.
     fn agent_via(&self) -> LocalVia {
         LocalVia {
@@ -1477,7 +1486,7 @@ impl Call {
         } else {
             Method::Invite
         };
-        let via = self.config.via.clone();
+        let via = self.caller_via();
         let Some(dialog) = self.caller.dialog.as_mut() else {
             return;
         };
@@ -1520,7 +1529,7 @@ impl Call {
             if method == Method::Invite
                 && let Some(d) = &self.caller.dialog
             {
-                let ack = d.create_ack(cseq, &self.config.via);
+                let ack = d.create_ack(cseq, &self.caller_via());
                 self.sip(SipCommand::Ack {
                     request: ack,
                     dest: self.caller.source,
@@ -1539,7 +1548,7 @@ impl Call {
     /// Sends BYE on a leg whose dialog is confirmed.
     fn send_bye(&mut self, side: Side) {
         let via = match side {
-            Side::Caller => self.config.via.clone(),
+            Side::Caller => self.caller_via(),
             Side::Agent => self.agent_via(),
         };
         let (dialog, dest) = match side {

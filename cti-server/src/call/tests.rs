@@ -264,6 +264,45 @@ fn answer_bridges_acks_and_answers_the_caller_with_our_sdp() {
 }
 
 #[test]
+fn requests_to_a_tcp_caller_name_tcp_in_their_via() {
+    let tcp_caller = Peer {
+        transport: Transport::Tcp,
+        addr: "127.0.0.1:5999".parse().unwrap(),
+    };
+    let now = Instant::now();
+    let call = Call::new_hosted(
+        CallKey(3),
+        config(),
+        now,
+        0,
+        TxId::for_test(CALLER_TX),
+        invite(CALLER_SDP),
+        tcp_caller,
+        (LegId(6), LegId(7)),
+        "flow:main".into(),
+    )
+    .unwrap();
+    let mut h = Harness {
+        call,
+        now,
+        out: Vec::new(),
+    };
+    h.call
+        .media_ready(now, LegId(6), "127.0.0.1:40000".parse().unwrap());
+    h.drain();
+    h.call.hang_up(now, EndCause::Completed);
+    h.drain();
+    let (_, bye, dest) = h
+        .sent()
+        .into_iter()
+        .find(|(_, r, _)| r.method == Method::Bye)
+        .expect("BYE to the caller");
+    assert_eq!(dest, tcp_caller);
+    let via = bye.headers.get(&HeaderName::Via).unwrap().to_string();
+    assert!(via.starts_with("SIP/2.0/TCP "), "{via}");
+}
+
+#[test]
 fn keys_go_through_to_the_other_party_once_bridged() {
     let (mut h, _, _, tag) = answered();
     h.call.dtmf(LegId(14), '5');
