@@ -28,6 +28,137 @@ pub fn routes() -> Router<AppState> {
         .route("/api/queues/{name}", get(queue))
         .route("/api/voicemails", get(voicemails))
         .route("/api/voicemails/{id}/heard", post(voicemail_heard))
+        .route("/api/ivr/reload", post(reload_flows))
+        .route(
+            "/api/prompts/{name}",
+            axum::routing::put(upload_prompt)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_PROMPT_BYTES)),
+        )
+}
+
+/// Largest prompt or hold-music upload (a few minutes of 48 kHz stereo).
+const MAX_PROMPT_BYTES: usize = 64 << 20;
+
+/// Reloads the IVR flows from `ivr.dir`. A broken set is refused with every error and the
+/// running set stays; calls already in a flow keep the version they started with.
+async fn reload_flows(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    authorize(&s, &headers)?;
+    let hosting = s
+        .hosting
+        .as_ref()
+        .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "no IVR configured"))?;
+    match hosting.flows.reload() {
+        Ok(set) => {
+            let mut flows: Vec<&str> = set.names().collect();
+            flows.sort_unstable();
+            tracing::info!(?flows, "IVR flows reloaded");
+            Ok(Json(json!({ "reloaded": true, "flows": flows })))
+        }
+        Err(errors) => Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "error": "the flows have errors; the running flows stay",
+                "errors": errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            })),
+        )),
+    }
+}
+
+/// Stores a prompt or hold music: any WAV hound reads (PCM 8-32 bit or float, any rate, mono
+/// or stereo) is checked, converted to 8 kHz mono 16-bit and written atomically to
+/// `<ivr.dir>/prompts/<name>.wav`; the next play reads the new file.
+async fn upload_prompt(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    let hosting = s
+        .hosting
+        .as_ref()
+        .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "no IVR configured"))?;
+    let stem = name.strip_suffix(".wav").unwrap_or(&name);
+    if stem.is_empty()
+        || stem.len() > 64
+        || !stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("prompt name {name:?}: use letters, digits, '-' and '_' (at most 64)"),
+        ));
+    }
+    let dir = hosting.config.prompts_dir.clone();
+    let path = dir.join(format!("{stem}.wav"));
+    let stored = path.clone();
+    let result = tokio::task::spawn_blocking(move || store_prompt(&body, &path))
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match result {
+        Ok(duration_ms) => {
+            if let Some(p) = &s.prompts {
+                p.invalidate(&stored);
+            }
+            tracing::info!(path = %stored.display(), duration_ms, "prompt stored");
+            Ok(Json(json!({
+                "name": stem,
+                "path": stored.display().to_string(),
+                "duration_ms": duration_ms,
+                "format": "WAV, 8000 Hz, mono, 16-bit",
+            })))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Checks and converts `data`, then writes it beside `path` and renames it into place, so a
+/// call reading the old file never sees half a new one. Returns the length in ms.
+fn store_prompt(data: &[u8], path: &std::path::Path) -> Result<u64, (StatusCode, Json<Value>)> {
+    let prompt =
+        media::prompt::Prompt::from_wav(std::io::Cursor::new(data), path).map_err(|e| {
+            err(
+                StatusCode::BAD_REQUEST,
+                format!("not a usable WAV file: {e}"),
+            )
+        })?;
+    let pcm = prompt.pcm_8k();
+    if pcm.is_empty() {
+        return Err(err(StatusCode::BAD_REQUEST, "the WAV file has no audio"));
+    }
+    let io = |e: std::io::Error| {
+        err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot store the prompt: {e}"),
+        )
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("wav.part");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let write = || -> Result<(), hound::Error> {
+        let mut w = hound::WavWriter::create(&tmp, spec)?;
+        for &s in pcm {
+            w.write_sample(s)?;
+        }
+        w.finalize()
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot store the prompt: {e}"),
+        ));
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(pcm.len() as u64 / 8)
 }
 
 /// Checks the bearer token (constant-time comparison: the token is a password).

@@ -205,6 +205,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         router,
     );
+    let hosting_api = hosting.clone();
+    let prompts_api = prompts.clone();
     let health = Arc::new(SipHealth::default());
     let media_dropped_events = media.dropped_events_counter();
     let service = SipService {
@@ -239,6 +241,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         acd: Some(acd),
         api_token: config.http.api_token.clone(),
         media_dropped_events,
+        hosting: Some(hosting_api),
+        prompts: Some(prompts_api),
     });
     let mut http_shutdown = shutdown_rx.clone();
     let http_task = tokio::spawn(async move {

@@ -23,6 +23,10 @@ pub struct AppState {
     /// Media events (DTMF, prompt ends, timeouts) the engine had to drop because the SIP
     /// task did not take them in time.
     pub media_dropped_events: Arc<std::sync::atomic::AtomicU64>,
+    /// IVR flows, prompts directory (reload, prompt upload).
+    pub hosting: Option<Arc<crate::call::actor::Hosting>>,
+    /// The prompt cache, to forget a replaced file.
+    pub prompts: Option<Arc<crate::call::prompts::Prompts>>,
 }
 
 pub fn router(state: AppState) -> Router {

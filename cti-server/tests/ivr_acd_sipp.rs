@@ -324,3 +324,95 @@ fn civil_date(days: i64) -> String {
     let y = if m <= 2 { y + 1 } else { y };
     format!("{y:04}-{m:02}-{d:02}")
 }
+
+/// Admins replace prompt audio and reload the flows without a restart: any common WAV is
+/// converted to 8 kHz mono, a broken file or a broken flow is refused with a clear error and
+/// changes nothing.
+#[test]
+fn prompts_are_uploaded_and_flows_reloaded_through_the_api() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let flows = tmp.path().join("flows");
+    std::fs::create_dir_all(flows.join("prompts")).unwrap();
+    let src = common::repo_root().join("ivr-scripts");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "toml") {
+            std::fs::copy(&p, flows.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    for entry in std::fs::read_dir(src.join("prompts")).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, flows.join("prompts").join(p.file_name().unwrap())).unwrap();
+    }
+    let dir_set = format!("ivr.dir={}", flows.display());
+    let server = Server::start(&[&dir_set]);
+
+    // 16 kHz stereo float in, 8 kHz mono 16-bit out, 1.5 s long.
+    let mut wav = std::io::Cursor::new(Vec::new());
+    {
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 16000,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let mut w = hound::WavWriter::new(&mut wav, spec).unwrap();
+        for i in 0..24000 {
+            let v = (i as f32 * 2.0 * std::f32::consts::PI * 440.0 / 16000.0).sin() * 0.3;
+            w.write_sample(v).unwrap();
+            w.write_sample(v).unwrap();
+        }
+        w.finalize().unwrap();
+    }
+    let wav = wav.into_inner();
+    let put = |name: &str, token: Option<&str>, body: &[u8]| {
+        server.http_bytes(
+            "PUT",
+            &format!("/api/prompts/{name}"),
+            token,
+            body,
+            Some("audio/wav"),
+        )
+    };
+    let (code, body) = put("welcome", Some(TOKEN), &wav);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"duration_ms\":1500"), "{body}");
+    let stored = hound::WavReader::open(flows.join("prompts/welcome.wav")).unwrap();
+    let spec = stored.spec();
+    assert_eq!(
+        (spec.sample_rate, spec.channels, spec.bits_per_sample),
+        (8000, 1, 16)
+    );
+    assert_eq!(stored.len(), 12000);
+    // A broken file is refused and the stored prompt stays.
+    let (code, body) = put("welcome", Some(TOKEN), b"RIFF....WAVEjunk");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("not a usable WAV"), "{body}");
+    assert_eq!(
+        hound::WavReader::open(flows.join("prompts/welcome.wav"))
+            .unwrap()
+            .len(),
+        12000
+    );
+    assert_eq!(put("..%2Fescape", Some(TOKEN), &wav).0, 400);
+    assert_eq!(put("welcome", None, &wav).0, 401);
+
+    // A flow broken on disk: the reload is refused naming file and node; the old set stays.
+    let menu = std::fs::read_to_string(flows.join("menu.toml")).unwrap();
+    std::fs::write(
+        flows.join("menu.toml"),
+        menu.replace("next = \"sales_queue\"", "next = \"nowhere\""),
+    )
+    .unwrap();
+    let (code, body) = server.http("POST", "/api/ivr/reload", Some(TOKEN), None);
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("menu.toml") && body.contains("nowhere"),
+        "{body}"
+    );
+    std::fs::write(flows.join("menu.toml"), menu).unwrap();
+    let (code, body) = server.http("POST", "/api/ivr/reload", Some(TOKEN), None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"menu\""), "{body}");
+}

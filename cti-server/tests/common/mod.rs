@@ -540,24 +540,40 @@ impl Server {
         token: Option<&str>,
         body: Option<&str>,
     ) -> (u16, String) {
+        let body = body.unwrap_or("");
+        let ctype = if body.is_empty() {
+            None
+        } else {
+            Some("application/json")
+        };
+        self.http_bytes(method, path, token, body.as_bytes(), ctype)
+    }
+
+    /// An HTTP request with any body; (status, body).
+    pub fn http_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+        ctype: Option<&str>,
+    ) -> (u16, String) {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(self.http).expect("http connect");
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let auth = token
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .unwrap_or_default();
-        let body = body.unwrap_or("");
-        let ctype = if body.is_empty() {
-            ""
-        } else {
-            "Content-Type: application/json\r\n"
-        };
+        let ctype = ctype
+            .map(|c| format!("Content-Type: {c}\r\n"))
+            .unwrap_or_default();
         write!(
             s,
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}{ctype}Content-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}{ctype}Content-Length: {}\r\n\r\n",
             body.len()
         )
         .unwrap();
+        s.write_all(body).unwrap();
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         let status = out
