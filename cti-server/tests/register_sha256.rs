@@ -78,7 +78,15 @@ fn sha256_preferred_client_registers_and_md5_is_refused_when_not_offered() {
         r.contains(&format!("<sip:1001@127.0.0.1:{port}>;expires=300")),
         "{r}"
     );
-    let (_, health) = server.http_get("/healthz");
+    // The SIP task publishes its counters after it sent the 200: allow it a moment.
+    let mut health = String::new();
+    for _ in 0..50 {
+        health = server.http_get("/healthz").1;
+        if health.contains("\"registrations\":1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(40));
+    }
     assert!(health.contains("\"registrations\":1"), "{health}");
 }
 
