@@ -136,11 +136,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ));
     }
     let prompts = Arc::new(Prompts::new());
-    let hold_music: Vec<_> = std::iter::once(config.ivr.hold_music.clone())
+    // Every prompt is read at start: callers arriving together would otherwise each wait
+    // for the same file on first use (measured: greetings starting 4-7 s late).
+    let mut audio: Vec<_> = std::iter::once(config.ivr.hold_music.clone())
         .chain(config.queues.iter().filter_map(|q| q.hold_music.clone()))
         .collect();
-    for (path, e) in prompts.preload(hold_music).await {
-        tracing::warn!(path = %path.display(), error = %e, "hold music cannot be played");
+    // The flows name their prompts under the set's canonical directory: the same paths here,
+    // so the cache is hit.
+    let prompts_dir = flows.current().dir().join("prompts");
+    if let Ok(dir) = std::fs::read_dir(&prompts_dir) {
+        audio.extend(
+            dir.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("wav"))),
+        );
+    }
+    for (path, e) in prompts.preload(audio).await {
+        tracing::warn!(path = %path.display(), error = %e, "prompt cannot be played");
     }
     if let Some(leads) = &config.storage.seed_leads {
         match store.seed_leads(leads).await {
@@ -151,7 +163,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let hosting = Arc::new(Hosting {
         config: Arc::new(HostConfig {
-            prompts_dir: config.ivr.dir.join("prompts"),
+            prompts_dir,
             hold_music: config.ivr.hold_music.clone(),
             queue_music: config
                 .queues
