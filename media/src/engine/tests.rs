@@ -461,14 +461,29 @@ async fn three_way_call(wideband: bool, ports: RangeInclusive<u16>) {
     );
     println!("{report}");
     let near = |got: f64, want: f64| (got / want - 1.0).abs() < 0.2;
-    // In real time on a debug build the wideband leg's 16 kHz Opus and resampler make some
-    // of the browser's frames late (concealed); its level is checked to 20 % in virtual
-    // time (webrtc::tests), here only to 30 %.
-    let near_browser =
-        |got: f64, want: f64| (got / want - 1.0).abs() < if wideband { 0.3 } else { 0.2 };
+    // What the browser says travels from the test's own peer, driven by this test's loop on
+    // a shared machine: when that loop is starved its frames arrive late and are concealed,
+    // which lowers a one-second coherent level without the engine being at fault. The
+    // browser's voice is therefore measured per 20 ms frame, the median over the second
+    // (the engine's concealment and levels are checked exactly in virtual time in
+    // webrtc::tests).
+    let frame_median = |x: &[i16], freq: f64, rate: u32| {
+        let mut levels: Vec<f64> = x
+            .chunks_exact(rate as usize / 50)
+            .map(|f| tone_amplitude(f, freq, rate))
+            .collect();
+        levels.sort_by(f64::total_cmp);
+        levels[levels.len() / 2]
+    };
+    let near_browser = |got: f64, want: f64| (got / want - 1.0).abs() < 0.2;
+    let report = format!(
+        "{report}; per-frame median of the browser's 600 Hz: phone A {:.0}, phone B {:.0}",
+        frame_median(&wa, 600.0, 8000),
+        frame_median(&ww, 600.0, 8000)
+    );
     // Each participant hears the others at their level, never itself.
     assert!(
-        near_browser(tone_amplitude(&wa, 600.0, 8000), 6000.0),
+        near_browser(frame_median(&wa, 600.0, 8000), 6000.0),
         "{report}"
     );
     assert!(tone_amplitude(&wa, 1000.0, 8000) < 300.0, "{report}");
@@ -476,7 +491,7 @@ async fn three_way_call(wideband: bool, ports: RangeInclusive<u16>) {
     assert!(tone_amplitude(&wb, 600.0, rate) < 300.0, "{report}");
     assert!(near(tone_amplitude(&ww, 1000.0, 8000), 8000.0), "{report}");
     assert!(
-        near_browser(tone_amplitude(&ww, 600.0, 8000), 6000.0),
+        near_browser(frame_median(&ww, 600.0, 8000), 6000.0),
         "{report}"
     );
     assert!((dominant_frequency(&wb, rate) - 1000.0).abs() < 2.0);
