@@ -440,17 +440,9 @@ impl Call {
                 }
             }
             200..=299 => {
-                let first = !self.agent.finished;
-                self.agent.finished = true;
-                match &mut self.agent.dialog {
-                    Some(d) => d.handle_response(&resp),
-                    None => self.agent.dialog = Dialog::uac(invite, &resp).ok(),
-                }
-                self.ack_agent_2xx(invite);
-                if !first {
+                if !self.accept_agent_2xx(invite, &resp) {
                     return;
                 }
-                self.agent.answered = true;
                 if self.state != State::Hosted || self.agent.cancelled {
                     // Answered as we cancelled (the 200 crossed our CANCEL) or after the
                     // caller left: the agent is hung up on.

@@ -969,17 +969,9 @@ impl Call {
                 });
             }
             200..=299 => {
-                let first = !self.agent.finished;
-                self.agent.finished = true;
-                match &mut self.agent.dialog {
-                    Some(d) => d.handle_response(&resp),
-                    None => self.agent.dialog = Dialog::uac(&invite, &resp).ok(),
-                }
-                self.ack_agent_2xx(&invite);
-                if !first {
+                if !self.accept_agent_2xx(&invite, &resp) {
                     return;
                 }
-                self.agent.answered = true;
                 if self.state != State::Ringing || self.caller.finalized {
                     // Answered after the caller left (CANCEL or ring timeout crossed the 200).
                     self.send_bye(Side::Agent);
@@ -1024,6 +1016,22 @@ impl Call {
                 self.end(now, cause, Some(Side::Agent));
             }
         }
+    }
+
+    /// A 2xx to the agent INVITE: the dialog confirmed and the 2xx acknowledged (every one,
+    /// retransmissions too). True for the first, which makes the agent answered.
+    fn accept_agent_2xx(&mut self, invite: &Request, resp: &Response) -> bool {
+        let first = !self.agent.finished;
+        self.agent.finished = true;
+        match &mut self.agent.dialog {
+            Some(d) => d.handle_response(resp),
+            None => self.agent.dialog = Dialog::uac(invite, resp).ok(),
+        }
+        self.ack_agent_2xx(invite);
+        if first {
+            self.agent.answered = true;
+        }
+        first
     }
 
     /// Every 2xx is acknowledged, retransmissions too, with the INVITE's CSeq number and
