@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use media::engine::LegId;
 
 use super::{
-    AgentLeg, Call, CallConfig, CallKey, EndCause, LegParams, MediaOp, Notice, Output, Side, State,
-    Target,
+    AgentLeg, Call, CallConfig, CallKey, EndCause, MediaOp, Notice, Output, Side, State, Target,
 };
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{HeaderName, Request, Response, SipHeaders};
@@ -60,13 +59,6 @@ impl Call {
         let mut call = Call::build(key, config, now, wall_ms, tx, invite, source, legs)?;
         call.hosted = Some(HostedState::default());
         call.record.services.push(service);
-        call.legs_pending = 1;
-        let negotiated = call.caller.negotiated;
-        call.media(MediaOp::CreateLeg {
-            leg: legs.0,
-            side: Side::Caller,
-            params: LegParams::from_negotiated(&negotiated),
-        });
         Ok(call)
     }
 

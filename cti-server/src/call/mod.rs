@@ -447,12 +447,6 @@ impl Call {
         call.agent.dest = target.peer();
         call.agent.contact = target.request_uri().clone();
         call.legs_pending = 2;
-        let negotiated = call.caller.negotiated;
-        call.media(MediaOp::CreateLeg {
-            leg: legs.0,
-            side: Side::Caller,
-            params: LegParams::from_negotiated(&negotiated),
-        });
         // The agent leg starts with the caller's codec, offered first: if the agent takes it,
         // the two legs agree and nothing is transcoded.
         call.media(MediaOp::CreateLeg {
@@ -464,7 +458,7 @@ impl Call {
     }
 
     /// The parts of a call both kinds share: the caller's offer checked and answered, the
-    /// record started. No media leg is asked for yet.
+    /// record started, the caller's media leg asked for.
     #[allow(clippy::too_many_arguments)]
     fn build(
         key: CallKey,
@@ -543,7 +537,19 @@ impl Call {
             record,
             config,
             hosted: None,
-        })
+        }
+        .with_caller_leg())
+    }
+
+    fn with_caller_leg(mut self) -> Call {
+        self.legs_pending = 1;
+        let params = LegParams::from_negotiated(&self.caller.negotiated);
+        self.media(MediaOp::CreateLeg {
+            leg: self.caller.leg,
+            side: Side::Caller,
+            params,
+        });
+        self
     }
 
     /// The agent media leg before the agent answers: the caller's codec, no remote yet.

@@ -844,8 +844,9 @@ impl Compiler<'_> {
                 None
             }
         };
-        // Each builder reports every problem it finds and yields a node with placeholder
-        // references; the node is only kept when none were reported.
+        // Each builder reports every problem it finds (so one load lists them all) and still
+        // yields a node, whose bad references are never used: the node is only kept when
+        // none were reported.
         node.filter(|_| self.errors.len() == before)
     }
 
