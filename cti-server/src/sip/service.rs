@@ -35,6 +35,20 @@ pub struct SipHealth {
     pub calls_started: AtomicU64,
 }
 
+impl SipHealth {
+    fn publish(&self, core: &SipCore, tcp_connections: usize, active_calls: usize) {
+        let set = |cell: &AtomicU64, v: u64| cell.store(v, Ordering::Relaxed);
+        set(&self.requests, core.stats.requests);
+        set(&self.responses, core.stats.responses);
+        set(&self.malformed, core.stats.malformed);
+        set(&self.transactions, core.transaction_count() as u64);
+        set(&self.registrations, core.registrar().binding_count() as u64);
+        set(&self.tcp_connections, tcp_connections as u64);
+        set(&self.active_calls, active_calls as u64);
+        set(&self.calls_started, core.stats.calls_started);
+    }
+}
+
 /// Agents and their passwords, from the configuration.
 pub struct AgentDirectory {
     passwords: HashMap<String, String>,
@@ -194,6 +208,8 @@ impl SipService {
                 }
             }
 
+            // Figures first: a peer that reads /healthz on our answer must see its own effect.
+            health.publish(&core, conns.len(), calls.len());
             while let Some(t) = core.poll_transmit() {
                 send_transmit(
                     &udp,
@@ -304,30 +320,7 @@ impl SipService {
                 tell_acd_reachability(&core, &plane, &ev);
                 record_registration(&store, ev);
             }
-            health
-                .requests
-                .store(core.stats.requests, Ordering::Relaxed);
-            health
-                .responses
-                .store(core.stats.responses, Ordering::Relaxed);
-            health
-                .malformed
-                .store(core.stats.malformed, Ordering::Relaxed);
-            health
-                .transactions
-                .store(core.transaction_count() as u64, Ordering::Relaxed);
-            health
-                .registrations
-                .store(core.registrar().binding_count() as u64, Ordering::Relaxed);
-            health
-                .tcp_connections
-                .store(conns.len() as u64, Ordering::Relaxed);
-            health
-                .active_calls
-                .store(calls.len() as u64, Ordering::Relaxed);
-            health
-                .calls_started
-                .store(core.stats.calls_started, Ordering::Relaxed);
+            health.publish(&core, conns.len(), calls.len());
         }
         udp_task.abort();
         tcp_task.abort();
