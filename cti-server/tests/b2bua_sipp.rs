@@ -198,8 +198,8 @@ fn unregistered_agent_480() {
 }
 
 /// The media is anchored: the server answers the caller with its own address and a port from
-/// media.rtp_ports (not the agent's), and RTP sent there reaches the agent leg (the agent
-/// phone echoes it) and comes back to the caller.
+/// media.rtp_ports (not the agent's), and the caller's voice sent there reaches the agent leg
+/// (the agent phone echoes it) and comes back to the caller.
 #[test]
 fn caller_audio_is_anchored_and_echoed_back_through_the_agent() {
     let _g = serial();
@@ -248,38 +248,62 @@ fn caller_audio_is_anchored_and_echoed_back_through_the_agent() {
         target.port()
     );
 
-    // 2 s of 20 ms PCMU packets; count what comes back.
+    // 2 s of a 1 kHz tone in 20 ms PCMU packets; what comes back must be that tone, not
+    // packets of silence (a bridge whose parties do not hear each other sends those too).
     media
-        .set_read_timeout(Some(Duration::from_millis(5)))
+        .set_read_timeout(Some(Duration::from_millis(1)))
         .unwrap();
     let mut received = 0u32;
+    let mut loud = 0u32;
     let mut buf = [0u8; 2048];
-    let mut drain = |received: &mut u32| {
+    let mut drain = |received: &mut u32, loud: &mut u32| {
         while let Ok((n, _)) = media.recv_from(&mut buf) {
             if n == 12 + 160 && buf[0] >> 6 == 2 {
                 *received += 1;
+                let energy: f64 = buf[12..n]
+                    .iter()
+                    .map(|&b| f64::from(media::codec::g711::ulaw_decode(b)).powi(2))
+                    .sum();
+                // The tone is sent at amplitude 8000 (RMS about 5,700); the jitter buffer's
+                // first packets and the fades are quieter.
+                if (energy / 160.0).sqrt() > 2000.0 {
+                    *loud += 1;
+                }
             }
         }
     };
+    // Paced on an absolute clock: a sender that drifts late starves the jitter buffers.
+    let start = Instant::now();
     for i in 0..100u32 {
         let mut pkt = vec![0x80, 0x00];
         pkt.extend_from_slice(&(i as u16).to_be_bytes());
         pkt.extend_from_slice(&(i * 160).to_be_bytes());
         pkt.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-        pkt.extend(std::iter::repeat_n(0xffu8, 160));
+        pkt.extend((0..160u32).map(|k| {
+            let t = f64::from(i * 160 + k) / 8000.0;
+            media::codec::g711::ulaw_encode(
+                (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16,
+            )
+        }));
         media.send_to(&pkt, target).expect("send RTP");
-        let next = Instant::now() + Duration::from_millis(20);
+        let next = start + Duration::from_millis(20 * u64::from(i + 1));
         while Instant::now() < next {
-            drain(&mut received);
+            drain(&mut received, &mut loud);
         }
     }
     let until = Instant::now() + Duration::from_millis(500);
     while Instant::now() < until {
-        drain(&mut received);
+        drain(&mut received, &mut loud);
     }
     assert!(
         received >= 80,
         "only {received} of 100 RTP packets came back through server -> agent -> server\n\
+         server log:\n{}",
+        log_tail(&server)
+    );
+    assert!(
+        loud >= 90,
+        "only {loud} of {received} packets that came back carried the caller's tone\n\
          server log:\n{}",
         log_tail(&server)
     );

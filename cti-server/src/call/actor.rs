@@ -262,6 +262,12 @@ impl CallActor {
                         tracing::warn!(error = %e, ?leg, "join failed");
                     }
                 }
+                // A leg joins hearing nobody: the two parties of a bridge hear each other.
+                for (listener, speaker) in [(caller, agent), (agent, caller)] {
+                    if let Err(e) = self.media.set_hears(r, listener, speaker, true).await {
+                        tracing::warn!(error = %e, "bridge not made");
+                    }
+                }
             }
             MediaOp::Hears {
                 listener,
