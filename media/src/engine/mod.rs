@@ -170,6 +170,7 @@ enum Op {
     CreateRoom(RoomId),
     EndRoom(RoomId),
     Join(RoomId, LegId),
+    Leave(LegId),
     SetHears(RoomId, LegId, LegId, bool),
     Play(LegId, Arc<Prompt>, PlayOptions),
     StopPrompt(LegId),
@@ -409,6 +410,16 @@ impl MediaHandle {
             }
         }
         Err(EngineError::RoomNotEmpty(room))
+    }
+
+    /// Takes a leg out of its room (it stays up, hearing nothing, until it joins another:
+    /// a transferred party moving to the room of the call it is joined with).
+    pub async fn leave(&self, leg: LegId) -> Result<(), EngineError> {
+        let result = self.on_leg(leg, Op::Leave(leg)).await;
+        if result.is_ok() {
+            self.routes().left(leg);
+        }
+        result.map(|_| ())
     }
 
     /// Sets whether `listener` hears `speaker` (listen / whisper / barge are made of these).

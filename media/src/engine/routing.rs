@@ -172,6 +172,15 @@ impl Routes {
         }
     }
 
+    /// Records a leg leaving its room.
+    pub(crate) fn left(&mut self, leg: LegId) {
+        if let Some(p) = self.legs.get_mut(&leg)
+            && let Some(r) = p.room.take().and_then(|r| self.rooms.get_mut(&r))
+        {
+            r.members = r.members.saturating_sub(1);
+        }
+    }
+
     /// Forgets a leg (ended, or never created).
     pub(crate) fn remove_leg(&mut self, leg: LegId) {
         if let Some(p) = self.legs.remove(&leg) {

@@ -753,6 +753,16 @@ impl Shard {
                 }
                 Ok(Reply::Done)
             }
+            Op::Leave(leg_id) => {
+                let entry = self.leg_mut(leg_id)?;
+                if let Some((r, pid)) = entry.room.take() {
+                    entry.leg.source_changed();
+                    if let Some(room) = self.rooms.get_mut(&r) {
+                        let _ = room.room.leave(pid);
+                    }
+                }
+                Ok(Reply::Done)
+            }
             Op::SetHears(room_id, listener, speaker, hears) => {
                 let l = self.participant(room_id, listener)?;
                 let s = self.participant(room_id, speaker)?;

@@ -870,6 +870,74 @@ async fn a_rooms_legs_end_up_on_one_shard_and_a_moved_leg_keeps_its_media() {
     task.await.unwrap();
 }
 
+/// A leg leaves its room and joins another (an attended transfer joining two calls): it
+/// hears and is heard in the new room, and the party it left hears it no more.
+#[tokio::test]
+async fn a_leg_that_leaves_its_room_is_heard_in_the_next() {
+    let _serial = realtime().await;
+    let (media, _events, task, pool) = engine(42120..=42129);
+    let (a, b, c) = (LegId(1), LegId(2), LegId(3));
+    let mut addrs = Vec::new();
+    for leg in [a, b, c] {
+        addrs.push(
+            media
+                .create_leg(leg, LegConfig::new(Codec::Pcmu))
+                .await
+                .unwrap(),
+        );
+    }
+    let phones = [
+        Phone::new(Codec::Pcmu).await,
+        Phone::new(Codec::Pcmu).await,
+        Phone::new(Codec::Pcmu).await,
+    ];
+    let talks: Vec<_> = [440.0, 1000.0, 700.0]
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| phones[i].talk(addrs[i], sine(f, 8000.0, 12000, 8000), None))
+        .collect();
+    let (first, second) = (RoomId(1), RoomId(2));
+    media.create_room(first).await.unwrap();
+    media.create_room(second).await.unwrap();
+    for leg in [a, b] {
+        media.join(first, leg).await.unwrap();
+    }
+    media.join(second, c).await.unwrap();
+    media.set_hears(first, a, b, true).await.unwrap();
+    media.set_hears(first, b, a, true).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    media.leave(b).await.unwrap();
+    media.join(second, b).await.unwrap();
+    media.set_hears(second, b, c, true).await.unwrap();
+    media.set_hears(second, c, b, true).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let listens: Vec<_> = phones
+        .iter()
+        .map(|p| p.listen(Duration::from_millis(700)))
+        .collect();
+    let mut heard = Vec::new();
+    for l in listens {
+        heard.push(l.await.unwrap());
+    }
+    for t in talks {
+        t.await.unwrap();
+    }
+    let tail = |h: &Heard| h.audio[h.audio.len().saturating_sub(2400)..].to_vec();
+    assert!(rms(&tail(&heard[0])) < 100.0, "a still hears b");
+    let fb = dominant_frequency(&tail(&heard[1]), 8000);
+    let fc = dominant_frequency(&tail(&heard[2]), 8000);
+    assert!((fb - 700.0).abs() < 30.0, "b heard {fb} Hz");
+    assert!((fc - 1000.0).abs() < 30.0, "c heard {fc} Hz");
+    assert!(media.leave(b).await.is_ok(), "leaving again is harmless");
+    for leg in [a, b, c] {
+        media.end_leg(leg).await.unwrap();
+    }
+    assert_eq!(pool.available(), pool.total());
+    media.shutdown().await.unwrap();
+    task.await.unwrap();
+}
+
 /// Ending legs frees their ports at once on whichever shard they are, including a leg that
 /// moved; a join that cannot be done leaves the routing as it was.
 #[tokio::test]
