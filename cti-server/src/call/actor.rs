@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use media::codec::Codec as MediaCodec;
-use media::engine::{LegConfig, LegEvent, LegId, MediaHandle, RoomId};
+use media::engine::{EngineError, LegConfig, LegEvent, LegId, MediaHandle, RoomId};
 use media::prompt::{PlayEnd, PlayOptions};
 use media::rtp::PayloadType;
 use tokio::sync::mpsc;
@@ -15,7 +15,9 @@ use tracing::Instrument;
 
 use super::host::HostOutput;
 use super::prompts::Prompts;
-use super::{Call, CallKey, CallRecord, LegParams, MediaOp, Output, Side, SipCommand, SipInput};
+use super::{
+    Call, CallKey, CallRecord, LegParams, MediaOp, Notice, Output, Side, SipCommand, SipInput,
+};
 use crate::sdp::Codec;
 use crate::store::StoreEvent;
 
@@ -82,6 +84,16 @@ impl Hosting {
             Instant::now(),
         )
     }
+
+    /// The service side of a relayed call whose agent transfers it.
+    pub fn adopt(&self, call: &Call) -> super::host::Host {
+        super::host::Host::adopt(
+            call,
+            self.config.clone(),
+            self.flows.current(),
+            Instant::now(),
+        )
+    }
 }
 
 pub struct CallActor {
@@ -135,6 +147,15 @@ impl CallActor {
                             .await;
                     }
                     Output::Notice(notice) => {
+                        if self.host.is_none() && matches!(notice, Notice::TransferRequested(_)) {
+                            // A relayed call being transferred: a service takes it on.
+                            match &self.config.hosting {
+                                Some(hosting) => self.host = Some(hosting.adopt(&self.call)),
+                                None => self
+                                    .call
+                                    .transfer_failed(503, "Service Unavailable (no services)"),
+                            }
+                        }
                         if let Some(h) = self.host.as_mut() {
                             h.on_notice(&mut self.call, notice, now_pair());
                         }
@@ -249,24 +270,32 @@ impl CallActor {
                 }
             }
             MediaOp::Bridge { caller, agent } => {
-                let r = RoomId(key.0);
-                if room.is_none() {
-                    if let Err(e) = self.media.create_room(r).await {
-                        tracing::warn!(error = %e, "room creation failed");
-                        return;
-                    }
-                    *room = Some(r);
-                }
+                let Some(r) = self.room(key, room).await else {
+                    return;
+                };
                 for leg in [caller, agent] {
-                    if let Err(e) = self.media.join(r, leg).await {
-                        tracing::warn!(error = %e, ?leg, "join failed");
+                    match self.media.join(r, leg).await {
+                        // The caller stays in the room from an earlier bridge (a transfer).
+                        Ok(()) | Err(EngineError::AlreadyInRoom(_)) => {}
+                        Err(e) => tracing::warn!(error = %e, ?leg, "join failed"),
                     }
                 }
-                // A leg joins hearing nobody: the two parties of a bridge hear each other.
-                for (listener, speaker) in [(caller, agent), (agent, caller)] {
-                    if let Err(e) = self.media.set_hears(r, listener, speaker, true).await {
-                        tracing::warn!(error = %e, "bridge not made");
-                    }
+                self.hear_each_other(r, caller, agent).await;
+            }
+            MediaOp::Link { ours, theirs } => {
+                let Some(r) = self.room(key, room).await else {
+                    return;
+                };
+                // Ours is in the room already (it was bridged); theirs left its own room.
+                let _ = self.media.join(r, ours).await;
+                if let Err(e) = self.media.join(r, theirs).await {
+                    tracing::warn!(error = %e, leg = ?theirs, "joined call's leg not taken in");
+                }
+                self.hear_each_other(r, ours, theirs).await;
+            }
+            MediaOp::Leave { leg } => {
+                if let Err(e) = self.media.leave(leg).await {
+                    tracing::warn!(error = %e, ?leg, "leg did not leave its room");
                 }
             }
             MediaOp::Hears {
@@ -327,14 +356,9 @@ impl CallActor {
                 let _ = self.media.stop_prompt(leg).await;
             }
             MediaOp::StartRecording { leg, path } => {
-                let r = RoomId(key.0);
-                if room.is_none() {
-                    if let Err(e) = self.media.create_room(r).await {
-                        tracing::warn!(error = %e, "room creation failed");
-                        return;
-                    }
-                    *room = Some(r);
-                }
+                let Some(r) = self.room(key, room).await else {
+                    return;
+                };
                 let _ = self.media.join(r, leg).await;
                 if let Some(dir) = path.parent() {
                     let _ = tokio::fs::create_dir_all(dir).await;
@@ -355,6 +379,28 @@ impl CallActor {
                         Err(e) => tracing::warn!(error = %e, "recording not closed cleanly"),
                     }
                 }
+            }
+        }
+    }
+
+    /// The call's room, made on first use.
+    async fn room(&self, key: CallKey, room: &mut Option<RoomId>) -> Option<RoomId> {
+        if room.is_none() {
+            let r = RoomId(key.0);
+            if let Err(e) = self.media.create_room(r).await {
+                tracing::warn!(error = %e, "room creation failed");
+                return None;
+            }
+            *room = Some(r);
+        }
+        *room
+    }
+
+    /// A leg joins hearing nobody: the two parties of a bridge hear each other.
+    async fn hear_each_other(&self, r: RoomId, a: LegId, b: LegId) {
+        for (listener, speaker) in [(a, b), (b, a)] {
+            if let Err(e) = self.media.set_hears(r, listener, speaker, true).await {
+                tracing::warn!(error = %e, "bridge not made");
             }
         }
     }

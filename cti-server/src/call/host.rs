@@ -29,7 +29,7 @@ use crate::ivr::{
     self, Action, CallContext, Destination, FlowSet, LeadMatch, LeadQuery, Now, Session,
 };
 
-use super::router::Service;
+use super::router::{Route, Service};
 use super::{Call, CallKey, EndCause, Notice, Target};
 
 /// What a host needs to know besides the call.
@@ -119,6 +119,12 @@ enum Phase {
         recording: bool,
         deadline: Option<Instant>,
     },
+    /// The agent asked to transfer the caller to `number`, which is being routed; `back` is
+    /// where the call was (and returns to if the number goes nowhere).
+    Transferring {
+        number: String,
+        back: Box<Phase>,
+    },
     /// Saying goodbye, then hanging up.
     Goodbye,
     Done,
@@ -157,6 +163,25 @@ impl Host {
             ivr: None,
             caller: String::new(),
             dialed: String::new(),
+            arrived: now,
+            lead: None,
+            voicemail: None,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The service side of a relayed call (a caller put straight through to an agent or the
+    /// trunk) whose agent transfers it: it starts with nothing to do but the transfer.
+    pub fn adopt(call: &Call, config: Arc<HostConfig>, flows: Arc<FlowSet>, now: Instant) -> Host {
+        let (caller, dialed) = call.caller_and_dialed();
+        Host {
+            key: call.key(),
+            config,
+            flows,
+            phase: Phase::Done,
+            ivr: None,
+            caller,
+            dialed,
             arrived: now,
             lead: None,
             voicemail: None,
@@ -335,10 +360,23 @@ impl Host {
                 }
                 other => self.phase = other,
             },
+            Notice::TransferRequested(number) => self.transfer(call, number),
+            Notice::Routed(number, route) => self.transfer_routed(call, number, *route, now),
+            Notice::Joined { dropped } => {
+                if dropped == super::Side::Agent {
+                    // The agent joined the caller with a colleague's call and left.
+                    let phase = std::mem::replace(&mut self.phase, Phase::Done);
+                    self.agent_left(phase);
+                }
+            }
             Notice::Ending(_) => {
                 // A voicemail being recorded is closed by the call; its summary still comes
                 // to [`Host::recorded`].
-                match std::mem::replace(&mut self.phase, Phase::Done) {
+                let phase = match std::mem::replace(&mut self.phase, Phase::Done) {
+                    Phase::Transferring { back, .. } => *back,
+                    p => p,
+                };
+                match phase {
                     Phase::Queued { .. } | Phase::Offering { .. } => {
                         self.acd(AcdEvent::CallAbandoned {
                             call: self.call_ref(),
@@ -443,6 +481,88 @@ impl Host {
         }
     }
 
+    /// The agent's phone asked to transfer the caller to `number` (blind transfer).
+    fn transfer(&mut self, call: &mut Call, number: String) {
+        let connected = matches!(
+            self.phase,
+            Phase::Connected { .. }
+                | Phase::Direct {
+                    connected: true,
+                    ..
+                }
+                | Phase::Done
+        );
+        if !connected {
+            call.transfer_failed(403, "Forbidden (nothing to transfer)");
+            return;
+        }
+        tracing::info!(call = %self.key, number, "transfer: routing");
+        let back = Box::new(std::mem::replace(&mut self.phase, Phase::Done));
+        self.phase = Phase::Transferring {
+            number: number.clone(),
+            back,
+        };
+        call.route(number);
+    }
+
+    /// Where the transfer's number goes: the caller moves there and the agent is let go, or
+    /// the agent hears it goes nowhere and keeps the caller.
+    fn transfer_routed(
+        &mut self,
+        call: &mut Call,
+        number: String,
+        route: Result<Route, (u16, &'static str)>,
+        now: Now,
+    ) {
+        let back = match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Transferring { number: n, back } if n == number => *back,
+            other => {
+                self.phase = other;
+                return;
+            }
+        };
+        let route = match route {
+            Ok(r) => r,
+            Err((code, reason)) => {
+                call.transfer_failed(code, reason);
+                self.phase = back;
+                return;
+            }
+        };
+        call.transfer_completed();
+        call.add_service(format!("transfer:{number}"));
+        self.agent_left(back);
+        match route {
+            Route::Hosted(Service::Queue(q)) => self.enter_queue(call, q, 0),
+            Route::Hosted(Service::Flow(f)) => self.start_flow(call, &f, now),
+            Route::Hosted(Service::Voicemail(b)) => self.start_voicemail(call, b),
+            Route::Direct(target) => {
+                self.phase = Phase::Direct {
+                    number,
+                    connected: false,
+                };
+                // Hold music while the new party's phone rings.
+                call.play(vec![self.config.hold_music.clone()], true, false);
+                self.dial_target(call, target);
+            }
+        }
+    }
+
+    /// The agent left the call (transferred it): the ACD hears their call ended.
+    fn agent_left(&mut self, phase: Phase) {
+        match phase {
+            Phase::Connected { agent, .. } => self.acd(AcdEvent::CallEnded {
+                call: self.call_ref(),
+                agent,
+            }),
+            Phase::Direct {
+                number,
+                connected: true,
+            } => self.acd(AcdEvent::DirectCallEnded { agent: number }),
+            _ => {}
+        }
+    }
+
     fn acd(&mut self, event: AcdEvent) {
         self.out.push_back(HostOutput::Acd(event));
     }
@@ -537,24 +657,28 @@ impl Host {
                 tracing::info!(call = %self.key, agent, code, "offered agent not reachable");
                 self.offer_failed_now(agent, OfferFailure::Unreachable);
             }
-            (Phase::Direct { number: n, .. }, Ok(t)) if *n == number => {
-                let ring = self.config.direct_ring_timeout;
-                if let Target::Agent { extension, .. } = &t {
-                    self.acd(AcdEvent::DirectCallStarted {
-                        agent: extension.clone(),
-                    });
-                }
-                if !call.dial(t, Some(ring)) {
-                    let mailbox = self.config.fallback_voicemail.clone();
-                    self.start_voicemail(call, mailbox);
-                }
-            }
+            (Phase::Direct { number: n, .. }, Ok(t)) if *n == number => self.dial_target(call, t),
             (Phase::Direct { number: n, .. }, Err((code, _))) if *n == number => {
                 tracing::info!(call = %self.key, number, code, "direct number not reachable: voicemail");
                 let mailbox = self.config.fallback_voicemail.clone();
                 self.start_voicemail(call, mailbox);
             }
             _ => {}
+        }
+    }
+
+    /// Dials an agent or number outside the ACD, with the direct ring timeout; a dial that
+    /// cannot start sends the caller to the fallback voicemail.
+    fn dial_target(&mut self, call: &mut Call, t: Target) {
+        let ring = self.config.direct_ring_timeout;
+        if let Target::Agent { extension, .. } = &t {
+            self.acd(AcdEvent::DirectCallStarted {
+                agent: extension.clone(),
+            });
+        }
+        if !call.dial(t, Some(ring)) {
+            let mailbox = self.config.fallback_voicemail.clone();
+            self.start_voicemail(call, mailbox);
         }
     }
 

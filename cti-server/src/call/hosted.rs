@@ -481,7 +481,7 @@ impl Call {
             .push_back(Output::Notice(Notice::AgentFailed(cause)));
     }
 
-    fn release_agent_media(&mut self) {
+    pub(super) fn release_agent_media(&mut self) {
         if std::mem::take(&mut self.agent.media_up) {
             self.media(MediaOp::EndLeg {
                 leg: self.agent.leg,

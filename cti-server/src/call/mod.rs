@@ -20,6 +20,7 @@ pub mod prompts;
 pub mod record;
 pub mod router;
 pub mod routes;
+mod transfer;
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -132,6 +133,28 @@ pub enum SipInput {
         number: String,
         target: Result<Target, (u16, &'static str)>,
     },
+    /// Where a transfer's number goes ([`SipCommand::Route`]).
+    Routed {
+        number: String,
+        route: Result<Box<router::Route>, (u16, &'static str)>,
+    },
+    /// A message from another call (an attended transfer joining the two).
+    Linked(Linked),
+}
+
+/// What calls tell each other, through the SIP task, to join their parties in an attended
+/// transfer ([`transfer`]) and to end together afterwards.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Linked {
+    /// `partner` asks this call to give up its dialog `call_id` (the transferor's) and let
+    /// its other party be joined with `partner`'s.
+    JoinRequest { partner: CallKey, call_id: CallId },
+    /// The named call agreed: its party's media leg `leg` is out of its room.
+    JoinAccepted { partner: CallKey, leg: LegId },
+    /// No such call, or it cannot be joined now.
+    JoinRefused { code: u16, reason: &'static str },
+    /// The call this one was joined with ended.
+    PartnerEnded { cause: EndCause },
 }
 
 /// Output towards the SIP task.
@@ -164,6 +187,24 @@ pub enum SipCommand {
     Resolve {
         number: String,
     },
+    /// Where does this number go: a service, an agent, the trunk? Answered with
+    /// [`SipInput::Routed`].
+    Route {
+        number: String,
+    },
+    /// Find the call owning the dialog `call_id` with one of `tags` as our tag, and ask it
+    /// to join ([`Linked::JoinRequest`]); [`Linked::JoinRefused`] comes back if none does.
+    Join {
+        call_id: CallId,
+        tags: Vec<Tag>,
+    },
+    /// Pass `msg` to call `to`.
+    Tell {
+        to: CallKey,
+        msg: Linked,
+    },
+    /// The agent of this direct call left it (transferred): their line is free again.
+    AgentLeft,
 }
 
 /// Output towards the media engine; results come back through [`Call::media_ready`].
@@ -203,6 +244,11 @@ pub enum MediaOp {
     StopRecording,
     /// Send a key on a leg as RFC 4733 events.
     SendDtmf { leg: LegId, digit: char },
+    /// Take a leg out of the call's room (it is about to join the room of another call).
+    Leave { leg: LegId },
+    /// Put another call's leg `theirs` in this call's room, bridged with `ours` (an
+    /// attended transfer joined the two calls).
+    Link { ours: LegId, theirs: LegId },
 }
 
 /// What a hosted call tells the service driving it (IVR, queue, voicemail: [`hosted`]).
@@ -225,6 +271,15 @@ pub enum Notice {
     Ending(EndCause),
     /// The answer to [`Call::resolve`].
     Resolved(String, Box<Result<Target, (u16, &'static str)>>),
+    /// The agent's phone asked to transfer the caller to this number (blind transfer, REFER
+    /// without Replaces); the service routes it ([`Call::route`]) and answers with
+    /// [`Call::transfer_completed`] or [`Call::transfer_failed`].
+    TransferRequested(String),
+    /// The answer to [`Call::route`].
+    Routed(String, Box<Result<router::Route, (u16, &'static str)>>),
+    /// An attended transfer joined this call with another: the `dropped` side (the
+    /// transferor) left, the other party now talks to the other call's party.
+    Joined { dropped: Side },
 }
 
 /// What the media engine needs to know about a leg from SDP.
@@ -422,8 +477,11 @@ pub struct Call {
     legs_pending: u8,
     out: VecDeque<Output>,
     record: CallRecord,
-    /// Set for calls the server answers itself ([`Call::new_hosted`]).
+    /// Set for calls the server answers itself ([`Call::new_hosted`]), and for relayed calls
+    /// once their agent blind-transfers them.
     hosted: Option<hosted::HostedState>,
+    /// Transfers and joined calls ([`transfer`]).
+    links: transfer::Links,
 }
 
 /// A machine input.
@@ -537,6 +595,7 @@ impl Call {
             record,
             config,
             hosted: None,
+            links: transfer::Links::default(),
         }
         .with_caller_leg())
     }
@@ -600,8 +659,8 @@ impl Call {
             self.caller.media.port = local.port();
         } else if leg == self.agent.leg {
             self.agent.media.port = local.port();
+            self.agent.media_up = true;
             if self.hosted.is_some() {
-                self.agent.media_up = true;
                 self.hosted_agent_media_ready(now);
                 return;
             }
@@ -712,6 +771,14 @@ impl Call {
                         .push_back(Output::Notice(Notice::Resolved(number, Box::new(target))));
                 }
             }
+            SipInput::Routed { number, route } => {
+                if self.hosted.is_some() {
+                    let route = route.map(|r| *r);
+                    self.out
+                        .push_back(Output::Notice(Notice::Routed(number, Box::new(route))));
+                }
+            }
+            SipInput::Linked(msg) => self.on_linked(now, msg),
             SipInput::AckTimeout => {
                 if self.state == State::Talking {
                     self.end(now, EndCause::NoAck, Some(Side::Caller));
@@ -901,7 +968,7 @@ impl Call {
             self.on_refresh_response(now, method, cseq, &resp);
             return;
         }
-        if self.on_abandoned_attempt_response(req, &resp) {
+        if self.on_abandoned_attempt_response(req, &resp) || self.links.bye_answered(req) {
             self.finish_if_done(now);
             return;
         }
@@ -1275,6 +1342,20 @@ impl Call {
             Side::Agent
         };
         let reply = |code: u16, reason: &str| req.response(code, reason, None);
+        if self.links.was_released(&req) {
+            // The transferor's phone hangs up as we do (RFC 5589 §6): its BYE is answered.
+            let code = if req.method == Method::Bye { 200 } else { 481 };
+            let r = self.stamp(reply(
+                code,
+                if code == 200 {
+                    "OK"
+                } else {
+                    "Call/Transaction Does Not Exist"
+                },
+            ));
+            self.sip(SipCommand::Respond { tx, response: r });
+            return;
+        }
         let dialog = match side {
             Side::Caller => self.caller.dialog.as_mut(),
             Side::Agent => self.agent.dialog.as_mut(),
@@ -1329,6 +1410,7 @@ impl Call {
                 let r = self.stamp(r);
                 self.sip(SipCommand::Respond { tx, response: r });
             }
+            Method::Refer => self.on_refer(tx, &req, side),
             Method::Update if req.body.is_empty() => {
                 let mut r = reply(200, "OK");
                 if side == Side::Caller {
@@ -1601,6 +1683,7 @@ impl Call {
         self.state = State::Ending;
         self.ring_deadline = None;
         self.session = None;
+        self.end_links(cause);
         self.record.end_cause = Some(cause);
         self.record.ended_by = by;
         if self
@@ -1632,7 +1715,8 @@ impl Call {
             || self
                 .hosted
                 .as_ref()
-                .is_some_and(|h| !h.abandoned.is_empty());
+                .is_some_and(|h| !h.abandoned.is_empty())
+            || self.links.byes_pending();
         if self.caller.bye.is_none() && self.agent.bye.is_none() && !agent_pending {
             self.finish(now);
         }

@@ -180,10 +180,21 @@ impl Router {
             .as_sip()
             .and_then(|u| u.user_unescaped())
             .ok_or((404, "Not Found"))?;
-        if let Some(service) = self.services.get(&dialed) {
+        self.destination(&dialed, registrar, now)
+    }
+
+    /// Where a number goes (a dialed number, or a transfer's): one of our services, else an
+    /// agent or the trunk.
+    pub fn destination(
+        &self,
+        number: &str,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Result<Route, Refusal> {
+        if let Some(service) = self.services.get(number) {
             return Ok(Route::Hosted(service.clone()));
         }
-        self.target(&dialed, registrar, now).map(Route::Direct)
+        self.target(number, registrar, now).map(Route::Direct)
     }
 
     /// How to reach an agent now: the newest registration, else the static contact.

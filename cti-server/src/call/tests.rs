@@ -77,9 +77,13 @@ impl Harness {
     }
 
     fn start_to_with(target: Target, invite: Request) -> Harness {
+        Harness::start_keyed(CallKey(7), target, invite)
+    }
+
+    fn start_keyed(key: CallKey, target: Target, invite: Request) -> Harness {
         let now = Instant::now();
         let call = Call::new(
-            CallKey(7),
+            key,
             config(),
             now,
             1_000,
@@ -87,7 +91,7 @@ impl Harness {
             invite,
             caller_peer(),
             target,
-            (LegId(14), LegId(15)),
+            (LegId(key.0 * 2), LegId(key.0 * 2 + 1)),
         )
         .expect("usable offer");
         let mut h = Harness {
@@ -109,10 +113,14 @@ impl Harness {
 
     /// Media legs up; returns the agent INVITE.
     fn ready(&mut self) -> (ReqRef, Request) {
+        let k = self.call.key().0;
         self.call
-            .media_ready(self.now, LegId(14), "127.0.0.1:40000".parse().unwrap());
-        self.call
-            .media_ready(self.now, LegId(15), "127.0.0.1:40002".parse().unwrap());
+            .media_ready(self.now, LegId(k * 2), "127.0.0.1:40000".parse().unwrap());
+        self.call.media_ready(
+            self.now,
+            LegId(k * 2 + 1),
+            "127.0.0.1:40002".parse().unwrap(),
+        );
         self.drain();
         self.sent()
             .into_iter()
@@ -1716,4 +1724,409 @@ mod hosted {
         h.drain();
         assert_eq!(notices(&h), vec![Notice::Ending(EndCause::MediaTimeout)]);
     }
+}
+
+// --- Transfers (RFC 3515 REFER, RFC 3891 Replaces) ---
+
+/// An in-dialog request from the agent's phone in the dialog of the agent INVITE `inv`.
+fn agent_request(inv: &Request, method: &str, cseq: u32, extra: &str) -> Request {
+    parse_req(format!(
+        "{method} sip:cti@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5888;branch=z9hG4bK{method}{cseq}\r\nFrom: <sip:1001@127.0.0.1>;tag=agenttag\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
+        inv.headers.get(&HeaderName::From).unwrap(),
+        inv.call_id().unwrap()
+    ))
+}
+
+impl Harness {
+    fn from_agent(&mut self, tx: u64, req: Request) {
+        self.call.handle_sip(
+            self.now,
+            SipInput::Request {
+                tx: TxId::for_test(tx),
+                request: req,
+                source: agent_peer(),
+            },
+        );
+        self.drain();
+    }
+
+    fn from_caller(&mut self, tx: u64, req: Request) {
+        self.call.handle_sip(
+            self.now,
+            SipInput::Request {
+                tx: TxId::for_test(tx),
+                request: req,
+                source: caller_peer(),
+            },
+        );
+        self.drain();
+    }
+
+    fn notices(&self) -> Vec<Notice> {
+        self.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Notice(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn commands(&self) -> Vec<SipCommand> {
+        self.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Sip(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The NOTIFYs sent: (destination, sipfrag status line, Subscription-State).
+    fn notifies(&self) -> Vec<(Peer, String, String)> {
+        self.sent()
+            .into_iter()
+            .filter(|(_, r, _)| r.method == Method::Notify)
+            .map(|(_, r, dest)| {
+                assert_eq!(
+                    r.headers.get(&HeaderName::ContentType),
+                    Some("message/sipfrag;version=2.0")
+                );
+                let body = String::from_utf8(r.body.to_vec()).unwrap();
+                let state = r
+                    .headers
+                    .get(&HeaderName::Other("Subscription-State".into()))
+                    .unwrap_or_default()
+                    .to_string();
+                (dest, body.trim_end().to_string(), state)
+            })
+            .collect()
+    }
+
+    /// The BYEs sent: (request ref, destination).
+    fn byes(&self) -> Vec<(ReqRef, Peer)> {
+        self.sent()
+            .into_iter()
+            .filter(|(_, r, _)| r.method == Method::Bye)
+            .map(|(q, _, d)| (q, d))
+            .collect()
+    }
+
+    fn answer_ok(&mut self, req: ReqRef, method: &str) {
+        let raw = format!(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=x\r\nTo: <sip:c@d>;tag=y\r\nCall-ID: z\r\nCSeq: 9 {method}\r\nContent-Length: 0\r\n\r\n"
+        );
+        let SipMessage::Response(resp) = SipMessage::parse(raw.as_bytes()).unwrap() else {
+            unreachable!()
+        };
+        self.call.handle_sip(
+            self.now,
+            SipInput::Response {
+                req,
+                response: resp,
+            },
+        );
+        self.drain();
+    }
+}
+
+#[test]
+fn rfc3515_blind_transfer_is_accepted_notified_and_the_agent_let_go() {
+    let (mut h, _, inv, caller_tag) = answered();
+    h.from_agent(
+        70,
+        agent_request(&inv, "REFER", 5, "Refer-To: <sip:120@127.0.0.1>\r\n"),
+    );
+    assert_eq!(h.responses(70)[0].code, 202);
+    let n = h.notifies();
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0].0, agent_peer());
+    assert_eq!(n[0].1, "SIP/2.0 100 Trying");
+    assert!(n[0].2.starts_with("active"), "{n:?}");
+    let notify = &h.sent()[0].1;
+    assert_eq!(notify.headers.get(&HeaderName::Event), Some("refer;id=5"));
+    assert_eq!(h.notices(), vec![Notice::TransferRequested("120".into())]);
+    assert!(h.call.is_hosted(), "the server drives the caller from here");
+
+    h.call.route("120".into());
+    h.drain();
+    assert!(matches!(
+        h.commands().as_slice(),
+        [SipCommand::Route { number }] if number == "120"
+    ));
+
+    h.call.transfer_completed();
+    h.drain();
+    let n = h.notifies();
+    assert_eq!(n[0].1, "SIP/2.0 200 OK");
+    assert_eq!(n[0].2, "terminated;reason=noresource");
+    let byes = h.byes();
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].1, agent_peer(), "the transferor is hung up");
+    assert!(h.media_ops().contains(&MediaOp::EndLeg {
+        leg: LegId(15),
+        side: Side::Agent
+    }));
+    assert!(
+        h.commands()
+            .iter()
+            .any(|c| matches!(c, SipCommand::AgentLeft))
+    );
+    assert!(!h.call.agent_connected());
+
+    // The transferor's phone hangs up too: its BYE crosses ours and is answered 200.
+    h.from_agent(71, agent_request(&inv, "BYE", 6, ""));
+    assert_eq!(h.responses(71)[0].code, 200);
+    assert!(h.ended().is_none(), "the caller is still there");
+    h.answer_ok(byes[0].0, "BYE");
+    assert!(h.ended().is_none());
+
+    // The caller, now with the service, hangs up: the call ends.
+    h.from_caller(72, caller_request("BYE", 11, &caller_tag, ""));
+    assert_eq!(h.responses(72)[0].code, 200);
+    let rec = h.ended().expect("record");
+    assert_eq!(rec.end_cause, Some(EndCause::CallerHangup));
+}
+
+#[test]
+fn a_transfer_to_nowhere_is_notified_and_the_agent_keeps_the_caller() {
+    let (mut h, _, inv, _) = answered();
+    h.from_agent(
+        70,
+        agent_request(&inv, "REFER", 5, "Refer-To: <sip:999@127.0.0.1>\r\n"),
+    );
+    h.call.transfer_failed(404, "Not Found");
+    h.drain();
+    let n = h.notifies();
+    assert_eq!(n[0].1, "SIP/2.0 404 Not Found");
+    assert_eq!(n[0].2, "terminated;reason=noresource");
+    assert!(h.byes().is_empty());
+    assert!(h.call.agent_connected(), "caller and agent still talk");
+    // A second try is possible.
+    h.from_agent(
+        71,
+        agent_request(&inv, "REFER", 6, "Refer-To: <sip:120@127.0.0.1>\r\n"),
+    );
+    assert_eq!(h.responses(71)[0].code, 202);
+}
+
+#[test]
+fn refers_that_cannot_be_carried_out_are_refused() {
+    let (mut h, _, inv, caller_tag) = answered();
+    h.from_agent(70, agent_request(&inv, "REFER", 5, ""));
+    assert_eq!(h.responses(70)[0].code, 400, "no Refer-To");
+    h.from_agent(
+        71,
+        agent_request(
+            &inv,
+            "REFER",
+            6,
+            "Refer-To: <sip:1@x>\r\nRefer-To: <sip:2@x>\r\n",
+        ),
+    );
+    assert_eq!(h.responses(71)[0].code, 400, "two Refer-To");
+    h.from_agent(
+        72,
+        agent_request(&inv, "REFER", 7, "Refer-To: <mailto:a@b>\r\n"),
+    );
+    assert_eq!(h.responses(72)[0].code, 400, "no number");
+    // The customer's side cannot send the agent away.
+    let mut refer = caller_request("REFER", 11, &caller_tag, "");
+    refer
+        .headers
+        .push(HeaderName::ReferTo, "<sip:120@127.0.0.1>");
+    h.from_caller(73, refer);
+    assert_eq!(h.responses(73)[0].code, 403);
+    // One transfer at a time.
+    h.from_agent(
+        74,
+        agent_request(&inv, "REFER", 8, "Refer-To: <sip:120@127.0.0.1>\r\n"),
+    );
+    assert_eq!(h.responses(74)[0].code, 202);
+    h.from_agent(
+        75,
+        agent_request(&inv, "REFER", 9, "Refer-To: <sip:130@127.0.0.1>\r\n"),
+    );
+    assert_eq!(h.responses(75)[0].code, 491);
+    assert!(h.ended().is_none());
+}
+
+#[test]
+fn a_refer_before_the_agent_answers_is_refused() {
+    let mut h = Harness::start();
+    let (req, inv) = h.ready();
+    h.agent_says(req, &inv, 180, None);
+    h.from_agent(
+        70,
+        agent_request(&inv, "REFER", 5, "Refer-To: <sip:120@127.0.0.1>\r\n"),
+    );
+    assert_eq!(h.responses(70)[0].code, 403);
+}
+
+/// The second call of an attended transfer: the agent (as caller, From tag `at`) consulted a
+/// colleague, who answered.
+fn consult_call() -> (Harness, String) {
+    let inv = parse_req(format!(
+        "INVITE sip:2001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKconsult\r\nFrom: <sip:1001@127.0.0.1>;tag=at\r\nTo: <sip:2001@127.0.0.1>\r\nCall-ID: consult-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@127.0.0.1:5999>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{CALLER_SDP}",
+        CALLER_SDP.len()
+    ));
+    let mut h = Harness::start_keyed(CallKey(8), target(), inv);
+    let (req, inv) = h.ready();
+    h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+    let tag = h.responses(CALLER_TX)[0].to_tag().unwrap();
+    (h, tag)
+}
+
+#[test]
+fn rfc3891_attended_transfer_joins_the_two_calls_and_they_end_together() {
+    let (mut k1, _, inv, caller_tag) = answered();
+    let (mut k2, consult_tag) = consult_call();
+    k1.from_agent(
+        70,
+        agent_request(
+            &inv,
+            "REFER",
+            5,
+            &format!(
+                "Refer-To: <sip:2001@127.0.0.1?Replaces=consult-1%3Bto-tag%3D{consult_tag}%3Bfrom-tag%3Dat>\r\n"
+            ),
+        ),
+    );
+    assert_eq!(k1.responses(70)[0].code, 202);
+    assert_eq!(k1.notifies()[0].1, "SIP/2.0 100 Trying");
+    let join = k1
+        .commands()
+        .into_iter()
+        .find_map(|c| match c {
+            SipCommand::Join { call_id, tags } => Some((call_id, tags)),
+            _ => None,
+        })
+        .expect("the SIP task is asked to find the consulted call");
+    assert_eq!(join.0.as_str(), "consult-1");
+    assert!(join.1.iter().any(|t| t.as_str() == consult_tag));
+
+    // The consulted call hangs up on the transferor and hands its party's leg over.
+    k2.call.handle_sip(
+        k2.now,
+        SipInput::Linked(Linked::JoinRequest {
+            partner: CallKey(7),
+            call_id: join.0,
+        }),
+    );
+    k2.drain();
+    let byes = k2.byes();
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].1, caller_peer(), "the transferor's consult leg");
+    let ops = k2.media_ops();
+    assert!(ops.contains(&MediaOp::EndLeg {
+        leg: LegId(16),
+        side: Side::Caller
+    }));
+    assert!(ops.contains(&MediaOp::Leave { leg: LegId(17) }));
+    let accepted = k2
+        .commands()
+        .into_iter()
+        .find_map(|c| match c {
+            SipCommand::Tell { to, msg } => Some((to, msg)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        accepted,
+        (
+            CallKey(7),
+            Linked::JoinAccepted {
+                partner: CallKey(8),
+                leg: LegId(17)
+            }
+        )
+    );
+
+    // The customer's call hangs up on the transferor and takes the colleague's leg in.
+    k1.call.handle_sip(k1.now, SipInput::Linked(accepted.1));
+    k1.drain();
+    assert_eq!(k1.notifies()[0].1, "SIP/2.0 200 OK");
+    assert_eq!(k1.byes()[0].1, agent_peer());
+    assert!(k1.media_ops().contains(&MediaOp::Link {
+        ours: LegId(14),
+        theirs: LegId(17)
+    }));
+    assert_eq!(k1.call.partner(), Some(CallKey(8)));
+    assert_eq!(k2.call.partner(), Some(CallKey(7)));
+
+    // The customer hangs up: the joined call is told and ends too.
+    k1.from_caller(72, caller_request("BYE", 11, &caller_tag, ""));
+    let tell = k1
+        .commands()
+        .into_iter()
+        .find_map(|c| match c {
+            SipCommand::Tell { to, msg } => Some((to, msg)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        tell,
+        (
+            CallKey(8),
+            Linked::PartnerEnded {
+                cause: EndCause::CallerHangup
+            }
+        )
+    );
+    k2.call.handle_sip(k2.now, SipInput::Linked(tell.1));
+    k2.drain();
+    let bye = k2.byes();
+    assert_eq!(bye[0].1, agent_peer(), "the colleague is hung up");
+    k2.answer_ok(bye[0].0, "BYE");
+    k2.answer_ok(byes[0].0, "BYE");
+    assert_eq!(
+        k2.ended().expect("joined call ended").end_cause,
+        Some(EndCause::CallerHangup)
+    );
+    // Nothing goes back to the first call.
+    assert!(
+        !k2.commands()
+            .iter()
+            .any(|c| matches!(c, SipCommand::Tell { .. }))
+    );
+}
+
+#[test]
+fn an_attended_transfer_to_a_call_not_connected_is_refused_and_the_agent_keeps_the_caller() {
+    let (mut k1, _, inv, _) = answered();
+    let mut k2 = Harness::start_keyed(CallKey(8), target(), invite(CALLER_SDP));
+    let (req, inv2) = k2.ready();
+    k2.agent_says(req, &inv2, 180, None);
+    k1.from_agent(
+        70,
+        agent_request(
+            &inv,
+            "REFER",
+            5,
+            "Refer-To: <sip:2001@127.0.0.1?Replaces=carrier-call-1%3Bto-tag%3Dx%3Bfrom-tag%3Dct>\r\n",
+        ),
+    );
+    k2.call.handle_sip(
+        k2.now,
+        SipInput::Linked(Linked::JoinRequest {
+            partner: CallKey(7),
+            call_id: CallId::new("carrier-call-1"),
+        }),
+    );
+    k2.drain();
+    let refused = k2
+        .commands()
+        .into_iter()
+        .find_map(|c| match c {
+            SipCommand::Tell { msg, .. } => Some(msg),
+            _ => None,
+        })
+        .unwrap();
+    assert!(matches!(refused, Linked::JoinRefused { code: 486, .. }));
+    assert!(k2.byes().is_empty());
+    k1.call.handle_sip(k1.now, SipInput::Linked(refused));
+    k1.drain();
+    assert!(k1.notifies()[0].1.starts_with("SIP/2.0 486"));
+    assert!(k1.byes().is_empty());
+    assert!(k1.call.agent_connected());
 }

@@ -20,7 +20,7 @@ use super::transaction::{Peer, TimerConfig, TransactionLayer, Transmit, TuEvent}
 use super::types::{Method, Tag, Transport};
 use crate::call::router::{Route, Router};
 use crate::call::routes::CallRoutes;
-use crate::call::{CallKey, SipCommand, SipInput};
+use crate::call::{CallKey, Linked, SipCommand, SipInput};
 
 /// Methods we answer (the `Allow` header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, REFER, UPDATE";
@@ -483,6 +483,51 @@ impl SipCore {
             SipCommand::BindDialog { call_id, local_tag } => {
                 self.routes.bind_dialog(call, call_id, local_tag)
             }
+            SipCommand::Route { number } => {
+                let route = self
+                    .router
+                    .destination(&number, &self.registrar, now)
+                    .map(Box::new);
+                self.dispatch
+                    .push_back(CallDispatch::To(call, SipInput::Routed { number, route }));
+            }
+            SipCommand::Join { call_id, tags } => {
+                // Replaces names the dialog from its sender's side; phones differ on which
+                // tag is whose, so either may be ours.
+                let found = tags
+                    .iter()
+                    .find_map(|t| self.routes.dialog(&call_id, t.as_str()));
+                let (to, msg) = match found {
+                    Some(partner) if partner != call => (
+                        partner,
+                        Linked::JoinRequest {
+                            partner: call,
+                            call_id,
+                        },
+                    ),
+                    Some(_) => (
+                        call,
+                        Linked::JoinRefused {
+                            code: 400,
+                            reason: "Bad Request (Replaces names the transferred call itself)",
+                        },
+                    ),
+                    None => (
+                        call,
+                        Linked::JoinRefused {
+                            code: 481,
+                            reason: "Call/Transaction Does Not Exist",
+                        },
+                    ),
+                };
+                self.dispatch
+                    .push_back(CallDispatch::To(to, SipInput::Linked(msg)));
+            }
+            SipCommand::Tell { to, msg } => {
+                self.dispatch
+                    .push_back(CallDispatch::To(to, SipInput::Linked(msg)));
+            }
+            SipCommand::AgentLeft => self.release_agent_line(call),
             SipCommand::Resolve { number } => {
                 let target = self.router.target(&number, &self.registrar, now);
                 self.dispatch.push_back(CallDispatch::To(
@@ -499,6 +544,11 @@ impl SipCore {
     /// A call finished: forget its routes.
     pub fn call_ended(&mut self, call: CallKey) {
         self.routes.remove_call(call);
+        self.release_agent_line(call);
+    }
+
+    /// The agent of a direct call left it (transferred): their line is free.
+    fn release_agent_line(&mut self, call: CallKey) {
         if let Some(ext) = self.call_agent.remove(&call)
             && let Some(n) = self.agent_calls.get_mut(&ext)
         {

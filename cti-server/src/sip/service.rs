@@ -18,7 +18,7 @@ use super::transport::{self, Connections, Inbound, TransportConfig, Transports};
 use super::types::Transport;
 use crate::call::actor::{ActorConfig, ActorMessage, CallActor, CallEvent, call_of_leg, legs_of};
 use crate::call::router::Route;
-use crate::call::{Call, CallConfig, CallKey};
+use crate::call::{Call, CallConfig, CallKey, Linked, SipInput};
 use crate::store::{StoreEvent, now_ms};
 use media::engine::{EngineEvent, MediaHandle};
 
@@ -300,7 +300,20 @@ impl SipService {
                                 tracing::warn!(%key, "call actor lagging: SIP input dropped");
                             }
                         }
-                        None => tracing::debug!(%key, "input for a finished call dropped"),
+                        None => {
+                            tracing::debug!(%key, "input for a finished call dropped");
+                            // A call asking to be joined with this one must not wait forever.
+                            if let SipInput::Linked(Linked::JoinRequest { partner, .. }) = input
+                                && let Some(tx) = calls.get(&partner)
+                            {
+                                let _ = tx.try_send(CallEvent::Sip(SipInput::Linked(
+                                    Linked::JoinRefused {
+                                        code: 481,
+                                        reason: "Call/Transaction Does Not Exist",
+                                    },
+                                )));
+                            }
+                        }
                     },
                 }
             }
