@@ -1738,7 +1738,7 @@ fn agent_request(inv: &Request, method: &str, cseq: u32, extra: &str) -> Request
 }
 
 impl Harness {
-    fn from_agent(&mut self, tx: u64, req: Request) {
+    fn agent_sends(&mut self, tx: u64, req: Request) {
         self.call.handle_sip(
             self.now,
             SipInput::Request {
@@ -1750,7 +1750,7 @@ impl Harness {
         self.drain();
     }
 
-    fn from_caller(&mut self, tx: u64, req: Request) {
+    fn caller_sends(&mut self, tx: u64, req: Request) {
         self.call.handle_sip(
             self.now,
             SipInput::Request {
@@ -1833,7 +1833,7 @@ impl Harness {
 #[test]
 fn rfc3515_blind_transfer_is_accepted_notified_and_the_agent_let_go() {
     let (mut h, _, inv, caller_tag) = answered();
-    h.from_agent(
+    h.agent_sends(
         70,
         agent_request(&inv, "REFER", 5, "Refer-To: <sip:120@127.0.0.1>\r\n"),
     );
@@ -1875,14 +1875,14 @@ fn rfc3515_blind_transfer_is_accepted_notified_and_the_agent_let_go() {
     assert!(!h.call.agent_connected());
 
     // The transferor's phone hangs up too: its BYE crosses ours and is answered 200.
-    h.from_agent(71, agent_request(&inv, "BYE", 6, ""));
+    h.agent_sends(71, agent_request(&inv, "BYE", 6, ""));
     assert_eq!(h.responses(71)[0].code, 200);
     assert!(h.ended().is_none(), "the caller is still there");
     h.answer_ok(byes[0].0, "BYE");
     assert!(h.ended().is_none());
 
     // The caller, now with the service, hangs up: the call ends.
-    h.from_caller(72, caller_request("BYE", 11, &caller_tag, ""));
+    h.caller_sends(72, caller_request("BYE", 11, &caller_tag, ""));
     assert_eq!(h.responses(72)[0].code, 200);
     let rec = h.ended().expect("record");
     assert_eq!(rec.end_cause, Some(EndCause::CallerHangup));
@@ -1891,7 +1891,7 @@ fn rfc3515_blind_transfer_is_accepted_notified_and_the_agent_let_go() {
 #[test]
 fn a_transfer_to_nowhere_is_notified_and_the_agent_keeps_the_caller() {
     let (mut h, _, inv, _) = answered();
-    h.from_agent(
+    h.agent_sends(
         70,
         agent_request(&inv, "REFER", 5, "Refer-To: <sip:999@127.0.0.1>\r\n"),
     );
@@ -1903,7 +1903,7 @@ fn a_transfer_to_nowhere_is_notified_and_the_agent_keeps_the_caller() {
     assert!(h.byes().is_empty());
     assert!(h.call.agent_connected(), "caller and agent still talk");
     // A second try is possible.
-    h.from_agent(
+    h.agent_sends(
         71,
         agent_request(&inv, "REFER", 6, "Refer-To: <sip:120@127.0.0.1>\r\n"),
     );
@@ -1913,9 +1913,9 @@ fn a_transfer_to_nowhere_is_notified_and_the_agent_keeps_the_caller() {
 #[test]
 fn refers_that_cannot_be_carried_out_are_refused() {
     let (mut h, _, inv, caller_tag) = answered();
-    h.from_agent(70, agent_request(&inv, "REFER", 5, ""));
+    h.agent_sends(70, agent_request(&inv, "REFER", 5, ""));
     assert_eq!(h.responses(70)[0].code, 400, "no Refer-To");
-    h.from_agent(
+    h.agent_sends(
         71,
         agent_request(
             &inv,
@@ -1925,7 +1925,7 @@ fn refers_that_cannot_be_carried_out_are_refused() {
         ),
     );
     assert_eq!(h.responses(71)[0].code, 400, "two Refer-To");
-    h.from_agent(
+    h.agent_sends(
         72,
         agent_request(&inv, "REFER", 7, "Refer-To: <mailto:a@b>\r\n"),
     );
@@ -1935,15 +1935,15 @@ fn refers_that_cannot_be_carried_out_are_refused() {
     refer
         .headers
         .push(HeaderName::ReferTo, "<sip:120@127.0.0.1>");
-    h.from_caller(73, refer);
+    h.caller_sends(73, refer);
     assert_eq!(h.responses(73)[0].code, 403);
     // One transfer at a time.
-    h.from_agent(
+    h.agent_sends(
         74,
         agent_request(&inv, "REFER", 8, "Refer-To: <sip:120@127.0.0.1>\r\n"),
     );
     assert_eq!(h.responses(74)[0].code, 202);
-    h.from_agent(
+    h.agent_sends(
         75,
         agent_request(&inv, "REFER", 9, "Refer-To: <sip:130@127.0.0.1>\r\n"),
     );
@@ -1956,7 +1956,7 @@ fn a_refer_before_the_agent_answers_is_refused() {
     let mut h = Harness::start();
     let (req, inv) = h.ready();
     h.agent_says(req, &inv, 180, None);
-    h.from_agent(
+    h.agent_sends(
         70,
         agent_request(&inv, "REFER", 5, "Refer-To: <sip:120@127.0.0.1>\r\n"),
     );
@@ -1981,7 +1981,7 @@ fn consult_call() -> (Harness, String) {
 fn rfc3891_attended_transfer_joins_the_two_calls_and_they_end_together() {
     let (mut k1, _, inv, caller_tag) = answered();
     let (mut k2, consult_tag) = consult_call();
-    k1.from_agent(
+    k1.agent_sends(
         70,
         agent_request(
             &inv,
@@ -2055,7 +2055,7 @@ fn rfc3891_attended_transfer_joins_the_two_calls_and_they_end_together() {
     assert_eq!(k2.call.partner(), Some(CallKey(7)));
 
     // The customer hangs up: the joined call is told and ends too.
-    k1.from_caller(72, caller_request("BYE", 11, &caller_tag, ""));
+    k1.caller_sends(72, caller_request("BYE", 11, &caller_tag, ""));
     let tell = k1
         .commands()
         .into_iter()
@@ -2097,7 +2097,7 @@ fn an_attended_transfer_to_a_call_not_connected_is_refused_and_the_agent_keeps_t
     let mut k2 = Harness::start_keyed(CallKey(8), target(), invite(CALLER_SDP));
     let (req, inv2) = k2.ready();
     k2.agent_says(req, &inv2, 180, None);
-    k1.from_agent(
+    k1.agent_sends(
         70,
         agent_request(
             &inv,
