@@ -823,7 +823,7 @@ mod tests {
     use crate::sdp::Codec;
     use crate::sip::dialog::LocalVia;
     use crate::sip::grammar::Uri;
-    use crate::sip::message::{HeaderName, Request, SipMessage};
+    use crate::sip::message::{HeaderName, Request, SipHeaders, SipMessage};
     use crate::sip::transaction::{Peer, TxId};
     use crate::sip::types::{Method, Transport};
     use bytes::Bytes;
@@ -1103,6 +1103,175 @@ mod tests {
         w.pump();
         assert!(
             matches!(&w.take_acd()[..], [AcdEvent::CallEnded { agent, .. }] if agent == "1001")
+        );
+    }
+
+    /// A queue caller connected to agent 1001; returns the agent INVITE.
+    fn connected_to_1001() -> (World, Request) {
+        let mut w = World::start(Service::Queue("sales".into()));
+        w.acd(AcdAction::Offer {
+            call: CallRef(9),
+            agent: "1001".into(),
+            queue: "sales".into(),
+            ring_timeout: Duration::from_secs(15),
+        });
+        let (req, inv) = w.resolve_and_ring(agent_target("1001"));
+        w.agent_says(req, &inv, 200);
+        assert!(w.call.agent_connected());
+        w.take_acd();
+        w.sip.clear();
+        (w, inv)
+    }
+
+    /// The agent's phone sends REFER to `number` in the dialog of `inv`.
+    fn agent_refers(w: &mut World, inv: &Request, number: &str) {
+        let raw = format!(
+            "REFER sip:cti@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5888;branch=z9hG4bKrefer\r\nFrom: <sip:1001@127.0.0.1>;tag=at\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 3 REFER\r\nRefer-To: <sip:{number}@127.0.0.1>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            inv.headers.get(&HeaderName::From).unwrap(),
+            inv.call_id().unwrap()
+        );
+        let SipMessage::Request(refer) = SipMessage::parse(raw.as_bytes()).unwrap() else {
+            unreachable!()
+        };
+        w.call.handle_sip(
+            w.now,
+            SipInput::Request {
+                tx: TxId::for_test(50),
+                request: refer,
+                source: peer(5888),
+            },
+        );
+        w.pump();
+    }
+
+    /// The status lines of the NOTIFYs sent so far.
+    fn notified(w: &World) -> Vec<String> {
+        w.sip
+            .iter()
+            .filter_map(|s| match s {
+                SipCommand::Send { request, .. } if request.method == Method::Notify => Some(
+                    String::from_utf8_lossy(&request.body)
+                        .trim_end()
+                        .to_string(),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn routed(w: &mut World, number: &str, route: Result<Route, (u16, &'static str)>) {
+        assert!(
+            w.sip
+                .iter()
+                .any(|s| matches!(s, SipCommand::Route { number: n } if n == number)),
+            "{:?}",
+            w.sip
+        );
+        w.call.handle_sip(
+            w.now,
+            SipInput::Routed {
+                number: number.into(),
+                route: route.map(Box::new),
+            },
+        );
+        w.pump();
+    }
+
+    #[test]
+    fn a_blind_transfer_to_a_queue_frees_the_agent_and_queues_the_caller_there() {
+        let (mut w, inv) = connected_to_1001();
+        agent_refers(&mut w, &inv, "120");
+        routed(
+            &mut w,
+            "120",
+            Ok(Route::Hosted(Service::Queue("service".into()))),
+        );
+        assert_eq!(notified(&w), vec!["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]);
+        assert!(
+            w.sip.iter().any(
+                |s| matches!(s, SipCommand::Send { request, .. } if request.method == Method::Bye)
+            ),
+            "the transferring agent is hung up"
+        );
+        let acd = w.take_acd();
+        assert!(
+            matches!(&acd[..], [AcdEvent::CallEnded { agent, .. }, AcdEvent::CallQueued { queue, .. }] if agent == "1001" && queue == "service"),
+            "{acd:?}"
+        );
+        assert!(
+            matches!(w.media.last(), Some(MediaOp::Play { looped: true, prompt, .. }) if prompt.ends_with("hold-music.wav"))
+        );
+        // The service queue's agent takes the caller.
+        w.acd(AcdAction::Offer {
+            call: CallRef(9),
+            agent: "2001".into(),
+            queue: "service".into(),
+            ring_timeout: Duration::from_secs(15),
+        });
+        let (req, inv2) = w.resolve_and_ring(agent_target("2001"));
+        w.agent_says(req, &inv2, 200);
+        assert!(w.call.agent_connected());
+        assert!(
+            matches!(&w.take_acd()[..], [AcdEvent::OfferAnswered { agent, .. }] if agent == "2001")
+        );
+    }
+
+    #[test]
+    fn a_blind_transfer_to_an_agent_dials_them_with_music_meanwhile() {
+        let (mut w, inv) = connected_to_1001();
+        agent_refers(&mut w, &inv, "2001");
+        w.take_media();
+        routed(&mut w, "2001", Ok(Route::Direct(agent_target("2001"))));
+        let acd = w.take_acd();
+        assert!(
+            matches!(&acd[..], [AcdEvent::CallEnded { agent, .. }, AcdEvent::DirectCallStarted { agent: b }] if agent == "1001" && b == "2001"),
+            "{acd:?}"
+        );
+        assert!(
+            w.media
+                .iter()
+                .any(|m| matches!(m, MediaOp::Play { looped: true, .. }))
+        );
+        w.call
+            .media_ready(w.now, LegId(19), "127.0.0.1:40004".parse().unwrap());
+        w.pump();
+        let (req, inv2) = w
+            .sip
+            .iter()
+            .rev()
+            .find_map(|s| match s {
+                SipCommand::Send { req, request, .. } if request.method == Method::Invite => {
+                    Some((*req, request.clone()))
+                }
+                _ => None,
+            })
+            .expect("INVITE to the new agent");
+        assert!(inv2.uri.to_string().starts_with("sip:2001@"));
+        w.agent_says(req, &inv2, 200);
+        assert!(w.call.agent_connected());
+        w.call.hang_up(w.now, EndCause::Completed);
+        w.pump();
+        assert!(
+            matches!(&w.take_acd()[..], [AcdEvent::DirectCallEnded { agent }] if agent == "2001")
+        );
+    }
+
+    #[test]
+    fn a_blind_transfer_to_an_unknown_number_leaves_the_agent_with_the_caller() {
+        let (mut w, inv) = connected_to_1001();
+        agent_refers(&mut w, &inv, "999");
+        routed(&mut w, "999", Err((404, "Not Found")));
+        assert_eq!(
+            notified(&w),
+            vec!["SIP/2.0 100 Trying", "SIP/2.0 404 Not Found"]
+        );
+        assert!(w.take_acd().is_empty());
+        assert!(w.call.agent_connected());
+        w.call.hang_up(w.now, EndCause::Completed);
+        w.pump();
+        assert!(
+            matches!(&w.take_acd()[..], [AcdEvent::CallEnded { agent, .. }] if agent == "1001"),
+            "the agent's call ends as a queue call"
         );
     }
 
