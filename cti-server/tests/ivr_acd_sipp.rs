@@ -31,6 +31,17 @@ fn log_tail(server: &Server) -> String {
 
 /// Registers agent `ext` (password `demo<ext>`) and starts its phone `scenario` for `calls`.
 fn agent(server: &Server, ext: &str, scenario: &str, calls: u32) -> SippChild {
+    agent_with(server, ext, scenario, calls, &[])
+}
+
+/// [`agent`] with `-key` keywords for the scenario.
+fn agent_with(
+    server: &Server,
+    ext: &str,
+    scenario: &str,
+    calls: u32,
+    keys: &[(&str, &str)],
+) -> SippChild {
     let port = free_port();
     let reg = register_agent(server.sip, ext, &format!("demo{ext}"), port);
     assert!(
@@ -41,12 +52,11 @@ fn agent(server: &Server, ext: &str, scenario: &str, calls: u32) -> SippChild {
     );
     let mp = free_port().to_string();
     let calls = calls.to_string();
-    let uas = spawn_sipp(
-        None,
-        scenario,
-        port,
-        &["-m", calls.as_str(), "-mp", mp.as_str(), "-rtp_echo"],
-    );
+    let mut args = vec!["-m", calls.as_str(), "-mp", mp.as_str(), "-rtp_echo"];
+    for (k, v) in keys {
+        args.extend(["-key", k, v]);
+    }
+    let uas = spawn_sipp(None, scenario, port, &args);
     std::thread::sleep(Duration::from_millis(500));
     uas
 }
@@ -415,4 +425,192 @@ fn prompts_are_uploaded_and_flows_reloaded_through_the_api() {
     let (code, body) = server.http("POST", "/api/ivr/reload", Some(TOKEN), None);
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"menu\""), "{body}");
+}
+
+/// Percent-escapes a URI header value (RFC 3261 §19.1.2: `;`, `=`, `@` and the like).
+fn escape(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Blind transfer: the sales agent's phone REFERs the caller to the service queue's number;
+/// the agent is let go (and wraps up), the caller waits in the service queue and a service
+/// agent takes the call.
+#[test]
+fn blind_transfer_from_a_sales_agent_to_the_service_queue() {
+    let _serial = serial();
+    let server = Server::start(&[]);
+    let alice = agent_with(
+        &server,
+        "1001",
+        "agent_refer_blind.xml",
+        1,
+        &[("refer_to", "120")],
+    );
+    let carol = agent(&server, "2001", "agent_uas_hangup.xml", 1);
+    let call = caller(&server, "caller_waits_bye.xml", "110", &[]);
+    finished(
+        alice.wait(Duration::from_secs(30)),
+        "agent 1001 (transferor)",
+        &server,
+    );
+    finished(carol.wait(Duration::from_secs(30)), "agent 2001", &server);
+    finished(call.wait(Duration::from_secs(30)), "caller", &server);
+    let (services, agent, connected, cause) = last_call(&server);
+    assert_eq!(
+        services,
+        "queue:sales transfer:120 queue:service",
+        "{}",
+        log_tail(&server)
+    );
+    assert_eq!(
+        agent.as_deref(),
+        Some("2001"),
+        "the last agent is on the record"
+    );
+    assert!(connected);
+    assert_eq!(cause.as_deref(), Some("agent_hangup"));
+    let ev = queue_events(&server);
+    let answers: Vec<(Option<&str>, Option<&str>)> = ev
+        .iter()
+        .filter(|e| e.0 == "answer")
+        .map(|e| (e.1.as_deref(), e.2.as_deref()))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            (Some("sales"), Some("1001")),
+            (Some("service"), Some("2001"))
+        ],
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter()
+            .any(|e| e.0 == "call_ended" && e.2.as_deref() == Some("1001")),
+        "the transferor's call ended in the ACD (wrap-up follows): {ev:?}"
+    );
+}
+
+/// A blind transfer to a number that goes nowhere: the transferor hears "404" in the final
+/// NOTIFY and keeps the caller.
+#[test]
+fn blind_transfer_to_an_unknown_number_is_refused_and_the_agent_keeps_the_caller() {
+    let _serial = serial();
+    let server = Server::start(&[]);
+    let alice = agent_with(
+        &server,
+        "1001",
+        "agent_refer_refused.xml",
+        1,
+        &[("refer_to", "999")],
+    );
+    let call = caller(&server, "caller_waits_bye.xml", "110", &[]);
+    finished(alice.wait(Duration::from_secs(30)), "agent 1001", &server);
+    finished(call.wait(Duration::from_secs(30)), "caller", &server);
+    let (services, agent, _, cause) = last_call(&server);
+    assert_eq!(services, "queue:sales");
+    assert_eq!(agent.as_deref(), Some("1001"));
+    assert_eq!(cause.as_deref(), Some("agent_hangup"));
+}
+
+/// Attended transfer (RFC 5589 §7): the sales agent, talking to the caller, consults the
+/// service agent on a second line, then REFERs with Replaces; the server joins the caller
+/// and the service agent and hangs up both of the first agent's lines. The caller hanging up
+/// later ends the joined call too.
+#[test]
+fn attended_transfer_joins_the_caller_with_the_consulted_agent() {
+    let _serial = serial();
+    let server = Server::start(&[]);
+    let alice = agent(&server, "1001", "agent_answer_for_consult.xml", 1);
+    let carol = agent(&server, "2001", "agent_uas.xml", 1);
+    let call = caller(&server, "caller_talks_8s.xml", "110", &[]);
+    // Alice's first line says which dialog it is in once it answered.
+    let file = alice.dir.join("dialog.txt");
+    let t0 = std::time::Instant::now();
+    let dialog = loop {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            let parts: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+            if parts.len() == 3 {
+                break parts;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "agent 1001 never answered\n{}",
+            log_tail(&server)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Replaces names Alice's first dialog from her side: her tag is the local one.
+    let replaces = escape(&format!(
+        "{};to-tag={};from-tag={}",
+        dialog[0], dialog[1], dialog[2]
+    ));
+    let mp = free_port().to_string();
+    let consult = spawn_sipp(
+        Some(server.sip),
+        "agent_consult_refer.xml",
+        free_port(),
+        &[
+            "-s", "2001", "-m", "1", "-mp", &mp, "-key", "replaces", &replaces,
+        ],
+    );
+    finished(
+        consult.wait(Duration::from_secs(30)),
+        "agent 1001's consultation line",
+        &server,
+    );
+    finished(
+        alice.wait(Duration::from_secs(30)),
+        "agent 1001's first line",
+        &server,
+    );
+    finished(call.wait(Duration::from_secs(30)), "caller", &server);
+    finished(carol.wait(Duration::from_secs(30)), "agent 2001", &server);
+    let rows = server.rows(
+        "SELECT services, agent, end_cause FROM calls ORDER BY offered_at_ms",
+        2,
+        Duration::from_secs(10),
+    );
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let customer = &rows[0];
+    let consultation = &rows[1];
+    assert!(
+        customer[0]
+            .as_deref()
+            .is_some_and(|s| s.starts_with("queue:sales joined:")),
+        "{rows:?}"
+    );
+    assert_eq!(customer[2].as_deref(), Some("caller_hangup"), "{rows:?}");
+    assert_eq!(consultation[1].as_deref(), Some("2001"), "{rows:?}");
+    assert!(
+        consultation[0]
+            .as_deref()
+            .is_some_and(|s| s.contains("joined:")),
+        "{rows:?}"
+    );
+    assert_eq!(
+        consultation[2].as_deref(),
+        Some("caller_hangup"),
+        "the joined call ended with the customer's hang-up: {rows:?}"
+    );
+    let ev = queue_events(&server);
+    assert!(
+        server
+            .rows(
+                "SELECT kind FROM queue_events WHERE kind = 'call_ended' AND agent = '1001'",
+                1,
+                Duration::from_secs(10),
+            )
+            .len()
+            == 1,
+        "the transferor's queue call ended when the calls were joined: {ev:?}"
+    );
 }
