@@ -11,7 +11,10 @@
 
 mod common;
 
-use common::{Server, SippChild, SippRun, free_port, free_port_range, register_agent, spawn_sipp};
+use common::{
+    Server, SippChild, SippRun, TonePeer, free_port, free_port_range, probe_call, register_agent,
+    spawn_sipp,
+};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -208,38 +211,15 @@ fn caller_audio_is_anchored_and_echoed_back_through_the_agent() {
     let server = Server::start(&[ports.as_str()]);
     let uas = agent(&server, "1001", "agent_uas.xml", 1, true);
 
-    let media = UdpSocket::bind("127.0.0.1:0").expect("bind caller media");
-    let media_port = media.local_addr().unwrap().port();
-    let key = media_port.to_string();
-    let mp = free_port().to_string();
-    let caller = spawn_sipp(
-        Some(server.sip),
-        "caller_media_probe.xml",
-        free_port(),
-        &[
-            "-s", "1001", "-m", "1", "-mp", &mp, "-key", "rtp_port", &key,
-        ],
-    );
-    // The scenario writes the SDP answer's "address port" once the call is up.
-    let file = caller.dir.join("server_media.txt");
-    let t0 = Instant::now();
-    let target: SocketAddr = loop {
-        if let Ok(text) = std::fs::read_to_string(&file) {
-            let mut it = text.split_whitespace();
-            if let (Some(a), Some(p)) = (it.next(), it.next()) {
-                break format!("{a}:{p}").parse().expect("address in SDP answer");
-            }
-        }
-        if t0.elapsed() > Duration::from_secs(10) {
-            drop(uas);
-            let run = caller.wait(Duration::from_secs(1));
-            panic!(
-                "the call was not answered\n{}\nserver log:\n{}",
-                run.report(),
-                log_tail(&server)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let (caller, media, target) = probe_call(&server, "1001");
+    let Some(target) = target else {
+        drop(uas);
+        let run = caller.wait(Duration::from_secs(1));
+        panic!(
+            "the call was not answered\n{}\nserver log:\n{}",
+            run.report(),
+            log_tail(&server)
+        );
     };
     assert_eq!(target.ip(), server.sip.ip(), "c= is the server's address");
     assert!(
@@ -247,57 +227,16 @@ fn caller_audio_is_anchored_and_echoed_back_through_the_agent() {
         "answer port {} outside media.rtp_ports {lo}-{hi}",
         target.port()
     );
-
-    // 2 s of a 1 kHz tone in 20 ms PCMU packets; what comes back must be that tone, not
-    // packets of silence (a bridge whose parties do not hear each other sends those too).
-    media
-        .set_read_timeout(Some(Duration::from_millis(1)))
-        .unwrap();
-    let mut received = 0u32;
-    let mut loud = 0u32;
-    let mut buf = [0u8; 2048];
-    let mut drain = |received: &mut u32, loud: &mut u32| {
-        while let Ok((n, _)) = media.recv_from(&mut buf) {
-            if n == 12 + 160 && buf[0] >> 6 == 2 {
-                *received += 1;
-                let energy: f64 = buf[12..n]
-                    .iter()
-                    .map(|&b| f64::from(media::codec::g711::ulaw_decode(b)).powi(2))
-                    .sum();
-                // The tone is sent at amplitude 8000 (RMS about 5,700); the jitter buffer's
-                // first packets and the fades are quieter.
-                if (energy / 160.0).sqrt() > 2000.0 {
-                    *loud += 1;
-                }
-            }
-        }
-    };
-    // Paced on an absolute clock: a sender that drifts late starves the jitter buffers.
-    let start = Instant::now();
-    for i in 0..100u32 {
-        let mut pkt = vec![0x80, 0x00];
-        pkt.extend_from_slice(&(i as u16).to_be_bytes());
-        pkt.extend_from_slice(&(i * 160).to_be_bytes());
-        pkt.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-        pkt.extend((0..160u32).map(|k| {
-            let t = f64::from(i * 160 + k) / 8000.0;
-            media::codec::g711::ulaw_encode(
-                (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16,
-            )
-        }));
-        media.send_to(&pkt, target).expect("send RTP");
-        let next = start + Duration::from_millis(20 * u64::from(i + 1));
-        while Instant::now() < next {
-            drain(&mut received, &mut loud);
-        }
-    }
-    let until = Instant::now() + Duration::from_millis(500);
-    while Instant::now() < until {
-        drain(&mut received, &mut loud);
-    }
+    // 2 s of the caller's tone: what comes back through server -> agent -> server must be
+    // that tone.
+    let t0 = Instant::now();
+    let peer = TonePeer::start(media, target);
+    std::thread::sleep(Duration::from_millis(2500));
+    let (received, loud) = peer.heard_since(t0);
+    drop(peer);
     assert!(
         received >= 80,
-        "only {received} of 100 RTP packets came back through server -> agent -> server\n\
+        "only {received} RTP packets came back through server -> agent -> server\n\
          server log:\n{}",
         log_tail(&server)
     );

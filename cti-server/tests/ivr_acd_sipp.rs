@@ -11,7 +11,9 @@
 
 mod common;
 
-use common::{Server, SippChild, SippRun, free_port, register_agent, spawn_sipp};
+use common::{
+    Server, SippChild, SippRun, TonePeer, free_port, probe_call, register_agent, spawn_sipp,
+};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -530,7 +532,9 @@ fn attended_transfer_joins_the_caller_with_the_consulted_agent() {
     let server = Server::start(&[]);
     let alice = agent(&server, "1001", "agent_answer_for_consult.xml", 1);
     let carol = agent(&server, "2001", "agent_uas.xml", 1);
-    let call = caller(&server, "caller_talks_8s.xml", "110", &[]);
+    // The customer's voice is the test's own RTP end; both agents' phones echo what they hear.
+    let (call, media, target) = probe_call(&server, "110");
+    let peer = TonePeer::start(media, target.expect("the queue answers the caller"));
     // Alice's first line says which dialog it is in once it answered.
     let file = alice.dir.join("dialog.txt");
     let t0 = std::time::Instant::now();
@@ -572,6 +576,17 @@ fn attended_transfer_joins_the_caller_with_the_consulted_agent() {
         "agent 1001's first line",
         &server,
     );
+    // Both of Alice's lines are hung up: what the caller hears now comes through Carol.
+    let joined = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (received, loud) = peer.heard_since(joined);
+    assert!(
+        loud >= 50,
+        "after the join only {loud} of {received} packets brought the caller's voice back \
+         through the consulted agent\n{}",
+        log_tail(&server)
+    );
+    drop(peer);
     finished(call.wait(Duration::from_secs(30)), "caller", &server);
     finished(carol.wait(Duration::from_secs(30)), "agent 2001", &server);
     let rows = server.rows(

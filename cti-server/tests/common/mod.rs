@@ -569,3 +569,111 @@ impl Server {
         (status, body)
     }
 }
+
+/// A carrier call (`caller_media_probe.xml`, 8 s) to `number` whose media end is a socket the
+/// test owns: the sipp child, that socket, and the server's media address from the SDP answer
+/// (`None` when the call was not answered within 10 s).
+pub fn probe_call(server: &Server, number: &str) -> (SippChild, UdpSocket, Option<SocketAddr>) {
+    let media = UdpSocket::bind("127.0.0.1:0").expect("bind caller media");
+    let key = media.local_addr().unwrap().port().to_string();
+    let mp = free_port().to_string();
+    let caller = spawn_sipp(
+        Some(server.sip),
+        "caller_media_probe.xml",
+        free_port(),
+        &[
+            "-s", number, "-m", "1", "-mp", &mp, "-key", "rtp_port", &key,
+        ],
+    );
+    // The scenario writes the SDP answer's "address port" once the call is up.
+    let file = caller.dir.join("server_media.txt");
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            let mut it = text.split_whitespace();
+            if let (Some(a), Some(p)) = (it.next(), it.next()) {
+                let target = format!("{a}:{p}").parse().expect("address in SDP answer");
+                return (caller, media, Some(target));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (caller, media, None)
+}
+
+/// The customer's voice, as the test's own RTP end: a 1 kHz tone in 20 ms PCMU packets sent
+/// on an absolute clock (a sender drifting late would starve the jitter buffers), and a note
+/// of every packet that comes back and whether it carries the tone. Silence comes back as
+/// packets too (a bridge whose parties do not hear each other sends those), so only the
+/// tone's energy says the audio went through.
+pub struct TonePeer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    heard: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, bool)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TonePeer {
+    pub fn start(socket: UdpSocket, target: SocketAddr) -> TonePeer {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, h) = (stop.clone(), heard.clone());
+        let thread = std::thread::spawn(move || {
+            socket
+                .set_read_timeout(Some(Duration::from_millis(1)))
+                .unwrap();
+            let start = std::time::Instant::now();
+            let mut buf = [0u8; 2048];
+            let mut i = 0u32;
+            while !s.load(Ordering::Relaxed) {
+                let mut pkt = vec![0x80, 0x00];
+                pkt.extend_from_slice(&(i as u16).to_be_bytes());
+                pkt.extend_from_slice(&(i.wrapping_mul(160)).to_be_bytes());
+                pkt.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+                pkt.extend((0..160u32).map(|k| {
+                    let t = f64::from(i.wrapping_mul(160).wrapping_add(k)) / 8000.0;
+                    let x = 8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin();
+                    media::codec::g711::ulaw_encode(x as i16)
+                }));
+                let _ = socket.send_to(&pkt, target);
+                i += 1;
+                let next = start + Duration::from_millis(20 * u64::from(i));
+                while std::time::Instant::now() < next {
+                    while let Ok((n, _)) = socket.recv_from(&mut buf) {
+                        if n != 12 + 160 || buf[0] >> 6 != 2 {
+                            continue;
+                        }
+                        let energy: f64 = buf[12..n]
+                            .iter()
+                            .map(|&b| f64::from(media::codec::g711::ulaw_decode(b)).powi(2))
+                            .sum();
+                        // The tone's RMS is about 5,700; fades and concealment are quieter.
+                        let loud = (energy / 160.0).sqrt() > 2000.0;
+                        h.lock().unwrap().push((std::time::Instant::now(), loud));
+                    }
+                }
+            }
+        });
+        TonePeer {
+            stop,
+            heard,
+            thread: Some(thread),
+        }
+    }
+
+    /// Packets that came back since `since`: (all, carrying the tone).
+    pub fn heard_since(&self, since: std::time::Instant) -> (u32, u32) {
+        let heard = self.heard.lock().unwrap();
+        let after = heard.iter().filter(|(t, _)| *t >= since);
+        after.fold((0, 0), |(n, l), (_, loud)| (n + 1, l + u32::from(*loud)))
+    }
+}
+
+impl Drop for TonePeer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
