@@ -15,7 +15,7 @@ use common::{
     Server, SippChild, SippRun, TonePeer, free_port, free_port_range, probe_call, register_agent,
     spawn_sipp,
 };
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
