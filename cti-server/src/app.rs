@@ -221,6 +221,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let prompts_api = prompts.clone();
     let health = Arc::new(SipHealth::default());
     let media_dropped_events = media.dropped_events_counter();
+    let media_clock = media.clock();
     let service = SipService {
         core,
         transports,
@@ -253,6 +254,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         acd: Some(acd),
         api_token: config.http.api_token.clone(),
         media_dropped_events,
+        media_clock,
         hosting: Some(hosting_api),
         prompts: Some(prompts_api),
     });

@@ -23,6 +23,8 @@ pub struct AppState {
     /// Media events (DTMF, prompt ends, timeouts) the engine had to drop because the SIP
     /// task did not take them in time.
     pub media_dropped_events: Arc<std::sync::atomic::AtomicU64>,
+    /// How late the media engine's clock steps ran.
+    pub media_clock: Arc<media::engine::ClockStats>,
     /// IVR flows, prompts directory (reload, prompt upload).
     pub hosting: Option<Arc<crate::call::actor::Hosting>>,
     /// The prompt cache, to forget a replaced file.
@@ -55,6 +57,14 @@ async fn healthz(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Val
         },
         "media": {
             "dropped_events": s.media_dropped_events.load(Ordering::Relaxed),
+            // Clock steps (each sends its legs' frames) and how many ran late.
+            "clock": {
+                "steps": s.media_clock.steps.load(Ordering::Relaxed),
+                "late_over_1ms": s.media_clock.late_over_1ms.load(Ordering::Relaxed),
+                "late_over_2ms": s.media_clock.late_over_2ms.load(Ordering::Relaxed),
+                "late_over_5ms": s.media_clock.late_over_5ms.load(Ordering::Relaxed),
+                "max_late_us": s.media_clock.max_late_us.load(Ordering::Relaxed),
+            },
         }
     });
     let code = if db_ok {

@@ -204,12 +204,42 @@ struct Command {
     reply: oneshot::Sender<Result<Reply, EngineError>>,
 }
 
+/// How late the shards' clock steps ran: a step sends its legs' frames, so a late step
+/// sends them late. Counted over the engine's life; read by differences.
+#[derive(Debug, Default)]
+pub struct ClockStats {
+    pub steps: AtomicU64,
+    pub late_over_1ms: AtomicU64,
+    pub late_over_2ms: AtomicU64,
+    pub late_over_5ms: AtomicU64,
+    /// The latest step so far, in microseconds.
+    pub max_late_us: AtomicU64,
+}
+
+impl ClockStats {
+    pub(crate) fn record(&self, late: Duration) {
+        self.steps.fetch_add(1, Ordering::Relaxed);
+        let us = late.as_micros() as u64;
+        for (limit, counter) in [
+            (1_000, &self.late_over_1ms),
+            (2_000, &self.late_over_2ms),
+            (5_000, &self.late_over_5ms),
+        ] {
+            if us > limit {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.max_late_us.fetch_max(us, Ordering::Relaxed);
+    }
+}
+
 /// The call actors' handle on the engine. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct MediaHandle {
     shards: Arc<[mpsc::Sender<Command>]>,
     routes: Arc<Mutex<Routes>>,
     dropped_events: Arc<AtomicU64>,
+    clock: Arc<ClockStats>,
 }
 
 impl MediaHandle {
@@ -258,6 +288,11 @@ impl MediaHandle {
     /// a metrics exporter.
     pub fn dropped_events(&self) -> u64 {
         self.dropped_events.load(Ordering::Relaxed)
+    }
+
+    /// How late the clock steps ran ([`ClockStats`]).
+    pub fn clock(&self) -> Arc<ClockStats> {
+        self.clock.clone()
     }
 
     /// The shared counter behind [`MediaHandle::dropped_events`], for a metrics registry
@@ -530,8 +565,9 @@ pub fn start(
     let (events_tx, events) = mpsc::channel(cfg.event_queue.max(1));
     let pool = PortPool::new(cfg.ports.clone());
     let dropped_events = Arc::new(AtomicU64::new(0));
+    let clock = Arc::new(ClockStats::default());
     let mut senders = Vec::with_capacity(n);
-    let mut tasks = Vec::with_capacity(n);
+    let mut shards = Vec::with_capacity(n);
     for i in 0..n {
         let (tx, commands) = mpsc::channel(cfg.command_queue.max(1));
         let shard = shard::Shard::new(
@@ -539,18 +575,27 @@ pub fn start(
             pool.clone(),
             events_tx.clone(),
             dropped_events.clone(),
+            clock.clone(),
         );
         // Stagger the clocks evenly over one clock step.
         let phase = (cfg.tick / u32::from(shard::SLOTS)).mul_f64(i as f64 / n as f64);
-        // Outside tokio's cooperative budget: a shard reads its sockets through wakers of
-        // its own, and a budget-refused read would hand the socket's waker to the runtime's
-        // deferred list instead of waking it. The shard bounds its own work per wake-up
-        // (READ_BUDGET per socket, one clock step per tick) and yields after each.
-        tasks.push(tokio::spawn(tokio::task::unconstrained(
-            shard.run(commands, phase),
-        )));
+        shards.push((shard, commands, phase));
         senders.push(tx);
     }
+    // The shards are tasks on the application's runtime. A runtime of their own (one worker
+    // thread per shard) was measured against this with scripts/load-ivr and was no better on
+    // this machine, where the hypervisor took 40-140 % of a core during the runs (see
+    // docs/BENCHMARKS.md); /healthz media.clock counts late clock steps either way.
+    let tasks: Vec<_> = shards
+        .into_iter()
+        .map(|(shard, commands, phase)| {
+            // Outside tokio's cooperative budget: a shard reads its sockets through wakers of
+            // its own, and a budget-refused read would hand the socket's waker to the
+            // runtime's deferred list instead of waking it. The shard bounds its own work per
+            // wake-up (READ_BUDGET per socket, one clock step per tick) and yields after each.
+            tokio::spawn(tokio::task::unconstrained(shard.run(commands, phase)))
+        })
+        .collect();
     let task = tokio::spawn(async move {
         for t in tasks {
             let _ = t.await;
@@ -560,6 +605,7 @@ pub fn start(
         shards: senders.into(),
         routes: Arc::new(Mutex::new(Routes::new(n))),
         dropped_events,
+        clock,
     };
     (handle, events, task, pool)
 }

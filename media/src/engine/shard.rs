@@ -248,6 +248,7 @@ pub(super) struct Shard {
     rooms: HashMap<RoomId, RoomEntry>,
     events: mpsc::Sender<EngineEvent>,
     dropped_events: Arc<AtomicU64>,
+    clock: Arc<super::ClockStats>,
     ready: Arc<ReadyQueue>,
     /// The ready list being worked through (swapped with the shared one, so neither
     /// allocates once warm).
@@ -263,6 +264,7 @@ impl Shard {
         pool: PortPool,
         events: mpsc::Sender<EngineEvent>,
         dropped_events: Arc<AtomicU64>,
+        clock: Arc<super::ClockStats>,
     ) -> Self {
         Self {
             cfg,
@@ -271,6 +273,7 @@ impl Shard {
             rooms: HashMap::new(),
             events,
             dropped_events,
+            clock,
             ready: Arc::new(ReadyQueue::default()),
             draining: Vec::new(),
             buf: vec![0; 2048],
@@ -292,7 +295,9 @@ impl Shard {
         loop {
             tokio::select! {
                 biased;
-                _ = ticker.tick() => {
+                due = ticker.tick() => {
+                    self.clock
+                        .record(Instant::now().saturating_duration_since(due.into_std()));
                     // Whatever arrived before the tick is played at this tick.
                     self.read_ready();
                     self.tick(Instant::now(), slot);

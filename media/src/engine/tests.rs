@@ -938,6 +938,32 @@ async fn a_leg_that_leaves_its_room_is_heard_in_the_next() {
     task.await.unwrap();
 }
 
+#[test]
+fn clock_steps_are_counted_by_lateness() {
+    let c = ClockStats::default();
+    for us in [200, 1_500, 2_500, 7_000] {
+        c.record(Duration::from_micros(us));
+    }
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    assert_eq!(get(&c.steps), 4);
+    assert_eq!(get(&c.late_over_1ms), 3);
+    assert_eq!(get(&c.late_over_2ms), 2);
+    assert_eq!(get(&c.late_over_5ms), 1);
+    assert_eq!(get(&c.max_late_us), 7_000);
+}
+
+/// The engine's clock steps are counted as they run.
+#[tokio::test]
+async fn a_running_engine_counts_its_clock_steps() {
+    let (media, _events, task, _pool) = engine(42130..=42131);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let steps = media.clock().steps.load(Ordering::Relaxed);
+    // Two shards, a 2 ms step each: about 200 in 200 ms.
+    assert!(steps >= 100, "{steps} clock steps in 200 ms");
+    media.shutdown().await.unwrap();
+    task.await.unwrap();
+}
+
 /// Ending legs frees their ports at once on whichever shard they are, including a leg that
 /// moved; a join that cannot be done leaves the routing as it was.
 #[tokio::test]
