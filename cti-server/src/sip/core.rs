@@ -123,6 +123,9 @@ pub struct SipCore {
     router: Router,
     routes: CallRoutes,
     dispatch: VecDeque<CallDispatch>,
+    /// Agents whose direct call (put straight through, not by the ACD) started (true) or
+    /// ended (false), for the ACD: a line in use is not offered a queue call.
+    line_events: VecDeque<(String, bool)>,
     next_call: u64,
     draining: bool,
     /// Messages waiting behind the current one (see [`SipCore::set_backlog`]).
@@ -140,6 +143,7 @@ impl SipCore {
             router,
             routes: CallRoutes::default(),
             dispatch: VecDeque::new(),
+            line_events: VecDeque::new(),
             next_call: config.first_call_key.max(1),
             draining: false,
             backlog: 0,
@@ -453,6 +457,7 @@ impl SipCore {
         self.routes.add_call(key, tx);
         if let Some(ext) = extension {
             *self.agent_calls.entry(ext.clone()).or_default() += 1;
+            self.line_events.push_back((ext.clone(), true));
             self.call_agent.insert(key, ext);
         }
         self.dispatch.push_back(CallDispatch::New {
@@ -549,14 +554,24 @@ impl SipCore {
 
     /// The agent of a direct call left it (transferred): their line is free.
     fn release_agent_line(&mut self, call: CallKey) {
-        if let Some(ext) = self.call_agent.remove(&call)
-            && let Some(n) = self.agent_calls.get_mut(&ext)
-        {
+        if let Some(ext) = self.call_agent.remove(&call) {
+            self.line_events.push_back((ext.clone(), false));
+            self.agent_line_freed(&ext);
+        }
+    }
+
+    fn agent_line_freed(&mut self, ext: &str) {
+        if let Some(n) = self.agent_calls.get_mut(ext) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                self.agent_calls.remove(&ext);
+                self.agent_calls.remove(ext);
             }
         }
+    }
+
+    /// An agent's direct call started (true) or ended (false).
+    pub fn poll_line_event(&mut self) -> Option<(String, bool)> {
+        self.line_events.pop_front()
     }
 
     /// True when the agent can be reached now: a live registration or a static contact.
@@ -991,11 +1006,28 @@ mod tests {
             vec![486],
             "the third call finds the agent busy"
         );
-        // A line frees up when a call ends.
+        // A line frees up when a call ends, or when the agent transfers the call away.
         c.call_ended(started[0]);
+        c.handle_call_command(now, started[1], SipCommand::AgentLeft);
         let (m, p) = invite(9, "1001", "127.0.0.1:6000");
         c.handle_message(now, 0, m, p, &NoAgents);
         assert_eq!(news(&mut c).len(), 1);
+        // The ACD hears of each line taken and freed.
+        let lines: Vec<(String, bool)> = std::iter::from_fn(|| c.poll_line_event()).collect();
+        let taken = |t| ("1001".to_string(), t);
+        assert_eq!(
+            lines,
+            vec![
+                taken(true),
+                taken(true),
+                taken(false),
+                taken(false),
+                taken(true)
+            ]
+        );
+        // A call ended twice (transferred, then over) frees its line once.
+        c.call_ended(started[1]);
+        assert_eq!(c.poll_line_event(), None);
     }
 
     #[test]

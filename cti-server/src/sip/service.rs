@@ -329,6 +329,9 @@ impl SipService {
                 )
                 .await;
             }
+            while let Some((agent, started)) = core.poll_line_event() {
+                tell_acd_direct_call(&plane, agent, started);
+            }
             while let Some(ev) = core.poll_registration_event() {
                 tell_acd_reachability(&core, &plane, &ev);
                 record_registration(&store, ev);
@@ -372,6 +375,21 @@ async fn send_transmit(
 /// A phone registering logs its agent in and makes them reachable; the last binding going
 /// (and no static contact) makes them unreachable, so the ACD never rings a phone that is
 /// not there.
+/// An agent's direct call (put straight through, not offered by the ACD) takes one of
+/// their lines while it lasts.
+fn tell_acd_direct_call(plane: &CallPlane, agent: String, started: bool) {
+    let Some(hosting) = &plane.actor_config.hosting else {
+        return;
+    };
+    use crate::acd::AcdEvent;
+    let event = if started {
+        AcdEvent::DirectCallStarted { agent }
+    } else {
+        AcdEvent::DirectCallEnded { agent }
+    };
+    hosting.acd.send(crate::acd::actor::AcdInput::Event(event));
+}
+
 fn tell_acd_reachability(core: &SipCore, plane: &CallPlane, ev: &RegistrationEvent) {
     let Some(hosting) = &plane.actor_config.hosting else {
         return;
