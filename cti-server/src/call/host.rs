@@ -360,6 +360,23 @@ impl Host {
                 }
                 other => self.phase = other,
             },
+            Notice::AgentHold(held) => {
+                if matches!(
+                    self.phase,
+                    Phase::Connected { .. }
+                        | Phase::Direct {
+                            connected: true,
+                            ..
+                        }
+                ) {
+                    // A caller on hold hears music, not silence.
+                    if held {
+                        call.play(vec![self.hold_music()], true, false);
+                    } else {
+                        call.stop_play();
+                    }
+                }
+            }
             Notice::TransferRequested(number) => self.transfer(call, number),
             Notice::Routed(number, route) => self.transfer_routed(call, number, *route, now),
             Notice::Joined { dropped } => {
@@ -545,6 +562,14 @@ impl Host {
                 call.play(vec![self.config.hold_music.clone()], true, false);
                 self.dial_target(call, target);
             }
+        }
+    }
+
+    /// The hold music of the queue the caller came through, else the default.
+    fn hold_music(&self) -> PathBuf {
+        match &self.phase {
+            Phase::Connected { queue, .. } => self.config.music_for(queue),
+            _ => self.config.hold_music.clone(),
         }
     }
 
@@ -1175,6 +1200,50 @@ mod tests {
             },
         );
         w.pump();
+    }
+
+    #[test]
+    fn a_caller_put_on_hold_by_the_agent_hears_the_queues_music() {
+        let (mut w, inv) = connected_to_1001();
+        for (cseq, dir) in [(4u64, "sendonly"), (5, "sendrecv")] {
+            let sdp = AGENT_SDP.replace(
+                "a=rtpmap:0 PCMU/8000\r\n",
+                &format!("a=rtpmap:0 PCMU/8000\r\na={dir}\r\n"),
+            );
+            let raw = format!(
+                "INVITE sip:cti@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5888;branch=z9hG4bKhold{cseq}\r\nFrom: <sip:1001@127.0.0.1>;tag=at\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:a@127.0.0.1:5888>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+                inv.headers.get(&HeaderName::From).unwrap(),
+                inv.call_id().unwrap(),
+                sdp.len()
+            );
+            let SipMessage::Request(reinvite) = SipMessage::parse(raw.as_bytes()).unwrap() else {
+                unreachable!()
+            };
+            w.take_media();
+            w.call.handle_sip(
+                w.now,
+                SipInput::Request {
+                    tx: TxId::for_test(60 + cseq),
+                    request: reinvite,
+                    source: peer(5888),
+                },
+            );
+            w.pump();
+            if dir == "sendonly" {
+                assert!(
+                    w.media.iter().any(|m| matches!(m, MediaOp::Play { leg: LegId(18), looped: true, prompt, .. } if prompt.ends_with("hold-music.wav"))),
+                    "{:?}",
+                    w.media
+                );
+            } else {
+                assert!(
+                    w.media.contains(&MediaOp::StopPlay { leg: LegId(18) }),
+                    "{:?}",
+                    w.media
+                );
+            }
+        }
+        assert!(w.call.agent_connected());
     }
 
     #[test]

@@ -280,6 +280,8 @@ pub enum Notice {
     /// An attended transfer joined this call with another: the `dropped` side (the
     /// transferor) left, the other party now talks to the other call's party.
     Joined { dropped: Side },
+    /// The agent put the caller on hold (true) or took them back (false), by re-INVITE.
+    AgentHold(bool),
 }
 
 /// What the media engine needs to know about a leg from SDP.
@@ -1500,6 +1502,9 @@ impl Call {
             }
         }
         tracing::info!(call = %self.key, ?side, held, "re-INVITE answered");
+        if side == Side::Agent && self.hosted.is_some() {
+            self.out.push_back(Output::Notice(Notice::AgentHold(held)));
+        }
         let mut ok = reply(200, "OK");
         ok.headers
             .push(HeaderName::Contact, self.our_contact("cti"));

@@ -267,6 +267,10 @@ impl Call {
                 self.links.partner = Some(partner);
                 self.record.services.push(format!("joined:{partner}"));
                 let ours = self.leg_of(other(p.side));
+                if other(p.side) == Side::Caller {
+                    // Hold music while the agent consulted: the caller hears the colleague now.
+                    self.stop_play();
+                }
                 self.media(MediaOp::Link { ours, theirs: leg });
                 tracing::info!(call = %self.key, %partner, "attended transfer: calls joined");
                 self.out
@@ -312,6 +316,9 @@ impl Call {
             return;
         }
         let kept = self.leg_of(other(side));
+        if other(side) == Side::Caller {
+            self.stop_play();
+        }
         self.release_side(side);
         self.links.partner = Some(partner);
         self.record.services.push(format!("joined:{partner}"));
