@@ -1060,9 +1060,23 @@ impl Compiler<'_> {
             let to = hours::parse_clock(&p.to);
             match (from, to) {
                 (Ok(from), Ok(to)) if from < to => periods.push(Period { days, from, to }),
+                (Ok(from), Ok(to)) if from > to && to > 0 => {
+                    // A night shift: from `from` on each day to `to` on the next.
+                    let next = days.iter().map(|d| (d + 1) % 7).collect();
+                    periods.push(Period {
+                        days,
+                        from,
+                        to: 24 * 60,
+                    });
+                    periods.push(Period {
+                        days: next,
+                        from: 0,
+                        to,
+                    });
+                }
                 (Ok(_), Ok(_)) => self.invalid(format!(
-                    "`periods[{i}]`: from {:?} is not before to {:?} (split a period over \
-                     midnight into two)",
+                    "`periods[{i}]`: from {:?} and to {:?} make an empty period (a period past \
+                     midnight ends on the next day: from \"22:00\" to \"06:00\")",
                     p.from, p.to
                 )),
                 (Err(e), _) | (_, Err(e)) => self.invalid(format!("`periods[{i}]`: {e}")),

@@ -705,6 +705,32 @@ fn hours_branch_on_local_time_weekends_and_holidays() {
     assert_eq!(at("2026-03-09T12:30:00Z"), closed);
 }
 
+#[test]
+fn a_night_period_runs_past_midnight_into_the_next_day() {
+    let night = HOURS.replace(
+        r#"{ days = ["sat"], from = "10:00", to = "14:00" },"#,
+        r#"{ days = ["fri", "sun"], from = "22:00", to = "06:00" },"#,
+    );
+    let d = Dir::with(&[("f", &night)]);
+    let set = d.load();
+    let at = |utc: &str| {
+        let mut c = Call::start_at(&set, "f", "1", wall(utc));
+        c.actions()
+    };
+    let open = vec![queue("open", 0)];
+    let closed = vec![Action::Route(Destination::Voicemail("after".into()))];
+    // EDT = UTC-4. Friday 2026-07-10 21:59 and 22:00 local, Saturday 05:59 and 06:00.
+    assert_eq!(at("2026-07-11T01:59:00Z"), closed, "Friday 21:59");
+    assert_eq!(at("2026-07-11T02:00:00Z"), open, "Friday 22:00");
+    assert_eq!(at("2026-07-11T07:00:00Z"), open, "Saturday 03:00");
+    assert_eq!(at("2026-07-11T09:59:00Z"), open, "Saturday 05:59");
+    assert_eq!(at("2026-07-11T10:00:00Z"), closed, "Saturday 06:00");
+    // Sunday night runs into Monday (the week wraps).
+    assert_eq!(at("2026-07-13T05:00:00Z"), open, "Monday 01:00");
+    // Thursday night is not a night shift.
+    assert_eq!(at("2026-07-10T05:00:00Z"), closed, "Friday 01:00");
+}
+
 // --- set, routes, flows, hangup ---
 
 #[test]
@@ -1022,7 +1048,7 @@ fn collect_and_hours_values_are_checked() {
     for (from, to, needle) in [
         ("America/New_York", "Mars/Olympus", "Mars/Olympus"),
         ("\"mon-fri\"", "\"mon-fru\"", "fru"),
-        ("to = \"17:30\"", "to = \"08:00\"", "midnight"),
+        ("to = \"17:30\"", "to = \"09:00\"", "empty period"),
         ("from = \"10:00\"", "from = \"10:0\"", "10:0"),
         ("2026-07-03", "2026-07-32", "2026-07-32"),
     ] {
