@@ -523,6 +523,9 @@ pub struct QueueSettings {
     #[serde(default)]
     pub priority: u8,
     pub hold_music: Option<PathBuf>,
+    /// Seconds before an agent whose offer failed is offered the same caller again.
+    #[serde(default = "default_retry_s")]
+    pub retry_s: u64,
 }
 
 /// `widen = { after_s = 30, skill = "service" }`.
@@ -539,6 +542,10 @@ fn default_ring_timeout_s() -> u64 {
 
 fn default_wrap_up_s() -> u64 {
     crate::acd::config::DEFAULT_WRAP_UP_S
+}
+
+fn default_retry_s() -> u64 {
+    crate::acd::config::DEFAULT_RETRY_S
 }
 
 fn default_no_answer_break_after() -> u32 {
@@ -566,6 +573,7 @@ impl QueueSettings {
             no_answer_break_after: self.no_answer_break_after,
             default_priority: self.priority,
             hold_music: self.hold_music.clone(),
+            retry: Duration::from_secs(self.retry_s),
         }
     }
 }

@@ -82,6 +82,9 @@ pub struct QueueConfig {
     pub default_priority: u8,
     /// Hold music the call actor plays to this queue's callers; not used by the ACD itself.
     pub hold_music: Option<PathBuf>,
+    /// An agent whose offer of a caller failed is not offered that caller again before this
+    /// (when nobody else is free; Asterisk's `retry`).
+    pub retry: Duration,
 }
 
 impl QueueConfig {
@@ -102,12 +105,14 @@ impl QueueConfig {
             no_answer_break_after: DEFAULT_NO_ANSWER_BREAK_AFTER,
             default_priority: 0,
             hold_music: None,
+            retry: Duration::from_secs(DEFAULT_RETRY_S),
         }
     }
 }
 
 pub(crate) const DEFAULT_RING_TIMEOUT_S: u64 = 20;
 pub(crate) const DEFAULT_WRAP_UP_S: u64 = 10;
+pub(crate) const DEFAULT_RETRY_S: u64 = 5;
 pub(crate) const DEFAULT_NO_ANSWER_BREAK_AFTER: u32 = 3;
 
 /// One agent as the ACD sees them.

@@ -110,7 +110,7 @@ pub const NO_ANSWER_BREAK: &str = "no answer";
 /// failed a caller may be offered that caller again, when nobody else is free: a phone that
 /// refuses at once would otherwise be rung again at once, in a loop (Asterisk's `retry`).
 /// Agents who have not tried the caller yet are offered at once.
-pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+pub const RETRY_AFTER: Duration = Duration::from_secs(config::DEFAULT_RETRY_S);
 
 /// How many recent calls the expected-wait estimate averages.
 pub const HANDLING_SAMPLES: usize = 20;
@@ -455,8 +455,8 @@ struct Waiting {
     max_wait_at: Option<Instant>,
     widen_at: Option<Instant>,
     announce_at: Option<Instant>,
-    /// Agents who failed this caller are not offered them again before this (see
-    /// [`RETRY_AFTER`]).
+    /// Agents who failed this caller are not offered them again before this (the queue's
+    /// `retry`, [`RETRY_AFTER`] by default).
     retry_at: Option<Instant>,
 }
 
@@ -1250,7 +1250,7 @@ impl Acd {
         }
     }
 
-    /// Agents who failed `call` wait [`RETRY_AFTER`] before it is offered to them again.
+    /// Agents who failed `call` wait the queue's `retry` before it is offered to them again.
     fn hold_retries(&mut self, call: CallRef, now: Instant) {
         let Some(w) = self.waiting.get_mut(&call) else {
             return;
@@ -1258,7 +1258,7 @@ impl Acd {
         if let Some(old) = w.retry_at.take() {
             self.timers.remove(&(old, TimerKey::Retry(call)));
         }
-        let at = now + RETRY_AFTER;
+        let at = now + self.queues[w.queue].cfg.retry;
         w.retry_at = Some(at);
         self.timers.insert((at, TimerKey::Retry(call)));
     }

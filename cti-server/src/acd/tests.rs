@@ -453,6 +453,26 @@ fn ring_no_answer_cancels_and_offers_the_next_agent() {
 }
 
 #[test]
+fn the_retry_delay_is_the_queues() {
+    let mut q = queue("sales", Strategy::LongestIdle);
+    q.retry = Duration::from_secs(1);
+    let mut h = H::new(vec![q], vec![agent("a", &[("sales", 1)], 1)]);
+    h.login(&["a"]);
+    assert_eq!(offers(&h.queue_call(1, "sales", 0)), offered(1, "a"));
+    let out = h.ev(AcdEvent::OfferFailed {
+        call: CallRef(1),
+        agent: "a".into(),
+        reason: OfferFailure::Busy,
+    });
+    assert!(offers(&out).is_empty());
+    assert!(offers(&h.advance(Duration::from_millis(999))).is_empty());
+    assert_eq!(
+        offers(&h.advance(Duration::from_millis(1))),
+        offered(1, "a")
+    );
+}
+
+#[test]
 fn misses_in_a_row_put_the_agent_on_break_no_answer() {
     let mut q = queue("sales", Strategy::LongestIdle);
     q.no_answer_break_after = 2;
