@@ -111,6 +111,13 @@ fn engine(
     })
 }
 
+/// The median of the 20 ms frames' RMS levels (8 kHz).
+fn median_frame_rms(x: &[i16]) -> f64 {
+    let mut levels: Vec<f64> = x.chunks_exact(160).map(rms).collect();
+    levels.sort_by(f64::total_cmp);
+    levels[levels.len() / 2]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_phones_bridged_over_udp_with_transcoding_recording_and_dtmf() {
     let _serial = realtime().await;
@@ -156,9 +163,12 @@ async fn two_phones_bridged_over_udp_with_transcoding_recording_and_dtmf() {
         dominant_frequency(&heard_b.audio[2000..10000], 8000),
         dominant_frequency(&heard_a.audio[2000..10000], 8000),
     );
+    // Levels per 20 ms frame, the median: the phones are this test's own tasks, and when a
+    // busy machine starves them their late frames are concealed, which lowers a one-second
+    // level without the engine being at fault (exact levels are checked in virtual time).
     let (lb, la) = (
-        rms(&heard_b.audio[2000..10000]),
-        rms(&heard_a.audio[2000..10000]),
+        median_frame_rms(&heard_b.audio[2000..10000]),
+        median_frame_rms(&heard_a.audio[2000..10000]),
     );
     println!("agent hears {fb:.1} Hz at rms {lb:.0}; customer hears {fa:.1} Hz at rms {la:.0}");
     assert!((fb - 1000.0).abs() < 2.0 && (lb / (8000.0 / 2f64.sqrt()) - 1.0).abs() < 0.1);
