@@ -174,6 +174,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             voicemail_max: Duration::from_secs(config.voicemail.max_s),
             direct_ring_timeout: Duration::from_secs(config.call.ring_timeout_s),
             fallback_voicemail: config.voicemail.fallback_box.clone(),
+            queue_recording: config
+                .queues
+                .iter()
+                .map(|q| {
+                    let policy = q.recording.unwrap_or(config.recording.policy);
+                    (
+                        q.name.clone(),
+                        policy == crate::config::RecordingPolicy::Always,
+                    )
+                })
+                .collect(),
         }),
         flows,
         acd: acd.clone(),
@@ -189,6 +200,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         media_ip,
         codecs: vec![Codec::Pcmu, Codec::Pcma, Codec::Opus],
         user_agent: user_agent.clone(),
+        record_calls: config.recording.policy == crate::config::RecordingPolicy::Always,
+        recordings_dir: config.storage.recordings_dir.clone(),
     };
 
     let core = SipCore::new(

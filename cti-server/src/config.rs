@@ -38,6 +38,8 @@ pub struct Config {
     #[serde(default)]
     pub voicemail: VoicemailConfig,
     #[serde(default)]
+    pub recording: RecordingConfig,
+    #[serde(default)]
     pub log: LogConfig,
     /// The outbound SIP trunk for external numbers (none unless `host` is set).
     #[serde(default)]
@@ -171,6 +173,25 @@ impl Default for MediaConfig {
             shards: 0,
         }
     }
+}
+
+/// Whether a call is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordingPolicy {
+    /// Recorded whole, from the moment the customer talks to somebody to the hang-up.
+    #[default]
+    Always,
+    Never,
+}
+
+/// Call recording (`[recording]`): one stereo WAV per call under `storage.recordings_dir`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// For calls no queue decides for (direct calls, agents' outbound calls); a queue's
+    /// `recording` decides for its callers.
+    pub policy: RecordingPolicy,
 }
 
 /// Call handling.
@@ -526,6 +547,8 @@ pub struct QueueSettings {
     /// Seconds before an agent whose offer failed is offered the same caller again.
     #[serde(default = "default_retry_s")]
     pub retry_s: u64,
+    /// Whether this queue's calls are recorded; unset: `recording.policy`.
+    pub recording: Option<RecordingPolicy>,
 }
 
 /// `widen = { after_s = 30, skill = "service" }`.

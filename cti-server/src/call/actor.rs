@@ -103,8 +103,10 @@ pub struct CallActor {
     pub to_sip: mpsc::Sender<(CallKey, ActorMessage)>,
     pub store: Option<mpsc::Sender<StoreEvent>>,
     pub config: ActorConfig,
-    /// Recordings closed during the call (voicemail), for the service.
+    /// Recordings closed during the call (the call's own, voicemail).
     pub recorded: Vec<media::recorder::RecordingSummary>,
+    /// When the recording under way started (wall-clock ms).
+    pub recording_started_ms: Option<i64>,
     /// The service side of a hosted call.
     pub host: Option<super::host::Host>,
     /// This actor's own inbox, for answers that come back from spawned work (lead lookups)
@@ -363,16 +365,37 @@ impl CallActor {
                 if let Some(dir) = path.parent() {
                     let _ = tokio::fs::create_dir_all(dir).await;
                 }
-                if let Err(e) = self.media.start_recording(r, leg, path.clone()).await {
-                    tracing::warn!(error = %e, path = %path.display(), "recording not started");
+                match self.media.start_recording(r, leg, path.clone()).await {
+                    Ok(()) => self.recording_started_ms = Some(crate::store::now_ms()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, path = %path.display(), "recording not started")
+                    }
                 }
             }
             MediaOp::StopRecording => {
                 if let Some(r) = *room {
                     match self.media.stop_recording(r).await {
                         Ok(summary) => {
-                            if let Some(h) = self.host.as_mut() {
-                                h.recorded(summary.path.clone(), summary.duration);
+                            let voicemail = self.host.as_mut().is_some_and(|h| {
+                                h.recorded(summary.path.clone(), summary.duration)
+                            });
+                            let started = self.recording_started_ms.take();
+                            if !voicemail
+                                && let (Some(store), Some(started_at_ms)) = (&self.store, started)
+                            {
+                                let row = crate::store::RecordingDone {
+                                    call: key,
+                                    path: summary.path.clone(),
+                                    started_at_ms,
+                                    duration: summary.duration,
+                                    overrun_samples: summary.overrun_samples,
+                                };
+                                if store
+                                    .try_send(StoreEvent::Recording(Box::new(row)))
+                                    .is_err()
+                                {
+                                    tracing::warn!("store writer lagging: recording not indexed");
+                                }
                             }
                             self.recorded.push(summary);
                         }

@@ -50,6 +50,8 @@ pub struct HostConfig {
     pub direct_ring_timeout: Duration,
     /// Voicemail box for callers whose direct agent did not answer.
     pub fallback_voicemail: String,
+    /// Whether each queue's calls are recorded.
+    pub queue_recording: Vec<(String, bool)>,
 }
 
 impl HostConfig {
@@ -247,10 +249,11 @@ impl Host {
         self.ivr.as_ref().map(Session::variables)
     }
 
-    /// A recording of this call closed (voicemail).
-    pub fn recorded(&mut self, path: PathBuf, duration: Duration) {
+    /// A recording of this call closed. True when it was a voicemail (stored here); false
+    /// for the call's own recording.
+    pub fn recorded(&mut self, path: PathBuf, duration: Duration) -> bool {
         let Some((mailbox, started_at)) = self.voicemail.take() else {
-            return;
+            return false;
         };
         self.out.push_back(HostOutput::Voicemail(Voicemail {
             call: self.key,
@@ -261,6 +264,7 @@ impl Host {
             started_at,
             duration,
         }));
+        true
     }
 
     /// Something the call says.
@@ -638,6 +642,14 @@ impl Host {
 
     fn enter_queue(&mut self, call: &mut Call, queue: String, priority: u8) {
         tracing::info!(call = %self.key, queue, priority, "queued");
+        if let Some((_, on)) = self
+            .config
+            .queue_recording
+            .iter()
+            .find(|(q, _)| *q == queue)
+        {
+            call.set_recorded(*on);
+        }
         call.add_service(format!("queue:{queue}"));
         let music = self.config.music_for(&queue);
         call.play(vec![music], true, false);
@@ -908,6 +920,8 @@ mod tests {
                 media_ip: "127.0.0.1".parse().unwrap(),
                 codecs: vec![Codec::Pcmu, Codec::Pcma],
                 user_agent: "test".into(),
+                record_calls: true,
+                recordings_dir: "/tmp/rec".into(),
             };
             let call = Call::new_hosted(
                 CallKey(9),
@@ -929,6 +943,7 @@ mod tests {
                 voicemail_max: Duration::from_secs(60),
                 direct_ring_timeout: Duration::from_secs(15),
                 fallback_voicemail: "general".into(),
+                queue_recording: vec![],
             };
             let host = Host::new(CallKey(9), service, Arc::new(host_config), flows, now);
             let mut w = World {

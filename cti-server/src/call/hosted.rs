@@ -340,6 +340,9 @@ impl Call {
         if !self.caller_live() {
             return;
         }
+        // A call recording (the caller talked to an agent before) ends where the message
+        // starts: the message is a file of its own.
+        self.stop_call_recording();
         if let Some(h) = self.hosted.as_mut() {
             h.recording = true;
         }

@@ -18,6 +18,7 @@ pub mod host;
 mod hosted;
 pub mod prompts;
 pub mod record;
+mod recording;
 pub mod router;
 pub mod routes;
 mod transfer;
@@ -336,6 +337,10 @@ pub struct CallConfig {
     /// Codecs we speak, in order of preference.
     pub codecs: Vec<Codec>,
     pub user_agent: String,
+    /// Calls are recorded unless a service says otherwise ([`Call::set_recorded`]).
+    pub record_calls: bool,
+    /// Where call recordings go (`<dir>/YYYY/MM/DD/<time>-<call>.wav`).
+    pub recordings_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -484,6 +489,8 @@ pub struct Call {
     hosted: Option<hosted::HostedState>,
     /// Transfers and joined calls ([`transfer`]).
     links: transfer::Links,
+    /// The call's recording ([`recording`]).
+    rec: recording::CallRecording,
 }
 
 /// A machine input.
@@ -551,6 +558,7 @@ impl Call {
             None | Some(Err(_)) => return Err(reject(400, "Bad Request (malformed SDP)")),
         };
         let media = local_media(config.media_ip);
+        let config_record = config.record_calls;
         let negotiated = match &offer {
             None => Negotiated::pending(config.codecs.first().copied().unwrap_or(Codec::Pcmu)),
             Some(offer) => match sdp::answer(offer, &media, &config.codecs) {
@@ -598,6 +606,7 @@ impl Call {
             config,
             hosted: None,
             links: transfer::Links::default(),
+            rec: recording::CallRecording::new(config_record),
         }
         .with_caller_leg())
     }
@@ -1306,6 +1315,7 @@ impl Call {
                 caller: self.caller.leg,
                 agent: self.agent.leg,
             });
+            self.start_call_recording();
         }
     }
 
@@ -1685,6 +1695,7 @@ impl Call {
             }
             self.out.push_back(Output::Notice(Notice::Ending(cause)));
         }
+        self.stop_call_recording();
         self.state = State::Ending;
         self.ring_deadline = None;
         self.session = None;

@@ -48,6 +48,8 @@ fn config() -> CallConfig {
         media_ip: "127.0.0.1".parse().unwrap(),
         codecs: vec![Codec::Pcmu, Codec::Pcma, Codec::Opus],
         user_agent: "test".into(),
+        record_calls: true,
+        recordings_dir: "/tmp/rec".into(),
     }
 }
 
@@ -2129,4 +2131,62 @@ fn an_attended_transfer_to_a_call_not_connected_is_refused_and_the_agent_keeps_t
     assert!(k1.notifies()[0].1.starts_with("SIP/2.0 486"));
     assert!(k1.byes().is_empty());
     assert!(k1.call.agent_connected());
+}
+
+// --- Recording ---
+
+#[test]
+fn an_answered_call_is_recorded_from_the_bridge_to_the_hang_up() {
+    let (mut h, _, _, caller_tag) = {
+        let mut h = Harness::start();
+        let (req, inv) = h.ready();
+        h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+        let tag = h.responses(CALLER_TX)[0].to_tag().unwrap();
+        (h, req, inv, tag)
+    };
+    let ops = h.media_ops();
+    let start = ops
+        .iter()
+        .position(|m| matches!(m, MediaOp::StartRecording { leg: LegId(14), path } if path.starts_with("/tmp/rec") && path.extension().is_some_and(|e| e == "wav")))
+        .expect("the customer (caller) leg is recorded once bridged");
+    let bridge = ops
+        .iter()
+        .position(|m| matches!(m, MediaOp::Bridge { .. }))
+        .unwrap();
+    assert!(bridge < start);
+    assert!(h.call.is_recorded());
+    h.caller_sends(72, caller_request("BYE", 11, &caller_tag, ""));
+    let ops = h.media_ops();
+    assert_eq!(
+        ops.iter()
+            .filter(|m| matches!(m, MediaOp::StopRecording))
+            .count(),
+        1
+    );
+    assert!(!h.call.is_recorded());
+}
+
+#[test]
+fn an_agents_call_out_records_the_external_party_as_the_customer() {
+    let mut h = Harness::start_to(trunk_target(false, None));
+    let (req, inv) = h.ready();
+    h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+    assert!(
+        h.media_ops()
+            .iter()
+            .any(|m| matches!(m, MediaOp::StartRecording { leg: LegId(15), .. }))
+    );
+}
+
+#[test]
+fn a_call_not_to_be_recorded_is_not() {
+    let mut h = Harness::start();
+    h.call.set_recorded(false);
+    let (req, inv) = h.ready();
+    h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+    assert!(
+        !h.media_ops()
+            .iter()
+            .any(|m| matches!(m, MediaOp::StartRecording { .. }))
+    );
 }

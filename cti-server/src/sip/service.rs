@@ -278,6 +278,7 @@ impl SipService {
                                         store: store.clone(),
                                         config: plane.actor_config.clone(),
                                         recorded: Vec::new(),
+                                        recording_started_ms: None,
                                         host,
                                         inbox: events_tx,
                                     }

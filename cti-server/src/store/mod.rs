@@ -127,6 +127,20 @@ pub enum StoreEvent {
     Queue(QueueEventRow),
     /// A voicemail a caller left.
     Voicemail(Box<crate::call::host::Voicemail>),
+    /// A call's recording, closed.
+    Recording(Box<RecordingDone>),
+}
+
+/// A finished call recording, for the `recordings` index (size and SHA-256 are read from the
+/// file by the writer).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingDone {
+    pub call: crate::call::CallKey,
+    pub path: std::path::PathBuf,
+    pub started_at_ms: i64,
+    pub duration: std::time::Duration,
+    /// Audio the disk could not take in time, written as silence.
+    pub overrun_samples: u64,
 }
 
 /// A `queue_events` row.
@@ -195,6 +209,27 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
                 .execute(&mut *tx)
                 .await?;
             }
+            StoreEvent::Recording(r) => {
+                let path = r.path.clone();
+                let (bytes, sha256) = tokio::task::spawn_blocking(move || file_digest(&path))
+                    .await
+                    .unwrap_or(None)
+                    .map_or((None, None), |(b, h)| (Some(b), Some(h)));
+                sqlx::query(
+                    "INSERT INTO recordings (call_id, path, started_at_ms, duration_ms, bytes,
+                       sha256, overrun_ms)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(r.call.0 as i64)
+                .bind(r.path.to_string_lossy().into_owned())
+                .bind(r.started_at_ms)
+                .bind(r.duration.as_millis() as i64)
+                .bind(bytes)
+                .bind(sha256)
+                .bind((r.overrun_samples / 8) as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
             StoreEvent::Voicemail(v) => {
                 let ms = |t: std::time::SystemTime| {
                     t.duration_since(std::time::UNIX_EPOCH)
@@ -217,6 +252,15 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
         }
     }
     tx.commit().await
+}
+
+/// A file's size and SHA-256 (hex); `None` when it cannot be read.
+fn file_digest(path: &std::path::Path) -> Option<(i64, String)> {
+    use sha2::Digest;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut hasher = sha2::Sha256::new();
+    let bytes = std::io::copy(&mut f, &mut hasher).ok()?;
+    Some((bytes as i64, hex::encode(hasher.finalize())))
 }
 
 async fn write_call(
