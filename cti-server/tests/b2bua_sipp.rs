@@ -415,12 +415,10 @@ fn over_the_call_limit_callers_get_503_and_the_server_stays_responsive() {
     );
 }
 
-/// What the agent phone of `agent_uas_play.xml` says: `tests/sipp/media/speech-20ms.pcap`
-/// (the speech of sip-tester's `g711a.pcap` in 20 ms packets; A-law RTP over
-/// Ethernet/IPv4/UDP), decoded.
+/// What the agent phone of `agent_uas_play.xml` says: the speech in sip-tester's
+/// `g711a.pcap` (A-law RTP in 30 ms packets over Ethernet/IPv4/UDP), decoded.
 fn pcap_speech() -> Vec<i16> {
-    let d = std::fs::read(common::repo_root().join("tests/sipp/media/speech-20ms.pcap"))
-        .expect("tests/sipp/media/speech-20ms.pcap");
+    let d = std::fs::read("/usr/share/sip-tester/g711a.pcap").expect("sip-tester's g711a.pcap");
     assert_eq!(&d[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
     let mut out = Vec::new();
     let mut off = 24;

@@ -279,7 +279,6 @@ pub fn spawn_sipp(
 ) -> SippChild {
     let dir = tempfile::tempdir().expect("temp dir").keep();
     let _ = std::os::unix::fs::symlink("/usr/share/sip-tester", dir.join("pcap"));
-    let _ = std::os::unix::fs::symlink(repo_root().join("tests/sipp/media"), dir.join("media"));
     let mut cmd = Command::new("sipp");
     cmd.current_dir(&dir);
     if let Some(r) = remote {

@@ -149,6 +149,10 @@ pub enum LegError {
 /// Time a latched address must be silent before another source may take over.
 const RELATCH_AFTER: Duration = Duration::from_millis(500);
 
+/// Packets decoded at most for one 20 ms frame (10 ms packets take two; a bound against a
+/// stream of empty payloads).
+const MAX_PULLS_PER_FRAME: usize = 4;
+
 /// One plain RTP leg.
 #[derive(Debug)]
 pub struct Leg {
@@ -430,20 +434,33 @@ impl Leg {
 
     /// The 20 ms of received audio due at this tick: decoded, or concealed, or silence.
     pub fn receive_frame(&mut self, now: Instant) -> [i16; FRAME_SAMPLES] {
-        self.pcm.clear();
-        let result = match self.jitter.pop(now) {
-            Playout::Frame { payload, .. } => self.decoder.decode(payload, &mut self.pcm),
-            Playout::Conceal => self.decoder.conceal(&mut self.pcm),
-            Playout::Silence => Ok(()),
-        };
-        if result.is_err() {
-            // An undecodable frame is treated as lost.
-            self.pcm.clear();
-            let _ = self.decoder.conceal(&mut self.pcm);
+        // A packet may carry more or less than one 20 ms frame (ptime 10, 30, 40, 60: some
+        // carriers and phones send 30 ms of G.711): whole packets are decoded into a queue of
+        // samples until a frame's worth is there, and what is left waits for the next tick.
+        // With 20 ms packets that is one packet a tick, as before.
+        let mut pulls = 0;
+        while self.pcm.len() < FRAME_SAMPLES && pulls < MAX_PULLS_PER_FRAME {
+            pulls += 1;
+            let before = self.pcm.len();
+            let result = match self.jitter.pop(now) {
+                Playout::Frame { payload, .. } => self.decoder.decode(payload, &mut self.pcm),
+                Playout::Conceal => self.decoder.conceal(&mut self.pcm),
+                // Nothing to play: what is queued plays, then silence.
+                Playout::Silence => break,
+            };
+            if result.is_err() {
+                // An undecodable frame is treated as lost.
+                self.pcm.truncate(before);
+                let _ = self.decoder.conceal(&mut self.pcm);
+            }
+            if self.pcm.len() == before {
+                break; // a decoder that gives nothing must not spin
+            }
         }
         let mut frame = [0; FRAME_SAMPLES];
         let n = self.pcm.len().min(FRAME_SAMPLES);
         frame[..n].copy_from_slice(&self.pcm[..n]);
+        self.pcm.drain(..n);
         if let Some(det) = self.tone.as_mut() {
             for d in det.feed(&frame) {
                 if !self.seen_rfc4733 {
@@ -700,6 +717,70 @@ mod tests {
 
     fn leg(now: Instant) -> Leg {
         Leg::new(LegConfig::new(Codec::Pcmu), now, Ssrc(1), 0, 0).unwrap()
+    }
+
+    /// 2 s of a 1 kHz tone sent in packets of `ptime_ms`, played on the 20 ms clock: what
+    /// the leg hears, frame by frame.
+    fn heard_with_ptime(ptime_ms: u64) -> Vec<[i16; 160]> {
+        let t0 = Instant::now();
+        let mut l = leg(t0);
+        let tone = sine(1000.0, 8000.0, 16000, 8000);
+        let per = (ptime_ms * 8) as usize;
+        let mut packets = tone.chunks_exact(per).enumerate().peekable();
+        let mut frames = Vec::new();
+        for tick in 0..100u64 {
+            let now = t0 + Duration::from_millis(20 * tick);
+            // Packets sent up to now have arrived.
+            while let Some((i, chunk)) = packets.peek() {
+                if t0 + Duration::from_millis(ptime_ms * *i as u64) > now {
+                    break;
+                }
+                let mut payload = Vec::new();
+                crate::codec::g711::encode_ulaw(chunk, &mut payload);
+                let mut d = Vec::new();
+                RtpHeader {
+                    marker: false,
+                    payload_type: PayloadType::new(0).unwrap(),
+                    sequence: *i as u16,
+                    timestamp: (*i * per) as u32,
+                    ssrc: Ssrc(77),
+                }
+                .write(&payload, &mut d);
+                l.handle_datagram(now, addr(9), &d).unwrap();
+                packets.next();
+            }
+            frames.push(l.receive_frame(now));
+        }
+        frames
+    }
+
+    #[test]
+    fn packets_of_30_and_10_ms_play_as_continuous_20_ms_frames() {
+        for ptime in [30, 10, 20, 40] {
+            let frames = heard_with_ptime(ptime);
+            // After the jitter buffer primed, every frame is the tone at its level: no frame
+            // of silence or concealment between packets, no samples lost at packet ends.
+            let playing: Vec<&[i16; 160]> = frames
+                .iter()
+                .skip_while(|f| f.iter().all(|&x| x == 0))
+                .take(60)
+                .collect();
+            assert_eq!(playing.len(), 60, "ptime {ptime}: the tone never played");
+            for (i, f) in playing.iter().enumerate() {
+                let rms = (f.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / 160.0).sqrt();
+                assert!(
+                    (rms / (8000.0 / 2f64.sqrt()) - 1.0).abs() < 0.05,
+                    "ptime {ptime}: frame {i} at rms {rms:.0}"
+                );
+            }
+            let all: Vec<i16> = playing.iter().flat_map(|f| f.iter().copied()).collect();
+            let crossings = all.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+            // 1.2 s of 1 kHz: 2,400 zero crossings, give or take the ends.
+            assert!(
+                (2395..=2405).contains(&crossings),
+                "ptime {ptime}: {crossings} zero crossings (the audio is not continuous)"
+            );
+        }
     }
 
     #[test]
