@@ -616,6 +616,22 @@ fn attended_transfer_joins_the_caller_with_the_consulted_agent() {
         Some("caller_hangup"),
         "the joined call ended with the customer's hang-up: {rows:?}"
     );
+    // The customer's call is recorded whole, across the join: one file, as long as the
+    // customer talked to somebody. (The consultation is a call of its own, recorded too.)
+    let rec = server.rows(
+        "SELECT CAST(r.duration_ms AS TEXT), CAST(c.ended_at_ms - c.connected_at_ms AS TEXT)
+         FROM recordings r JOIN calls c ON c.id = r.call_id
+         WHERE c.services LIKE 'queue:sales%'",
+        1,
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        rec.len(),
+        1,
+        "one recording of the customer's call: {rec:?}"
+    );
+    let ms = |i: usize| rec[0][i].as_deref().unwrap().parse::<i64>().unwrap();
+    assert!((ms(0) - ms(1)).abs() <= 100, "{rec:?}");
     let ev = queue_events(&server);
     assert!(
         server

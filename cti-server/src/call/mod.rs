@@ -148,10 +148,22 @@ pub enum SipInput {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Linked {
     /// `partner` asks this call to give up its dialog `call_id` (the transferor's) and let
-    /// its other party be joined with `partner`'s.
-    JoinRequest { partner: CallKey, call_id: CallId },
-    /// The named call agreed: its party's media leg `leg` is out of its room.
-    JoinAccepted { partner: CallKey, leg: LegId },
+    /// its other party be joined with `partner`'s, who is on `partner_keeps`' side there.
+    JoinRequest {
+        partner: CallKey,
+        call_id: CallId,
+        partner_keeps: Side,
+    },
+    /// The named call agreed. `Some(leg)`: its party's media leg is out of its room, for
+    /// this call's room. `None`: the joined parties meet in its room (it keeps the
+    /// customer, whose recording goes on there): this call sends its party's leg
+    /// ([`Linked::TakeLeg`]).
+    JoinAccepted {
+        partner: CallKey,
+        leg: Option<LegId>,
+    },
+    /// The other party's media leg, out of its room, for this call's room.
+    TakeLeg { leg: LegId },
     /// No such call, or it cannot be joined now.
     JoinRefused { code: u16, reason: &'static str },
     /// The call this one was joined with ended.
@@ -194,10 +206,12 @@ pub enum SipCommand {
         number: String,
     },
     /// Find the call owning the dialog `call_id` with one of `tags` as our tag, and ask it
-    /// to join ([`Linked::JoinRequest`]); [`Linked::JoinRefused`] comes back if none does.
+    /// to join ([`Linked::JoinRequest`]) with our party on side `keeps`;
+    /// [`Linked::JoinRefused`] comes back if none does.
     Join {
         call_id: CallId,
         tags: Vec<Tag>,
+        keeps: Side,
     },
     /// Pass `msg` to call `to`.
     Tell {

@@ -2000,7 +2000,11 @@ fn rfc3891_attended_transfer_joins_the_two_calls_and_they_end_together() {
         .commands()
         .into_iter()
         .find_map(|c| match c {
-            SipCommand::Join { call_id, tags } => Some((call_id, tags)),
+            SipCommand::Join {
+                call_id,
+                tags,
+                keeps: Side::Caller,
+            } => Some((call_id, tags)),
             _ => None,
         })
         .expect("the SIP task is asked to find the consulted call");
@@ -2013,6 +2017,7 @@ fn rfc3891_attended_transfer_joins_the_two_calls_and_they_end_together() {
         SipInput::Linked(Linked::JoinRequest {
             partner: CallKey(7),
             call_id: join.0,
+            partner_keeps: Side::Caller,
         }),
     );
     k2.drain();
@@ -2039,7 +2044,7 @@ fn rfc3891_attended_transfer_joins_the_two_calls_and_they_end_together() {
             CallKey(7),
             Linked::JoinAccepted {
                 partner: CallKey(8),
-                leg: LegId(17)
+                leg: Some(LegId(17))
             }
         )
     );
@@ -2113,6 +2118,7 @@ fn an_attended_transfer_to_a_call_not_connected_is_refused_and_the_agent_keeps_t
         SipInput::Linked(Linked::JoinRequest {
             partner: CallKey(7),
             call_id: CallId::new("carrier-call-1"),
+            partner_keeps: Side::Caller,
         }),
     );
     k2.drain();
@@ -2189,4 +2195,90 @@ fn a_call_not_to_be_recorded_is_not() {
             .iter()
             .any(|m| matches!(m, MediaOp::StartRecording { .. }))
     );
+}
+
+/// The REFER comes in the consultation call instead (the agent is its caller): the customer's
+/// call keeps the customer in its room, where the recording runs, and takes the colleague in.
+#[test]
+fn an_attended_transfer_refered_in_the_consultation_joins_in_the_customers_room() {
+    let (mut k1, _, inv1, _) = answered();
+    let (mut k2, consult_tag) = consult_call();
+    // The agent, caller of the consultation call, REFERs there naming its dialog with k1.
+    let mut refer = parse_req(format!(
+        "REFER sip:cti@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKrc\r\nFrom: <sip:1001@127.0.0.1>;tag=at\r\nTo: <sip:2001@127.0.0.1>;tag={consult_tag}\r\nCall-ID: consult-1\r\nCSeq: 2 REFER\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ));
+    let k1_dialog = inv1.call_id().unwrap();
+    let k1_tag = inv1.from_tag().unwrap();
+    refer.headers.push(
+        HeaderName::ReferTo,
+        format!(
+            "<sip:2001@127.0.0.1?Replaces={}%3Bto-tag%3Dagenttag%3Bfrom-tag%3D{k1_tag}>",
+            k1_dialog.as_str().replace('@', "%40")
+        ),
+    );
+    k2.caller_sends(80, refer);
+    assert_eq!(k2.responses(80)[0].code, 202);
+    let (call_id, keeps) = k2
+        .commands()
+        .into_iter()
+        .find_map(|c| match c {
+            SipCommand::Join { call_id, keeps, .. } => Some((call_id, keeps)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        keeps,
+        Side::Agent,
+        "the consultation call keeps the colleague"
+    );
+    k1.call.handle_sip(
+        k1.now,
+        SipInput::Linked(Linked::JoinRequest {
+            partner: CallKey(8),
+            call_id,
+            partner_keeps: keeps,
+        }),
+    );
+    k1.drain();
+    assert_eq!(k1.byes()[0].1, agent_peer(), "k1 hangs up on the agent");
+    assert!(
+        !k1.media_ops()
+            .iter()
+            .any(|m| matches!(m, MediaOp::Leave { .. })),
+        "the customer stays in k1's room"
+    );
+    let accepted = k1
+        .commands()
+        .into_iter()
+        .find_map(|c| match c {
+            SipCommand::Tell { msg, .. } => Some(msg),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        accepted,
+        Linked::JoinAccepted {
+            partner: CallKey(7),
+            leg: None
+        }
+    );
+    k2.call.handle_sip(k2.now, SipInput::Linked(accepted));
+    k2.drain();
+    assert_eq!(k2.notifies()[0].1, "SIP/2.0 200 OK");
+    assert!(k2.media_ops().contains(&MediaOp::Leave { leg: LegId(17) }));
+    let take = k2
+        .commands()
+        .into_iter()
+        .find_map(|c| match c {
+            SipCommand::Tell { to, msg } => Some((to, msg)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(take, (CallKey(7), Linked::TakeLeg { leg: LegId(17) }));
+    k1.call.handle_sip(k1.now, SipInput::Linked(take.1));
+    k1.drain();
+    assert!(k1.media_ops().contains(&MediaOp::Link {
+        ours: LegId(14),
+        theirs: LegId(17)
+    }));
 }

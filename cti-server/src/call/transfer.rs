@@ -106,6 +106,8 @@ pub(super) struct Links {
     released: Vec<(CallId, Tag)>,
     /// Their BYEs, until answered.
     byes: Vec<ReqRef>,
+    /// The side that stays once joined.
+    kept: Option<Side>,
 }
 
 impl Links {
@@ -208,7 +210,11 @@ impl Call {
             }
             ReferTarget::Replaces { call_id, tags } => {
                 tracing::info!(call = %self.key, %call_id, "attended transfer asked for");
-                self.sip(SipCommand::Join { call_id, tags });
+                self.sip(SipCommand::Join {
+                    call_id,
+                    tags,
+                    keeps: other(side),
+                });
             }
         }
     }
@@ -239,7 +245,19 @@ impl Call {
     /// Messages from a call this one is joining or joined with.
     pub(super) fn on_linked(&mut self, now: std::time::Instant, msg: Linked) {
         match msg {
-            Linked::JoinRequest { partner, call_id } => self.join_requested(partner, call_id),
+            Linked::JoinRequest {
+                partner,
+                call_id,
+                partner_keeps,
+            } => self.join_requested(partner, call_id, partner_keeps),
+            Linked::TakeLeg { leg } => {
+                if let (Some(_), Some(kept)) = (self.links.partner, self.links.kept)
+                    && !matches!(self.state, State::Ending | State::Ended)
+                {
+                    let ours = self.leg_of(kept);
+                    self.media(MediaOp::Link { ours, theirs: leg });
+                }
+            }
             Linked::JoinAccepted { partner, leg } => {
                 let pending = self.links.pending.take();
                 let Some(p) = pending.filter(|p| p.attended) else {
@@ -266,12 +284,24 @@ impl Call {
                 self.release_side(p.side);
                 self.links.partner = Some(partner);
                 self.record.services.push(format!("joined:{partner}"));
-                let ours = self.leg_of(other(p.side));
-                if other(p.side) == Side::Caller {
+                let kept = other(p.side);
+                self.links.kept = Some(kept);
+                let ours = self.leg_of(kept);
+                if kept == Side::Caller {
                     // Hold music while the agent consulted: the caller hears the colleague now.
                     self.stop_play();
                 }
-                self.media(MediaOp::Link { ours, theirs: leg });
+                match leg {
+                    Some(theirs) => self.media(MediaOp::Link { ours, theirs }),
+                    None => {
+                        // The other call keeps the customer: our party goes to its room.
+                        self.media(MediaOp::Leave { leg: ours });
+                        self.sip(SipCommand::Tell {
+                            to: partner,
+                            msg: Linked::TakeLeg { leg: ours },
+                        });
+                    }
+                }
                 tracing::info!(call = %self.key, %partner, "attended transfer: calls joined");
                 self.out
                     .push_back(Output::Notice(Notice::Joined { dropped: p.side }));
@@ -291,8 +321,10 @@ impl Call {
     }
 
     /// Another call's transferor names our dialog `call_id` (theirs with us) in Replaces:
-    /// we hang up on them and hand our other party's leg over.
-    fn join_requested(&mut self, partner: CallKey, call_id: CallId) {
+    /// we hang up on them, and the two remaining parties meet in one room: ours when we keep
+    /// the customer (the caller) and they do not, so the customer's recording goes on; else
+    /// theirs, and our party's leg is handed over.
+    fn join_requested(&mut self, partner: CallKey, call_id: CallId, partner_keeps: Side) {
         let side = if self.caller.invite.call_id().as_ref() == Some(&call_id) {
             Side::Caller
         } else {
@@ -315,6 +347,7 @@ impl Call {
             });
             return;
         }
+        self.links.kept = Some(other(side));
         let kept = self.leg_of(other(side));
         if other(side) == Side::Caller {
             self.stop_play();
@@ -322,12 +355,18 @@ impl Call {
         self.release_side(side);
         self.links.partner = Some(partner);
         self.record.services.push(format!("joined:{partner}"));
-        self.media(MediaOp::Leave { leg: kept });
+        let host_here = other(side) == Side::Caller && partner_keeps == Side::Agent;
+        let leg = if host_here {
+            None
+        } else {
+            self.media(MediaOp::Leave { leg: kept });
+            Some(kept)
+        };
         self.sip(SipCommand::Tell {
             to: partner,
             msg: Linked::JoinAccepted {
                 partner: self.key,
-                leg: kept,
+                leg,
             },
         });
         tracing::info!(call = %self.key, %partner, "joined by an attended transfer");

@@ -496,7 +496,11 @@ impl SipCore {
                 self.dispatch
                     .push_back(CallDispatch::To(call, SipInput::Routed { number, route }));
             }
-            SipCommand::Join { call_id, tags } => {
+            SipCommand::Join {
+                call_id,
+                tags,
+                keeps,
+            } => {
                 // Replaces names the dialog from its sender's side; phones differ on which
                 // tag is whose, so either may be ours.
                 let found = tags
@@ -508,6 +512,7 @@ impl SipCore {
                         Linked::JoinRequest {
                             partner: call,
                             call_id,
+                            partner_keeps: keeps,
                         },
                     ),
                     Some(_) => (
