@@ -531,3 +531,59 @@ fn a_call_is_recorded_caller_left_agent_right() {
         "left channel correlates {c_left:.2} with the agent's speech"
     );
 }
+
+/// Acceptance (issue 6): the server killed mid-call (SIGKILL) leaves a recording that any
+/// WAV reader opens, holding the call up to the last second flushed.
+#[test]
+fn a_recording_survives_the_server_being_killed_mid_call() {
+    let _g = serial();
+    let mut server = Server::start(&[]);
+    let uas = agent(&server, "1001", "agent_uas.xml", 1, true);
+    let (caller, media, target) = probe_call(&server, "1001");
+    let peer = TonePeer::start(media, target.expect("the agent answered"));
+    std::thread::sleep(Duration::from_millis(3500));
+    server.kill();
+    drop(peer);
+    let files: Vec<std::path::PathBuf> = walk(&server.dir.path().join("rec"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let wav = hound::WavReader::open(&files[0]).expect("a valid WAV after SIGKILL");
+    let secs = f64::from(wav.duration()) / 8000.0;
+    // Flushed every second of audio: at least two of the three and a half seconds.
+    assert!(
+        (2.0..=3.6).contains(&secs),
+        "the WAV holds {secs:.2} s of a call killed after about 3.5 s"
+    );
+    let left: Vec<i16> = wav
+        .into_samples::<i16>()
+        .map(Result::unwrap)
+        .step_by(2)
+        .collect();
+    let loud = left
+        .chunks_exact(160)
+        .filter(|f| f.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / 160.0 > 2000.0 * 2000.0)
+        .count();
+    assert!(
+        loud > 50,
+        "the caller's tone is in the file ({loud} loud frames)"
+    );
+    drop(uas);
+    drop(caller);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

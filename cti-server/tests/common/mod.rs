@@ -128,6 +128,14 @@ impl Server {
     }
 }
 
+impl Server {
+    /// SIGKILL: the server dies at once, as in a crash or a power cut.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if self.is_running() {
