@@ -1,4 +1,4 @@
-//! The REST API (under `/api`): agent states, queue figures and voicemail. Every request
+//! The REST API (under `/api`): agent states, queue figures, voicemail and recordings. Every request
 //! carries `Authorization: Bearer <http.api_token>`; without a configured token the API is
 //! off (403), so a server is never left open by omission.
 
@@ -28,6 +28,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/queues/{name}", get(queue))
         .route("/api/voicemails", get(voicemails))
         .route("/api/voicemails/{id}/heard", post(voicemail_heard))
+        .route("/api/recordings", get(recordings))
+        .route("/api/recordings/{id}/audio", get(recording_audio))
         .route("/api/ivr/reload", post(reload_flows))
         .route(
             "/api/prompts/{name}",
@@ -162,6 +164,109 @@ fn store_prompt(data: &[u8], path: &std::path::Path) -> Result<u64, (StatusCode,
 }
 
 /// Checks the bearer token (constant-time comparison: the token is a password).
+#[derive(Deserialize)]
+struct RecordingFilter {
+    call_id: Option<i64>,
+}
+
+/// `GET /api/recordings?call_id=N`: the recordings index, newest first.
+async fn recordings(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(f): Query<RecordingFilter>,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    let rows = s
+        .store
+        .recordings(f.call_id)
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(json!({ "recordings": rows })))
+}
+
+/// `GET /api/recordings/{id}/audio`: the WAV, streamed from the file; a `Range: bytes=...`
+/// request (one range) gets 206 with that part, so a player can seek.
+async fn recording_audio(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<axum::response::Response, (StatusCode, Json<Value>)> {
+    use axum::http::header;
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    authorize(&s, &headers)?;
+    let row = s
+        .store
+        .recording(id)
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no recording {id}")))?;
+    let mut file = tokio::fs::File::open(&row.path).await.map_err(|e| {
+        err(
+            StatusCode::GONE,
+            format!("recording file {}: {e}", row.path),
+        )
+    })?;
+    let size = file
+        .metadata()
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .len();
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| byte_range(v, size));
+    let (status, start, len) = match range {
+        None => (StatusCode::OK, 0, size),
+        Some(Some((a, b))) => (StatusCode::PARTIAL_CONTENT, a, b + 1 - a),
+        Some(None) => {
+            return Ok(axum::response::Response::builder()
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                .body(axum::body::Body::empty())
+                .expect("static response"));
+        }
+    };
+    file.seek(std::io::SeekFrom::Start(start))
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file.take(len)));
+    let mut r = axum::response::Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "audio/wav")
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_LENGTH, len);
+    if status == StatusCode::PARTIAL_CONTENT {
+        r = r.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{size}", start + len - 1),
+        );
+    }
+    Ok(r.body(body).expect("valid response"))
+}
+
+/// One `bytes=` range (RFC 9110 §14.1.2) of a `size`-byte file, as inclusive offsets;
+/// `None` when it cannot be served (several ranges, malformed, or past the end).
+fn byte_range(value: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || size == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        // The last N bytes.
+        let n: u64 = b.parse().ok().filter(|&n| n > 0)?;
+        return Some((size.saturating_sub(n), size - 1));
+    }
+    let start: u64 = a.parse().ok()?;
+    let end = if b.is_empty() {
+        size - 1
+    } else {
+        b.parse::<u64>().ok()?.min(size - 1)
+    };
+    (start <= end).then_some((start, end))
+}
+
 fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), (StatusCode, Json<Value>)> {
     let Some(token) = s.api_token.as_deref().filter(|t| !t.is_empty()) else {
         return Err(err(
@@ -356,5 +461,30 @@ async fn voicemail_heard(
         Ok(true) => Ok(Json(json!({ "id": id, "heard_by": h.by }))),
         Ok(false) => Err(err(StatusCode::NOT_FOUND, format!("no voicemail {id}"))),
         Err(e) => Err(err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_range;
+
+    #[test]
+    fn byte_ranges_as_rfc_9110_reads_them() {
+        assert_eq!(byte_range("bytes=0-99", 1000), Some((0, 99)));
+        assert_eq!(byte_range("bytes=900-", 1000), Some((900, 999)));
+        assert_eq!(byte_range("bytes=-100", 1000), Some((900, 999)));
+        assert_eq!(byte_range("bytes=-5000", 1000), Some((0, 999)));
+        assert_eq!(byte_range("bytes=990-2000", 1000), Some((990, 999)));
+        for bad in [
+            "bytes=1000-",
+            "bytes=5-1",
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=-0",
+        ] {
+            assert_eq!(byte_range(bad, 1000), None, "{bad}");
+        }
+        assert_eq!(byte_range("bytes=0-", 0), None);
     }
 }

@@ -498,6 +498,34 @@ fn a_call_is_recorded_caller_left_agent_right() {
         hex::encode(sha2::Sha256::digest(&bytes))
     );
 
+    // The API lists it and serves it, whole or by range, to the token holder only.
+    let (code, body) = server.http("GET", "/api/recordings", Some("demo-api-token"), None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r[3].as_deref().unwrap()), "{body}");
+    let id = body
+        .split("\"id\":")
+        .nth(1)
+        .and_then(|x| x.split(|c: char| !c.is_ascii_digit()).next())
+        .expect("an id")
+        .to_string();
+    let audio = format!("/api/recordings/{id}/audio");
+    let auth = ("Authorization", "Bearer demo-api-token");
+    let (code, hdrs, got) = server.http_get_raw(&audio, &[auth]);
+    assert_eq!(code, 200);
+    assert_eq!(got, bytes, "the download is the file");
+    assert!(hdrs.contains(&("content-type".into(), "audio/wav".into())));
+    let (code, hdrs, got) = server.http_get_raw(&audio, &[auth, ("Range", "bytes=0-43")]);
+    assert_eq!(code, 206);
+    assert_eq!(got, bytes[..44], "the WAV header, by range");
+    assert!(hdrs.contains(&(
+        "content-range".into(),
+        format!("bytes 0-43/{}", bytes.len())
+    )));
+    let (code, _, _) = server.http_get_raw(&audio, &[auth, ("Range", "bytes=999999999-")]);
+    assert_eq!(code, 416);
+    let (code, _, _) = server.http_get_raw(&audio, &[]);
+    assert_eq!(code, 401, "no token, no recording");
+
     let mut wav = hound::WavReader::open(&path).unwrap();
     let spec = wav.spec();
     assert_eq!((spec.channels, spec.sample_rate), (2, 8000));

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::config::AgentConfig;
 
 pub mod leads;
+pub mod recordings;
 pub mod voicemail;
 
 #[derive(Debug, thiserror::Error)]

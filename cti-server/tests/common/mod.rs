@@ -578,6 +578,47 @@ impl Server {
     }
 }
 
+impl Server {
+    /// A GET with extra request headers; the status, the response headers (names in lower
+    /// case) and the body as bytes.
+    pub fn http_get_raw(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.http).expect("http connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{extra}\r\n"
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let split = out
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head");
+        let head = String::from_utf8_lossy(&out[..split]).into_owned();
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let hdrs = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        (status, hdrs, out[split + 4..].to_vec())
+    }
+}
+
 /// A carrier call (`caller_media_probe.xml`, 8 s) to `number` whose media end is a socket the
 /// test owns: the sipp child, that socket, and the server's media address from the SDP answer
 /// (`None` when the call was not answered within 10 s).
