@@ -1,4 +1,5 @@
 //! `cti-server [--config FILE] [--set section.key=value]... [--log-level LEVEL]`
+//! `cti-server [--config FILE] backup --to DIR` / `restore --from DIR [--force]`
 
 use std::path::PathBuf;
 
@@ -20,6 +21,67 @@ struct Args {
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Consistent backup of the database and the recordings and voicemails it lists, into a
+    /// new directory (the server may be running).
+    Backup {
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup: the database and every file at its original path (stop the server
+    /// first). A database that holds calls is replaced only with --force.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Runs `backup` or `restore` and reports on stdout.
+fn maintenance(config: &Config, command: Command) -> std::process::ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cti-server: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let url = config.storage.database_url();
+    let result = rt.block_on(async {
+        match command {
+            Command::Backup { to } => cti_server::backup::backup(&url, &to)
+                .await
+                .map(|m| ("backed up", m, to)),
+            Command::Restore { from, force } => cti_server::backup::restore(&url, &from, force)
+                .await
+                .map(|m| ("restored", m, from)),
+        }
+    });
+    match result {
+        Ok((what, m, dir)) => {
+            println!(
+                "{what}: the database and {} files ({}){}",
+                m.files.len(),
+                dir.display(),
+                if m.missing.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} listed files were missing", m.missing.len())
+                }
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cti-server: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +93,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if let Some(command) = args.command {
+        return maintenance(&config, command);
+    }
     // Broken IVR flows are a configuration error too: refused before anything starts.
     if let Err(e) = cti_server::app::load_ivr(&config) {
         eprintln!("cti-server: {e}");

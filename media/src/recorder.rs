@@ -119,6 +119,8 @@ struct Worker {
     thread: std::thread::Thread,
 }
 
+// By value on purpose, like [`Command`]: a frame is copied into the queue, not allocated.
+#[allow(clippy::large_enum_variant)]
 enum Job {
     Open {
         id: u64,
@@ -338,8 +340,7 @@ impl Drop for Recorder {
 }
 
 fn worker_loop(rx: Receiver<Job>) {
-    let mut files: std::collections::HashMap<u64, Box<OpenFile>> =
-        std::collections::HashMap::new();
+    let mut files: std::collections::HashMap<u64, Box<OpenFile>> = std::collections::HashMap::new();
     loop {
         loop {
             match rx.try_recv() {
@@ -369,7 +370,7 @@ fn handle_job(files: &mut std::collections::HashMap<u64, Box<OpenFile>>, job: Jo
         }
         Job::Close { id, done } => {
             if let Some(f) = files.remove(&id) {
-                let _ = done.send(f.close());
+                let _ = done.send((*f).close());
             } else {
                 let _ = done.send(Err(RecorderError::WriterGone));
             }
@@ -415,7 +416,7 @@ impl OpenFile {
         Ok(())
     }
 
-    fn close(self: Box<Self>) -> Result<(), RecorderError> {
+    fn close(self) -> Result<(), RecorderError> {
         let OpenFile {
             writer,
             path,
@@ -423,7 +424,7 @@ impl OpenFile {
             written,
             error,
             ..
-        } = *self;
+        } = self;
         let finalized = writer
             .finalize()
             .map_err(|source| RecorderError::Wav { path, source });

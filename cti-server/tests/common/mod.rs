@@ -489,36 +489,7 @@ impl Server {
     /// Rows of `sql` as text (write the query with `CAST(.. AS TEXT)` for numbers), waiting
     /// (up to `wait`) until there are at least `expected` rows.
     pub fn rows(&self, sql: &str, expected: usize, wait: Duration) -> Vec<Vec<Option<String>>> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let url = self.database_url();
-        let sql = sql.to_string();
-        rt.block_on(async move {
-            use sqlx::Row;
-            let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
-                .expect("url")
-                .read_only(true);
-            let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open db");
-            let deadline = std::time::Instant::now() + wait;
-            loop {
-                let rows = sqlx::query(&sql).fetch_all(&pool).await.expect("query");
-                let out: Vec<Vec<Option<String>>> = rows
-                    .iter()
-                    .map(|r| {
-                        (0..r.columns().len())
-                            .map(|i| r.try_get::<Option<String>, _>(i).unwrap_or(None))
-                            .collect()
-                    })
-                    .collect();
-                if out.len() >= expected || std::time::Instant::now() >= deadline {
-                    pool.close().await;
-                    return out;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
+        rows_at(&self.database_url(), sql, expected, wait)
     }
 
     /// An HTTP request with a bearer token and an optional JSON body; (status, body).
@@ -725,4 +696,38 @@ impl Drop for TonePeer {
             let _ = t.join();
         }
     }
+}
+
+/// [`Server::rows`] on the database at `url` (`sqlite://...`).
+pub fn rows_at(url: &str, sql: &str, expected: usize, wait: Duration) -> Vec<Vec<Option<String>>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = url.to_string();
+    let sql = sql.to_string();
+    rt.block_on(async move {
+        use sqlx::Row;
+        let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+            .expect("url")
+            .read_only(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open db");
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let rows = sqlx::query(&sql).fetch_all(&pool).await.expect("query");
+            let out: Vec<Vec<Option<String>>> = rows
+                .iter()
+                .map(|r| {
+                    (0..r.columns().len())
+                        .map(|i| r.try_get::<Option<String>, _>(i).unwrap_or(None))
+                        .collect()
+                })
+                .collect();
+            if out.len() >= expected || std::time::Instant::now() >= deadline {
+                pool.close().await;
+                return out;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
 }
