@@ -235,6 +235,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let health = Arc::new(SipHealth::default());
     let media_dropped_events = media.dropped_events_counter();
     let media_clock = media.clock();
+    let recording_failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let service = SipService {
         core,
         transports,
@@ -253,6 +254,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 media_timeout: Duration::from_secs(config.media.timeout_s),
                 prompts,
                 hosting: Some(hosting),
+                recording_failures: recording_failures.clone(),
             },
             shutdown_grace: Duration::from_secs(config.call.shutdown_grace_s),
         },
@@ -268,6 +270,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         api_token: config.http.api_token.clone(),
         media_dropped_events,
         media_clock,
+        recording_failures,
         hosting: Some(hosting_api),
         prompts: Some(prompts_api),
     });

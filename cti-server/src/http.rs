@@ -25,6 +25,8 @@ pub struct AppState {
     pub media_dropped_events: Arc<std::sync::atomic::AtomicU64>,
     /// How late the media engine's clock steps ran.
     pub media_clock: Arc<media::engine::ClockStats>,
+    /// Call recordings the disk stopped or did not let start.
+    pub recording_failures: Arc<std::sync::atomic::AtomicU64>,
     /// IVR flows, prompts directory (reload, prompt upload).
     pub hosting: Option<Arc<crate::call::actor::Hosting>>,
     /// The prompt cache, to forget a replaced file.
@@ -57,6 +59,8 @@ async fn healthz(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Val
         },
         "media": {
             "dropped_events": s.media_dropped_events.load(Ordering::Relaxed),
+            // Recordings the disk stopped or did not let start (the calls went on).
+            "recording_failures": s.recording_failures.load(Ordering::Relaxed),
             // Clock steps (each sends its legs' frames) and how many ran late.
             "clock": {
                 "steps": s.media_clock.steps.load(Ordering::Relaxed),

@@ -615,3 +615,29 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A recording that cannot be written (here its dated folder cannot be made; a full disk
+/// mid-call is `media`'s recorder test) never costs the call: the call completes, the gap is
+/// on record in the index, and `/healthz` counts the failure.
+#[test]
+fn a_recording_the_disk_refuses_leaves_the_call_alone_and_is_on_record() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    // A file where this year's folder would go (even root cannot make a folder there).
+    let year = jiff::Timestamp::now().strftime("%Y").to_string();
+    std::fs::write(server.dir.path().join("rec").join(year), b"in the way").unwrap();
+    let uas = agent(&server, "1001", "agent_uas.xml", 1, true);
+    let caller = call(&server, "caller_basic.xml", "1001", &[]);
+    assert_ok(&server, &caller, 1, Some(uas));
+    let rows = server.rows(
+        "SELECT error, CAST(written_ms AS TEXT), CAST(duration_ms AS TEXT) FROM recordings",
+        1,
+        Duration::from_secs(10),
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let error = rows[0][0].as_deref().unwrap_or_default();
+    assert!(error.starts_with("not started"), "{rows:?}");
+    assert_eq!(rows[0][1].as_deref(), Some("0"));
+    let (_, body) = server.http_get("/healthz");
+    assert!(body.contains("\"recording_failures\":1"), "{body}");
+}

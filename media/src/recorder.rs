@@ -71,6 +71,11 @@ pub struct RecordingSummary {
     pub duration: Duration,
     /// Frames that could not be queued and were written as silence instead.
     pub overrun_samples: u64,
+    /// Why the file stopped before the end (disk full, file gone): it holds the audio up to
+    /// `written`, and the call went on unrecorded from there.
+    pub failed: Option<String>,
+    /// Audio actually in the file (the whole `duration` unless `failed`).
+    pub written: Duration,
 }
 
 /// Samples per channel in one queued chunk (20 ms at 8 kHz). Chunks travel by value so the
@@ -319,11 +324,24 @@ impl Recorder {
             .send(Job::Close { id: self.id, done })
             .map_err(|_| RecorderError::WriterGone)?;
         self.worker.thread.unpark();
-        result.recv().map_err(|_| RecorderError::WriterGone)??;
+        let failed = match result.recv().map_err(|_| RecorderError::WriterGone)? {
+            Ok(()) => None,
+            // The file is there up to the failure: say so, do not lose what was recorded.
+            Err(e @ RecorderError::Wav { .. }) => Some(e.to_string()),
+            Err(e) => return Err(e),
+        };
+        let written = match failed {
+            None => self.position(),
+            Some(_) => Duration::from_micros(
+                self.flushed_samples() * 1_000_000 / u64::from(self.sample_rate),
+            ),
+        };
         Ok(RecordingSummary {
             path: self.path.clone(),
             duration: self.position(),
             overrun_samples: self.overrun_samples,
+            failed,
+            written,
         })
     }
 }
@@ -449,6 +467,29 @@ mod tests {
         let left = all.iter().step_by(2).copied().collect();
         let right = all.iter().skip(1).step_by(2).copied().collect();
         (spec, left, right)
+    }
+
+    #[test]
+    fn a_full_disk_stops_the_recording_and_says_so() {
+        // /dev/full takes the header into the writer's buffer, then refuses every write with
+        // "no space left on device", as a full disk does.
+        let mut rec = Recorder::create("/dev/full", RecorderConfig::default()).unwrap();
+        let frame = [1000i16; 160];
+        let mut refused = false;
+        for _ in 0..500 {
+            if rec.write(&frame, &frame).is_err() {
+                refused = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(refused, "writes are refused once the writer failed");
+        let summary = rec
+            .finish()
+            .expect("a summary, not an error: the call goes on");
+        let why = summary.failed.expect("the failure is reported");
+        assert!(why.contains("No space left"), "{why}");
+        assert!(summary.written < summary.duration);
     }
 
     #[test]

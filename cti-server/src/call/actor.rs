@@ -62,6 +62,8 @@ pub struct ActorConfig {
     pub prompts: Arc<Prompts>,
     /// What hosted calls need (IVR flows, the ACD, the lead store).
     pub hosting: Option<Arc<Hosting>>,
+    /// Recordings the disk stopped or did not let start (`/healthz`).
+    pub recording_failures: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The shared parts hosted calls use.
@@ -107,6 +109,8 @@ pub struct CallActor {
     pub recorded: Vec<media::recorder::RecordingSummary>,
     /// When the recording under way started (wall-clock ms).
     pub recording_started_ms: Option<i64>,
+    /// A recording that could not start: its path and why.
+    pub recording_not_started: Option<(std::path::PathBuf, String)>,
     /// The service side of a hosted call.
     pub host: Option<super::host::Host>,
     /// This actor's own inbox, for answers that come back from spawned work (lead lookups)
@@ -362,40 +366,72 @@ impl CallActor {
                     return;
                 };
                 let _ = self.media.join(r, leg).await;
-                if let Some(dir) = path.parent() {
-                    let _ = tokio::fs::create_dir_all(dir).await;
-                }
-                match self.media.start_recording(r, leg, path.clone()).await {
-                    Ok(()) => self.recording_started_ms = Some(crate::store::now_ms()),
-                    Err(e) => {
-                        tracing::warn!(error = %e, path = %path.display(), "recording not started")
-                    }
+                self.recording_started_ms = Some(crate::store::now_ms());
+                let started = match path.parent() {
+                    Some(dir) => tokio::fs::create_dir_all(dir)
+                        .await
+                        .map_err(|e| format!("{}: {e}", dir.display())),
+                    None => Ok(()),
+                };
+                let started = match started {
+                    Ok(()) => self
+                        .media
+                        .start_recording(r, leg, path.clone())
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = started {
+                    // The call goes on unrecorded; the gap is on record when it ends.
+                    self.recording_failure(&path, &e);
+                    self.recording_not_started = Some((path, e));
                 }
             }
             MediaOp::StopRecording => {
+                if let Some((path, why)) = self.recording_not_started.take() {
+                    let started = self.recording_started_ms.take();
+                    let voicemail = self
+                        .host
+                        .as_mut()
+                        .is_some_and(super::host::Host::recording_lost);
+                    if !voicemail {
+                        // The row says the whole call is a gap.
+                        let now = crate::store::now_ms();
+                        self.index_recording(crate::store::RecordingDone {
+                            call: key,
+                            path,
+                            started_at_ms: started.unwrap_or(now),
+                            duration: Duration::from_millis(
+                                started.map_or(0, |t| (now - t).max(0) as u64),
+                            ),
+                            overrun_samples: 0,
+                            failed: Some(format!("not started: {why}")),
+                            written: Duration::ZERO,
+                        });
+                    }
+                    return;
+                }
                 if let Some(r) = *room {
                     match self.media.stop_recording(r).await {
                         Ok(summary) => {
-                            let voicemail = self.host.as_mut().is_some_and(|h| {
-                                h.recorded(summary.path.clone(), summary.duration)
-                            });
+                            if let Some(why) = &summary.failed {
+                                self.recording_failure(&summary.path, why);
+                            }
+                            let voicemail = self
+                                .host
+                                .as_mut()
+                                .is_some_and(|h| h.recorded(summary.path.clone(), summary.written));
                             let started = self.recording_started_ms.take();
-                            if !voicemail
-                                && let (Some(store), Some(started_at_ms)) = (&self.store, started)
-                            {
-                                let row = crate::store::RecordingDone {
+                            if !voicemail && let Some(started_at_ms) = started {
+                                self.index_recording(crate::store::RecordingDone {
                                     call: key,
                                     path: summary.path.clone(),
                                     started_at_ms,
                                     duration: summary.duration,
                                     overrun_samples: summary.overrun_samples,
-                                };
-                                if store
-                                    .try_send(StoreEvent::Recording(Box::new(row)))
-                                    .is_err()
-                                {
-                                    tracing::warn!("store writer lagging: recording not indexed");
-                                }
+                                    failed: summary.failed.clone(),
+                                    written: summary.written,
+                                });
                             }
                             self.recorded.push(summary);
                         }
@@ -404,6 +440,25 @@ impl CallActor {
                 }
             }
         }
+    }
+
+    fn index_recording(&self, row: crate::store::RecordingDone) {
+        if let Some(store) = &self.store
+            && store
+                .try_send(StoreEvent::Recording(Box::new(row)))
+                .is_err()
+        {
+            tracing::warn!("store writer lagging: recording not indexed");
+        }
+    }
+
+    /// The alarm for a recording the disk stopped or did not let start: an error in the log
+    /// and a count in `/healthz` (`media.recording_failures`).
+    fn recording_failure(&self, path: &std::path::Path, why: &str) {
+        self.config
+            .recording_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!(path = %path.display(), why, "recording failed: the call goes on unrecorded");
     }
 
     /// The call's room, made on first use.

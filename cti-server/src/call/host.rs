@@ -249,6 +249,18 @@ impl Host {
         self.ivr.as_ref().map(Session::variables)
     }
 
+    /// The voicemail being recorded could not be (the disk): true when there was one; the
+    /// caller's message is lost, which the log says.
+    pub fn recording_lost(&mut self) -> bool {
+        match self.voicemail.take() {
+            Some((mailbox, _)) => {
+                tracing::error!(call = %self.key, mailbox, "voicemail not recorded");
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A recording of this call closed. True when it was a voicemail (stored here); false
     /// for the call's own recording.
     pub fn recorded(&mut self, path: PathBuf, duration: Duration) -> bool {

@@ -279,6 +279,7 @@ impl SipService {
                                         config: plane.actor_config.clone(),
                                         recorded: Vec::new(),
                                         recording_started_ms: None,
+                                        recording_not_started: None,
                                         host,
                                         inbox: events_tx,
                                     }

@@ -142,6 +142,9 @@ pub struct RecordingDone {
     pub duration: std::time::Duration,
     /// Audio the disk could not take in time, written as silence.
     pub overrun_samples: u64,
+    /// Why the recording stopped before the call did (it holds `written` of audio).
+    pub failed: Option<String>,
+    pub written: std::time::Duration,
 }
 
 /// A `queue_events` row.
@@ -218,8 +221,8 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
                     .map_or((None, None), |(b, h)| (Some(b), Some(h)));
                 sqlx::query(
                     "INSERT INTO recordings (call_id, path, started_at_ms, duration_ms, bytes,
-                       sha256, overrun_ms)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       sha256, overrun_ms, written_ms, error)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(r.call.0 as i64)
                 .bind(r.path.to_string_lossy().into_owned())
@@ -228,6 +231,8 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
                 .bind(bytes)
                 .bind(sha256)
                 .bind((r.overrun_samples / 8) as i64)
+                .bind(r.failed.as_ref().map(|_| r.written.as_millis() as i64))
+                .bind(&r.failed)
                 .execute(&mut *tx)
                 .await?;
             }

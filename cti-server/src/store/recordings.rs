@@ -15,6 +15,10 @@ pub struct RecordingRow {
     pub bytes: Option<i64>,
     pub sha256: Option<String>,
     pub overrun_ms: i64,
+    /// Audio in the file when the recording stopped early (else `None`: all of it).
+    pub written_ms: Option<i64>,
+    /// Why it stopped early (disk full, file gone).
+    pub error: Option<String>,
 }
 
 const COLUMNS: &str = "id, call_id, path, started_at_ms, duration_ms, bytes, sha256, overrun_ms";
