@@ -28,6 +28,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/queues/{name}", get(queue))
         .route("/api/voicemails", get(voicemails))
         .route("/api/voicemails/{id}/heard", post(voicemail_heard))
+        .route("/api/calls", get(live_calls))
+        .route("/api/calls/{id}/recording", post(pause_recording))
         .route("/api/recordings", get(recordings))
         .route("/api/recordings/{id}/audio", get(recording_audio))
         .route("/api/ivr/reload", post(reload_flows))
@@ -164,6 +166,47 @@ fn store_prompt(data: &[u8], path: &std::path::Path) -> Result<u64, (StatusCode,
 }
 
 /// Checks the bearer token (constant-time comparison: the token is a password).
+/// `GET /api/calls`: the calls in progress, oldest first.
+async fn live_calls(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    authorize(&s, &headers)?;
+    Ok(Json(json!({ "calls": s.live.list() })))
+}
+
+#[derive(Deserialize)]
+struct PauseBody {
+    paused: bool,
+}
+
+/// `POST /api/calls/{id}/recording` with `{"paused": true|false}`: pauses or resumes the
+/// call's recording (silence is recorded meanwhile, and the index keeps the markers).
+async fn pause_recording(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    Json(body): Json<PauseBody>,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    let inbox = s
+        .live
+        .inbox(crate::call::CallKey(id))
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no call {id} in progress")))?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    inbox
+        .send(crate::call::actor::CallEvent::PauseRecording {
+            paused: body.paused,
+            reply,
+        })
+        .await
+        .map_err(|_| err(StatusCode::NOT_FOUND, format!("call {id} just ended")))?;
+    match answer.await {
+        Ok(Ok(at)) => Ok(Json(
+            json!({ "paused": body.paused, "at_ms": at.as_millis() as u64 }),
+        )),
+        Ok(Err(why)) => Err(err(StatusCode::CONFLICT, why)),
+        Err(_) => Err(err(StatusCode::NOT_FOUND, format!("call {id} just ended"))),
+    }
+}
+
 #[derive(Deserialize)]
 struct RecordingFilter {
     call_id: Option<i64>,

@@ -236,6 +236,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let media_dropped_events = media.dropped_events_counter();
     let media_clock = media.clock();
     let recording_failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let live_calls = crate::call::live::LiveCalls::default();
     let service = SipService {
         core,
         transports,
@@ -255,6 +256,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 prompts,
                 hosting: Some(hosting),
                 recording_failures: recording_failures.clone(),
+                live: live_calls.clone(),
             },
             shutdown_grace: Duration::from_secs(config.call.shutdown_grace_s),
         },
@@ -271,6 +273,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         media_dropped_events,
         media_clock,
         recording_failures,
+        live: live_calls,
         hosting: Some(hosting_api),
         prompts: Some(prompts_api),
     });

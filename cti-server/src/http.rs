@@ -27,6 +27,8 @@ pub struct AppState {
     pub media_clock: Arc<media::engine::ClockStats>,
     /// Call recordings the disk stopped or did not let start.
     pub recording_failures: Arc<std::sync::atomic::AtomicU64>,
+    /// The calls in progress.
+    pub live: crate::call::live::LiveCalls,
     /// IVR flows, prompts directory (reload, prompt upload).
     pub hosting: Option<Arc<crate::call::actor::Hosting>>,
     /// The prompt cache, to forget a replaced file.

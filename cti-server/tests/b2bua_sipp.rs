@@ -641,3 +641,80 @@ fn a_recording_the_disk_refuses_leaves_the_call_alone_and_is_on_record() {
     let (_, body) = server.http_get("/healthz");
     assert!(body.contains("\"recording_failures\":1"), "{body}");
 }
+
+/// Acceptance (issue 6): the agent pauses the recording while the customer reads out a card
+/// number, and resumes it: silence in the file between the two markers, the markers in the
+/// index. The call is found in the live calls the API lists.
+#[test]
+fn a_paused_recording_is_silent_between_its_markers() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let uas = agent(&server, "1001", "agent_uas.xml", 1, true);
+    let (caller, media, target) = probe_call(&server, "1001");
+    let peer = TonePeer::start(media, target.expect("the agent answered"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let token = Some("demo-api-token");
+    let (code, body) = server.http("GET", "/api/calls", token, None);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("\"agent\":\"1001\"") && body.contains("\"recording\":true"),
+        "{body}"
+    );
+    let id = body
+        .split("\"id\":")
+        .nth(1)
+        .and_then(|x| x.split(|c: char| !c.is_ascii_digit()).next())
+        .expect("a call id")
+        .to_string();
+    let path = format!("/api/calls/{id}/recording");
+    let (code, paused) = server.http("POST", &path, token, Some(r#"{"paused":true}"#));
+    assert_eq!(code, 200, "{paused}");
+    std::thread::sleep(Duration::from_millis(2000));
+    let (code, resumed) = server.http("POST", &path, token, Some(r#"{"paused":false}"#));
+    assert_eq!(code, 200, "{resumed}");
+    let (code, _) = server.http(
+        "POST",
+        "/api/calls/999999/recording",
+        token,
+        Some(r#"{"paused":true}"#),
+    );
+    assert_eq!(code, 404);
+    let run = caller.wait(Duration::from_secs(30));
+    drop(peer);
+    assert_ok(&server, &run, 1, Some(uas));
+    let at = |s: &str| -> usize {
+        s.split("\"at_ms\":")
+            .nth(1)
+            .and_then(|x| x.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|x| x.parse().ok())
+            .expect("at_ms")
+    };
+    let (p, r) = (at(&paused), at(&resumed));
+    assert!(r > p + 1500, "paused at {p} ms, resumed at {r} ms");
+    let rows = server.rows(
+        "SELECT path, markers FROM recordings",
+        1,
+        Duration::from_secs(10),
+    );
+    let markers = rows[0][1].as_deref().unwrap_or_default();
+    assert_eq!(
+        markers,
+        format!(r#"[{{"at_ms":{p},"paused":true}},{{"at_ms":{r},"paused":false}}]"#)
+    );
+    let wav = hound::WavReader::open(rows[0][0].as_deref().unwrap()).unwrap();
+    let left: Vec<i16> = wav
+        .into_samples::<i16>()
+        .map(Result::unwrap)
+        .step_by(2)
+        .collect();
+    let level = |from_ms: usize, to_ms: usize| {
+        let part = &left[from_ms * 8..to_ms * 8];
+        (part.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / part.len() as f64).sqrt()
+    };
+    assert!(level(p + 100, r - 100) < 1.0, "silence while paused");
+    assert!(
+        level(p - 600, p - 100) > 2000.0,
+        "the caller's tone before the pause"
+    );
+    assert!(level(r + 300, r + 800) > 2000.0, "and after the resume");
+}

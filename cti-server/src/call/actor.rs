@@ -33,6 +33,12 @@ pub enum CallEvent {
     Acd(crate::acd::AcdAction),
     /// The answer to a lead lookup.
     Lead(Option<crate::ivr::LeadMatch>),
+    /// Pause (true) or resume the call's recording (the agent, while the customer reads out a
+    /// card number); the answer is the marker's offset in the file.
+    PauseRecording {
+        paused: bool,
+        reply: tokio::sync::oneshot::Sender<Result<Duration, String>>,
+    },
     Shutdown,
 }
 
@@ -64,6 +70,8 @@ pub struct ActorConfig {
     pub hosting: Option<Arc<Hosting>>,
     /// Recordings the disk stopped or did not let start (`/healthz`).
     pub recording_failures: Arc<std::sync::atomic::AtomicU64>,
+    /// The calls in progress, kept current by their actors.
+    pub live: super::live::LiveCalls,
 }
 
 /// The shared parts hosted calls use.
@@ -111,6 +119,8 @@ pub struct CallActor {
     pub recording_started_ms: Option<i64>,
     /// A recording that could not start: its path and why.
     pub recording_not_started: Option<(std::path::PathBuf, String)>,
+    /// Pause and resume markers of the recording under way (offset, paused).
+    pub recording_markers: Vec<(Duration, bool)>,
     /// The service side of a hosted call.
     pub host: Option<super::host::Host>,
     /// This actor's own inbox, for answers that come back from spawned work (lead lookups)
@@ -134,6 +144,8 @@ impl CallActor {
         let mut record_legs: Vec<(Side, media::engine::LegStats)> = Vec::new();
         let mut shutting_down = false;
         let mut acd_attached = false;
+        // What the live-calls registry last got from this call.
+        let mut live: Option<super::live::LiveCall> = None;
         loop {
             // Drain everything the machine wants done.
             while let Some(out) = self.call.poll_output() {
@@ -167,6 +179,7 @@ impl CallActor {
                         }
                     }
                     Output::Ended(mut record) => {
+                        self.config.live.remove(key);
                         self.host_outputs(&mut acd_attached);
                         if acd_attached && let Some(hosting) = &self.config.hosting {
                             hosting.acd.send(crate::acd::actor::AcdInput::Detach(
@@ -194,6 +207,12 @@ impl CallActor {
             self.host_outputs(&mut acd_attached);
             if self.call.poll_output_pending() {
                 continue;
+            }
+            let paused = self.recording_markers.last().is_some_and(|m| m.1);
+            let now_live = self.call.live(paused);
+            if live.as_ref() != Some(&now_live) {
+                self.config.live.update(key, now_live.clone(), &self.inbox);
+                live = Some(now_live);
             }
             let deadline = [
                 self.call.poll_timeout(),
@@ -227,6 +246,9 @@ impl CallActor {
                             if let Some(h) = self.host.as_mut() {
                                 h.lead_found(&mut self.call, lead, now_pair());
                             }
+                        }
+                        Some(CallEvent::PauseRecording { paused, reply }) => {
+                            let _ = reply.send(self.pause_recording(room, paused).await);
                         }
                         Some(CallEvent::Shutdown) | None => {
                             if !shutting_down {
@@ -407,6 +429,7 @@ impl CallActor {
                             overrun_samples: 0,
                             failed: Some(format!("not started: {why}")),
                             written: Duration::ZERO,
+                            markers: Vec::new(),
                         });
                     }
                     return;
@@ -422,6 +445,7 @@ impl CallActor {
                                 .as_mut()
                                 .is_some_and(|h| h.recorded(summary.path.clone(), summary.written));
                             let started = self.recording_started_ms.take();
+                            let markers = std::mem::take(&mut self.recording_markers);
                             if !voicemail && let Some(started_at_ms) = started {
                                 self.index_recording(crate::store::RecordingDone {
                                     call: key,
@@ -431,6 +455,7 @@ impl CallActor {
                                     overrun_samples: summary.overrun_samples,
                                     failed: summary.failed.clone(),
                                     written: summary.written,
+                                    markers,
                                 });
                             }
                             self.recorded.push(summary);
@@ -440,6 +465,32 @@ impl CallActor {
                 }
             }
         }
+    }
+
+    /// Pauses or resumes the call's recording; the marker's offset in the file.
+    async fn pause_recording(
+        &mut self,
+        room: Option<RoomId>,
+        paused: bool,
+    ) -> Result<Duration, String> {
+        if !self.call.is_recorded() || self.recording_not_started.is_some() {
+            return Err("the call is not being recorded".into());
+        }
+        let Some(r) = room else {
+            return Err("the call is not being recorded".into());
+        };
+        let m = self
+            .media
+            .pause_recording(r, paused)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            paused,
+            at_ms = m.at.as_millis() as u64,
+            "recording paused/resumed"
+        );
+        self.recording_markers.push((m.at, m.paused));
+        Ok(m.at)
     }
 
     fn index_recording(&self, row: crate::store::RecordingDone) {

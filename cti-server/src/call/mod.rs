@@ -16,6 +16,7 @@
 pub mod actor;
 pub mod host;
 mod hosted;
+pub mod live;
 pub mod prompts;
 pub mod record;
 mod recording;

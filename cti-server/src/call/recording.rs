@@ -41,6 +41,10 @@ impl Call {
         self.rec.active
     }
 
+    pub(super) fn rec_active(&self) -> bool {
+        self.rec.active
+    }
+
     /// The customer's leg: the caller's, but for an agent's own call out through the trunk.
     fn customer_leg(&self) -> LegId {
         let outbound =

@@ -280,6 +280,7 @@ impl SipService {
                                         recorded: Vec::new(),
                                         recording_started_ms: None,
                                         recording_not_started: None,
+                                        recording_markers: Vec::new(),
                                         host,
                                         inbox: events_tx,
                                     }

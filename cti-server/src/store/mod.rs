@@ -145,6 +145,8 @@ pub struct RecordingDone {
     /// Why the recording stopped before the call did (it holds `written` of audio).
     pub failed: Option<String>,
     pub written: std::time::Duration,
+    /// Pause (true) and resume markers: offsets in the file.
+    pub markers: Vec<(std::time::Duration, bool)>,
 }
 
 /// A `queue_events` row.
@@ -221,8 +223,8 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
                     .map_or((None, None), |(b, h)| (Some(b), Some(h)));
                 sqlx::query(
                     "INSERT INTO recordings (call_id, path, started_at_ms, duration_ms, bytes,
-                       sha256, overrun_ms, written_ms, error)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       sha256, overrun_ms, written_ms, error, markers)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(r.call.0 as i64)
                 .bind(r.path.to_string_lossy().into_owned())
@@ -233,6 +235,17 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
                 .bind((r.overrun_samples / 8) as i64)
                 .bind(r.failed.as_ref().map(|_| r.written.as_millis() as i64))
                 .bind(&r.failed)
+                .bind(
+                    serde_json::to_string(
+                        &r.markers
+                            .iter()
+                            .map(|(at, paused)| {
+                                serde_json::json!({"at_ms": at.as_millis() as u64, "paused": paused})
+                            })
+                            .collect::<Vec<_>>(),
+                    )
+                    .unwrap_or_else(|_| "[]".into()),
+                )
                 .execute(&mut *tx)
                 .await?;
             }

@@ -19,6 +19,8 @@ pub struct RecordingRow {
     pub written_ms: Option<i64>,
     /// Why it stopped early (disk full, file gone).
     pub error: Option<String>,
+    /// Pause and resume markers, JSON: `[{"at_ms": offset in the file, "paused": bool}]`.
+    pub markers: Option<String>,
 }
 
 const COLUMNS: &str = "id, call_id, path, started_at_ms, duration_ms, bytes, sha256, overrun_ms";

@@ -1,0 +1,90 @@
+//! The calls in progress, for the API and the supervisors' view: each call actor keeps its
+//! entry current and takes it out when the call ends; the API reaches a call's actor through
+//! it (pause the recording, ...).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::actor::CallEvent;
+use super::{Call, CallKey, State};
+
+/// One call as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveCall {
+    pub id: u64,
+    /// The caller's number (From user).
+    pub caller: String,
+    pub dialed: String,
+    /// The agent (or external number) the caller talks to or is being put through to.
+    pub agent: Option<String>,
+    /// The IVR flows, queues and voicemail boxes the call went through, in order.
+    pub services: Vec<String>,
+    pub offered_at_ms: i64,
+    /// The customer talks to somebody (an agent, a transferred-to party).
+    pub connected: bool,
+    pub recording: bool,
+    pub recording_paused: bool,
+}
+
+/// Each live call and its actor's inbox.
+type Entries = HashMap<CallKey, (LiveCall, mpsc::Sender<CallEvent>)>;
+
+/// The registry of live calls.
+#[derive(Clone, Default)]
+pub struct LiveCalls {
+    calls: Arc<Mutex<Entries>>,
+}
+
+impl LiveCalls {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<CallKey, (LiveCall, mpsc::Sender<CallEvent>)>> {
+        // A panic while holding the lock cannot leave the map half-written (single inserts).
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn update(&self, key: CallKey, call: LiveCall, inbox: &mpsc::Sender<CallEvent>) {
+        self.lock().insert(key, (call, inbox.clone()));
+    }
+
+    pub fn remove(&self, key: CallKey) {
+        self.lock().remove(&key);
+    }
+
+    /// Every live call, oldest first.
+    pub fn list(&self) -> Vec<LiveCall> {
+        let mut v: Vec<LiveCall> = self.lock().values().map(|(c, _)| c.clone()).collect();
+        v.sort_by_key(|c| (c.offered_at_ms, c.id));
+        v
+    }
+
+    /// The actor inbox of a live call.
+    pub fn inbox(&self, key: CallKey) -> Option<mpsc::Sender<CallEvent>> {
+        self.lock().get(&key).map(|(_, tx)| tx.clone())
+    }
+}
+
+impl Call {
+    /// What the API shows of this call.
+    pub fn live(&self, recording_paused: bool) -> LiveCall {
+        let (caller, dialed) = self.caller_and_dialed();
+        let agent = self.record.target.as_ref().map(|t| match t {
+            super::Target::Agent { extension, .. } => extension.clone(),
+            super::Target::Trunk { number, .. } => number.clone(),
+        });
+        LiveCall {
+            id: self.key.0,
+            caller,
+            dialed,
+            agent,
+            services: self.record.services.clone(),
+            offered_at_ms: self.record.offered_at_ms,
+            connected: self.agent.bridged && matches!(self.state, State::Talking | State::Hosted),
+            recording: self.rec_active(),
+            recording_paused,
+        }
+    }
+}
