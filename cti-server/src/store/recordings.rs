@@ -23,7 +23,8 @@ pub struct RecordingRow {
     pub markers: Option<String>,
 }
 
-const COLUMNS: &str = "id, call_id, path, started_at_ms, duration_ms, bytes, sha256, overrun_ms";
+const COLUMNS: &str = "id, call_id, path, started_at_ms, duration_ms, bytes, sha256, overrun_ms,
+     written_ms, error, markers";
 
 impl Store {
     /// Recordings, newest first: of one call, or all (at most 500).
