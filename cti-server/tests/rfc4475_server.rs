@@ -115,12 +115,30 @@ fn tx_key_of(msg: &[u8]) -> (Option<String>, Option<String>) {
 fn answers_to(sent: &[u8], got: Vec<Seen>) -> Vec<u16> {
     let (branch, cseq) = tx_key_of(sent);
     got.into_iter()
+        // RFC 4475's messages reuse branch values, and a 404 to an earlier INVITE is
+        // retransmitted until ACKed: on a loaded machine one lands in a later message's
+        // window. Its CSeq method tells it apart. (Not the number: a request matching an
+        // earlier transaction, as cparam02 matches cparam01, is answered with that
+        // transaction's response, CSeq and all, RFC 3261 §17.2.3.)
         .filter(|(_, (b, c))| match &branch {
-            Some(_) => b.is_none() || *b == branch,
+            Some(_) => (b.is_none() || *b == branch) && same_method(c, &cseq),
             None => cseq.is_none() || c.is_none() || *c == cseq,
         })
         .map(|(code, _)| code)
         .collect()
+}
+
+/// The CSeq methods are the same, or one of them is unknown.
+fn same_method(a: &Option<String>, b: &Option<String>) -> bool {
+    let method = |x: &Option<String>| {
+        x.as_deref()
+            .and_then(|v| v.split_whitespace().nth(1))
+            .map(str::to_ascii_uppercase)
+    };
+    match (method(a), method(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => true,
+    }
 }
 
 fn options(port: u16, transport: &str, n: usize) -> Vec<u8> {
