@@ -432,56 +432,34 @@ impl Server {
     /// The call records, waiting (up to `wait`) until there are at least `expected`: the
     /// server writes them in batches off the call path.
     pub fn calls(&self, expected: usize, wait: Duration) -> Vec<CallRow> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let url = self.database_url();
-        rt.block_on(async move {
-            use sqlx::Row;
-            let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
-                .expect("url")
-                .read_only(true);
-            let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open db");
-            let deadline = std::time::Instant::now() + wait;
-            loop {
-                let rows = sqlx::query(
-                    "SELECT c.end_cause, c.ended_by, c.agent, c.answered_at_ms IS NOT NULL AS answered,
-                            a.codec AS caller_codec, b.codec AS agent_codec,
-                            a.packets_received AS caller_received, a.packets_sent AS caller_sent,
-                            b.packets_received AS agent_received, b.packets_sent AS agent_sent,
-                            a.jitter_ms AS caller_jitter
-                     FROM calls c
-                     JOIN call_legs a ON a.call_id = c.id AND a.side = 'caller'
-                     JOIN call_legs b ON b.call_id = c.id AND b.side = 'agent'
-                     ORDER BY c.offered_at_ms",
-                )
-                .fetch_all(&pool)
-                .await
-                .expect("query calls");
-                let out: Vec<CallRow> = rows
-                    .iter()
-                    .map(|r| CallRow {
-                        end_cause: r.get("end_cause"),
-                        ended_by: r.get("ended_by"),
-                        agent: r.get("agent"),
-                        answered: r.get::<i64, _>("answered") != 0,
-                        caller_codec: r.get("caller_codec"),
-                        agent_codec: r.get("agent_codec"),
-                        caller_received: r.get("caller_received"),
-                        caller_sent: r.get("caller_sent"),
-                        agent_received: r.get("agent_received"),
-                        agent_sent: r.get("agent_sent"),
-                        caller_jitter_ms: r.get("caller_jitter"),
-                    })
-                    .collect();
-                if out.len() >= expected || std::time::Instant::now() >= deadline {
-                    pool.close().await;
-                    return out;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
+        use sqlx::Row;
+        poll_rows(
+            &self.database_url(),
+            "SELECT c.end_cause, c.ended_by, c.agent, c.answered_at_ms IS NOT NULL AS answered,
+                    a.codec AS caller_codec, b.codec AS agent_codec,
+                    a.packets_received AS caller_received, a.packets_sent AS caller_sent,
+                    b.packets_received AS agent_received, b.packets_sent AS agent_sent,
+                    a.jitter_ms AS caller_jitter
+             FROM calls c
+             JOIN call_legs a ON a.call_id = c.id AND a.side = 'caller'
+             JOIN call_legs b ON b.call_id = c.id AND b.side = 'agent'
+             ORDER BY c.offered_at_ms",
+            expected,
+            wait,
+            |r| CallRow {
+                end_cause: r.get("end_cause"),
+                ended_by: r.get("ended_by"),
+                agent: r.get("agent"),
+                answered: r.get::<i64, _>("answered") != 0,
+                caller_codec: r.get("caller_codec"),
+                agent_codec: r.get("agent_codec"),
+                caller_received: r.get("caller_received"),
+                caller_sent: r.get("caller_sent"),
+                agent_received: r.get("agent_received"),
+                agent_sent: r.get("agent_sent"),
+                caller_jitter_ms: r.get("caller_jitter"),
+            },
+        )
     }
 }
 
@@ -700,29 +678,36 @@ impl Drop for TonePeer {
 
 /// [`Server::rows`] on the database at `url` (`sqlite://...`).
 pub fn rows_at(url: &str, sql: &str, expected: usize, wait: Duration) -> Vec<Vec<Option<String>>> {
+    use sqlx::Row;
+    poll_rows(url, sql, expected, wait, |r| {
+        (0..r.columns().len())
+            .map(|i| r.try_get::<Option<String>, _>(i).unwrap_or(None))
+            .collect()
+    })
+}
+
+/// Runs `sql` read-only on the database at `url` until it returns at least `expected` rows
+/// or `wait` is over (the server writes in batches off the call path); each row through `map`.
+fn poll_rows<T>(
+    url: &str,
+    sql: &str,
+    expected: usize,
+    wait: Duration,
+    map: impl Fn(&sqlx::sqlite::SqliteRow) -> T,
+) -> Vec<T> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let url = url.to_string();
-    let sql = sql.to_string();
-    rt.block_on(async move {
-        use sqlx::Row;
-        let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+    rt.block_on(async {
+        let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url)
             .expect("url")
             .read_only(true);
         let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open db");
         let deadline = std::time::Instant::now() + wait;
         loop {
-            let rows = sqlx::query(&sql).fetch_all(&pool).await.expect("query");
-            let out: Vec<Vec<Option<String>>> = rows
-                .iter()
-                .map(|r| {
-                    (0..r.columns().len())
-                        .map(|i| r.try_get::<Option<String>, _>(i).unwrap_or(None))
-                        .collect()
-                })
-                .collect();
+            let rows = sqlx::query(sql).fetch_all(&pool).await.expect("query");
+            let out: Vec<T> = rows.iter().map(&map).collect();
             if out.len() >= expected || std::time::Instant::now() >= deadline {
                 pool.close().await;
                 return out;
