@@ -113,7 +113,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => router,
     };
-    let router = router.with_services(service_numbers(&config));
+    let router = router
+        .with_services(service_numbers(&config))
+        .with_supervision(&config.supervision.monitor_prefix, access(&config));
 
     // The control plane of hosted calls: IVR flows, the ACD actor, shared prompts.
     let flows = load_ivr(&config).map_err(anyhow::Error::msg)?;
@@ -396,4 +398,18 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// Roles and skill groups of the configured staff.
+fn access(config: &Config) -> crate::access::Access {
+    crate::access::Access::new(config.agents.iter().map(|a| {
+        (
+            a.extension.clone(),
+            crate::access::Staff {
+                role: a.role,
+                skills: a.skills.keys().cloned().collect(),
+                supervises: a.supervises.iter().cloned().collect(),
+            },
+        )
+    }))
 }

@@ -40,6 +40,8 @@ pub struct Config {
     #[serde(default)]
     pub recording: RecordingConfig,
     #[serde(default)]
+    pub supervision: SupervisionConfig,
+    #[serde(default)]
     pub log: LogConfig,
     /// The outbound SIP trunk for external numbers (none unless `host` is set).
     #[serde(default)]
@@ -192,6 +194,24 @@ pub struct RecordingConfig {
     /// For calls no queue decides for (direct calls, agents' outbound calls); a queue's
     /// `recording` decides for its callers.
     pub policy: RecordingPolicy,
+}
+
+/// Live supervision (`[supervision]`): supervisors monitor agents' calls from a SIP phone by
+/// dialing `monitor_prefix` followed by the agent's extension (`*331001`), then switch modes
+/// with keys: 1 listen, 2 whisper, 3 barge.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisionConfig {
+    /// Digits and `*` only (`#` would need escaping in a SIP URI); empty turns it off.
+    pub monitor_prefix: String,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        SupervisionConfig {
+            monitor_prefix: "*33".into(),
+        }
+    }
 }
 
 /// Call handling.
@@ -506,6 +526,13 @@ pub struct AgentConfig {
     /// the agent their callers (`top-down` queues the highest level first).
     #[serde(default)]
     pub skills: std::collections::BTreeMap<String, u8>,
+    /// `agent` (the default), `supervisor` or `admin`.
+    #[serde(default)]
+    pub role: crate::access::Role,
+    /// The skill groups a supervisor is responsible for: they may monitor the agents who
+    /// have one of these skills.
+    #[serde(default)]
+    pub supervises: Vec<String>,
 }
 
 fn default_lines() -> usize {
@@ -707,6 +734,36 @@ impl Config {
                     a.extension
                 ));
             }
+        }
+        let groups: std::collections::BTreeSet<&str> = self
+            .agents
+            .iter()
+            .flat_map(|a| a.skills.keys().map(String::as_str))
+            .chain(
+                self.queues
+                    .iter()
+                    .map(|q| q.skill.as_deref().unwrap_or(&q.name)),
+            )
+            .collect();
+        for a in &self.agents {
+            if !a.supervises.is_empty() && a.role == crate::access::Role::Agent {
+                return Err(format!(
+                    "agents: {} supervises groups but has role \"agent\" (set role = \"supervisor\")",
+                    a.extension
+                ));
+            }
+            if let Some(g) = a.supervises.iter().find(|g| !groups.contains(g.as_str())) {
+                return Err(format!(
+                    "agents: {} supervises {g:?}, which no queue or agent has as a skill",
+                    a.extension
+                ));
+            }
+        }
+        let prefix = &self.supervision.monitor_prefix;
+        if !prefix.bytes().all(|b| b.is_ascii_digit() || b == b'*') {
+            return Err(format!(
+                "supervision.monitor_prefix {prefix:?}: digits and * only"
+            ));
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! plane in [`sip`], the control plane ([`call`], [`ivr`], [`acd`]) and the business plane
 //! ([`store`], [`http`]). [`app::run`] wires them; `main.rs` only parses arguments.
 
+pub mod access;
 pub mod acd;
 pub mod api;
 pub mod app;

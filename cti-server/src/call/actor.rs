@@ -321,6 +321,36 @@ impl CallActor {
                 }
                 self.hear_each_other(r, ours, theirs).await;
             }
+            MediaOp::Monitor {
+                leg,
+                customer,
+                agent,
+                mode,
+            } => {
+                let Some(r) = self.room(key, room).await else {
+                    return;
+                };
+                match self.media.join(r, leg).await {
+                    // A mode switch: the supervisor is in the room already.
+                    Ok(()) | Err(EngineError::AlreadyInRoom(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, ?leg, "supervisor's leg not taken in");
+                        return;
+                    }
+                }
+                use super::monitor::MonitorMode::{Barge, Whisper};
+                let links = [
+                    (leg, customer, true),
+                    (leg, agent, true),
+                    (agent, leg, matches!(mode, Whisper | Barge)),
+                    (customer, leg, mode == Barge),
+                ];
+                for (listener, speaker, hears) in links {
+                    if let Err(e) = self.media.set_hears(r, listener, speaker, hears).await {
+                        tracing::warn!(error = %e, "monitor hearing not set");
+                    }
+                }
+            }
             MediaOp::Leave { leg } => {
                 if let Err(e) = self.media.leave(leg).await {
                     tracing::warn!(error = %e, ?leg, "leg did not leave its room");
@@ -575,6 +605,13 @@ impl CallActor {
                         });
                         let _ = inbox.send(CallEvent::Lead(lead)).await;
                     });
+                }
+                HostOutput::Monitor(m) => {
+                    if let Some(store) = &self.store
+                        && store.try_send(StoreEvent::Monitor(Box::new(m))).is_err()
+                    {
+                        tracing::warn!("store writer lagging: monitor session not logged");
+                    }
                 }
                 HostOutput::Voicemail(v) => {
                     tracing::info!(mailbox = %v.mailbox, path = %v.path.display(), "voicemail left");

@@ -29,7 +29,8 @@ use crate::ivr::{
     self, Action, CallContext, Destination, FlowSet, LeadMatch, LeadQuery, Now, Session,
 };
 
-use super::router::{Route, Service};
+use super::monitor::MonitorMode;
+use super::router::{MonitorTarget, Route, Service};
 use super::{Call, CallKey, EndCause, Notice, Target};
 
 /// What a host needs to know besides the call.
@@ -88,6 +89,28 @@ pub enum HostOutput {
     LookupLead(LeadQuery),
     /// Store this voicemail.
     Voicemail(Voicemail),
+    /// Store this monitor session in the audit log.
+    Monitor(MonitorSession),
+}
+
+/// A supervisor's monitor session, for the audit log: who monitored whom, in which modes
+/// and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitorSession {
+    /// The supervisor's call.
+    pub call: CallKey,
+    /// The agent's call.
+    pub monitored: CallKey,
+    pub supervisor: String,
+    pub agent: String,
+    pub started_at: SystemTime,
+    pub ended_at: SystemTime,
+    /// Each mode asked for, and when.
+    pub modes: Vec<(SystemTime, MonitorMode)>,
+    /// The monitored call took the supervisor in.
+    pub connected: bool,
+    /// How it ended: "supervisor hung up", the monitored call's reason, or a refusal.
+    pub outcome: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -127,6 +150,8 @@ enum Phase {
         number: String,
         back: Box<Phase>,
     },
+    /// A supervisor monitors an agent's call.
+    Monitoring,
     /// Saying goodbye, then hanging up.
     Goodbye,
     Done,
@@ -146,6 +171,8 @@ pub struct Host {
     /// The voicemail being recorded: box and start time, kept until the recording's summary
     /// comes back (after the caller hung up, or the goodbye).
     voicemail: Option<(String, SystemTime)>,
+    /// The monitor session of a supervisor's call, until it ends.
+    monitor: Option<MonitorSession>,
     out: VecDeque<HostOutput>,
 }
 
@@ -168,6 +195,7 @@ impl Host {
             arrived: now,
             lead: None,
             voicemail: None,
+            monitor: None,
             out: VecDeque::new(),
         }
     }
@@ -187,6 +215,7 @@ impl Host {
             arrived: now,
             lead: None,
             voicemail: None,
+            monitor: None,
             out: VecDeque::new(),
         }
     }
@@ -292,6 +321,7 @@ impl Host {
                         Service::Flow(flow) => self.start_flow(call, &flow, now),
                         Service::Queue(q) => self.enter_queue(call, q, 0),
                         Service::Voicemail(b) => self.start_voicemail(call, b),
+                        Service::Monitor(t) => self.start_monitor(call, t, now),
                     }
                 }
             }
@@ -305,6 +335,15 @@ impl Host {
                 Phase::Voicemail {
                     recording: true, ..
                 } if d == '#' => self.end_voicemail(call),
+                Phase::Monitoring => {
+                    if let Some(mode) = MonitorMode::from_key(d)
+                        && call.monitor_mode().is_some_and(|m| m != mode)
+                        && call.set_monitor_mode(mode)
+                        && let Some(s) = self.monitor.as_mut()
+                    {
+                        s.modes.push((now.wall, mode));
+                    }
+                }
                 _ => {}
             },
             Notice::PromptFinished => match &mut self.phase {
@@ -402,7 +441,35 @@ impl Host {
                     self.agent_left(phase);
                 }
             }
+            Notice::MonitorStarted => {
+                if let Some(s) = self.monitor.as_mut() {
+                    s.connected = true;
+                }
+            }
+            Notice::MonitorOver { code, reason } => {
+                if let Some(s) = self.monitor.as_mut() {
+                    s.outcome = if code == 200 {
+                        reason.to_string()
+                    } else {
+                        format!("refused: {code} {reason}")
+                    };
+                }
+            }
             Notice::Ending(_) => {
+                if let Some(mut s) = self.monitor.take() {
+                    s.ended_at = now.wall;
+                    if s.outcome.is_empty() {
+                        s.outcome = "supervisor hung up".into();
+                    }
+                    tracing::info!(
+                        call = %self.key,
+                        supervisor = %s.supervisor,
+                        agent = %s.agent,
+                        outcome = %s.outcome,
+                        "monitor session over"
+                    );
+                    self.out.push_back(HostOutput::Monitor(s));
+                }
                 // A voicemail being recorded is closed by the call; its summary still comes
                 // to [`Host::recorded`].
                 let phase = match std::mem::replace(&mut self.phase, Phase::Done) {
@@ -555,6 +622,12 @@ impl Host {
             }
         };
         let route = match route {
+            // A feature code is no place for a customer (the router never gives one here).
+            Ok(Route::Hosted(Service::Monitor(_))) => {
+                call.transfer_failed(403, "Forbidden");
+                self.phase = back;
+                return;
+            }
             Ok(r) => r,
             Err((code, reason)) => {
                 call.transfer_failed(code, reason);
@@ -569,6 +642,7 @@ impl Host {
             Route::Hosted(Service::Queue(q)) => self.enter_queue(call, q, 0),
             Route::Hosted(Service::Flow(f)) => self.start_flow(call, &f, now),
             Route::Hosted(Service::Voicemail(b)) => self.start_voicemail(call, b),
+            Route::Hosted(Service::Monitor(_)) => {}
             Route::Direct(target) => {
                 self.phase = Phase::Direct {
                     number,
@@ -579,6 +653,31 @@ impl Host {
                 self.dial_target(call, target);
             }
         }
+    }
+
+    /// A supervisor's call to the monitor code is answered: it asks the agent's call to take
+    /// it in, listening first.
+    fn start_monitor(&mut self, call: &mut Call, t: MonitorTarget, now: Now) {
+        let Some((target, agent_side)) = t.call else {
+            // The SIP task finds the agent's call before the monitor call starts.
+            call.hang_up(now.mono, EndCause::Failed);
+            return;
+        };
+        let mode = MonitorMode::Listen;
+        tracing::info!(call = %self.key, supervisor = %t.supervisor, agent = %t.agent, monitored = %target, "monitor session");
+        self.monitor = Some(MonitorSession {
+            call: self.key,
+            monitored: target,
+            supervisor: t.supervisor,
+            agent: t.agent,
+            started_at: now.wall,
+            ended_at: now.wall,
+            modes: vec![(now.wall, mode)],
+            connected: false,
+            outcome: String::new(),
+        });
+        self.phase = Phase::Monitoring;
+        call.monitor(target, agent_side, mode);
     }
 
     /// The hold music of the queue the caller came through, else the default.

@@ -486,6 +486,7 @@ impl Call {
 
     pub(super) fn release_agent_media(&mut self) {
         if std::mem::take(&mut self.agent.media_up) {
+            self.drop_watchers("the monitored agent left the call");
             self.media(MediaOp::EndLeg {
                 leg: self.agent.leg,
                 side: Side::Agent,

@@ -61,6 +61,28 @@ impl LiveCalls {
         v
     }
 
+    /// The connected call `agent` talks in now, and their side in it: a call put through to
+    /// them (agent side), else one they placed (caller side); the newest when there are
+    /// several (a call on hold and a second line).
+    pub fn agent_call(&self, agent: &str) -> Option<(CallKey, super::Side)> {
+        let calls = self.lock();
+        let mut found: Vec<(&LiveCall, super::Side)> = calls
+            .values()
+            .filter(|(c, _)| c.connected)
+            .filter_map(|(c, _)| {
+                if c.agent.as_deref() == Some(agent) {
+                    Some((c, super::Side::Agent))
+                } else if c.caller == agent {
+                    Some((c, super::Side::Caller))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        found.sort_by_key(|(c, side)| (*side == super::Side::Agent, c.offered_at_ms, c.id));
+        found.last().map(|(c, side)| (CallKey(c.id), *side))
+    }
+
     /// The actor inbox of a live call.
     pub fn inbox(&self, key: CallKey) -> Option<mpsc::Sender<CallEvent>> {
         self.lock().get(&key).map(|(_, tx)| tx.clone())
@@ -86,5 +108,41 @@ impl Call {
             recording: self.rec_active(),
             recording_paused,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::Side;
+
+    fn call(id: u64, caller: &str, agent: Option<&str>, at: i64, connected: bool) -> LiveCall {
+        LiveCall {
+            id,
+            caller: caller.into(),
+            dialed: String::new(),
+            agent: agent.map(str::to_string),
+            services: Vec::new(),
+            offered_at_ms: at,
+            connected,
+            recording: false,
+            recording_paused: false,
+        }
+    }
+
+    #[test]
+    fn an_agents_call_is_the_newest_connected_one_put_through_to_them() {
+        let live = LiveCalls::default();
+        let (tx, _rx) = mpsc::channel(1);
+        assert_eq!(live.agent_call("1001"), None);
+        live.update(CallKey(1), call(1, "+4930", Some("1001"), 10, true), &tx);
+        live.update(CallKey(2), call(2, "+4931", Some("1001"), 20, true), &tx);
+        live.update(CallKey(3), call(3, "+4932", Some("1001"), 30, false), &tx);
+        live.update(CallKey(4), call(4, "1002", Some("+4933"), 40, true), &tx);
+        assert_eq!(live.agent_call("1001"), Some((CallKey(2), Side::Agent)));
+        assert_eq!(live.agent_call("1002"), Some((CallKey(4), Side::Caller)));
+        live.remove(CallKey(2));
+        assert_eq!(live.agent_call("1001"), Some((CallKey(1), Side::Agent)));
+        assert_eq!(live.agent_call("2001"), None);
     }
 }

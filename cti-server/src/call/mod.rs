@@ -17,6 +17,7 @@ pub mod actor;
 pub mod host;
 mod hosted;
 pub mod live;
+pub mod monitor;
 pub mod prompts;
 pub mod record;
 mod recording;
@@ -169,6 +170,26 @@ pub enum Linked {
     JoinRefused { code: u16, reason: &'static str },
     /// The call this one was joined with ended.
     PartnerEnded { cause: EndCause },
+    /// A supervisor's call (`monitor`) asks to monitor this call's agent, who is on
+    /// `agent_side`, with its media leg `leg` ([`monitor`]).
+    MonitorRequest {
+        monitor: CallKey,
+        leg: LegId,
+        agent_side: Side,
+        mode: monitor::MonitorMode,
+    },
+    /// The monitored call took the supervisor's leg in.
+    MonitorStarted,
+    /// The supervisor switched mode.
+    MonitorMode {
+        monitor: CallKey,
+        mode: monitor::MonitorMode,
+    },
+    /// The supervisor hung up.
+    MonitorEnded { monitor: CallKey },
+    /// The monitored call refused the monitor (code, reason) or is over for it (200: it
+    /// ended, or its agent left it).
+    MonitorOver { code: u16, reason: &'static str },
 }
 
 /// Output towards the SIP task.
@@ -265,6 +286,14 @@ pub enum MediaOp {
     /// Put another call's leg `theirs` in this call's room, bridged with `ours` (an
     /// attended transfer joined the two calls).
     Link { ours: LegId, theirs: LegId },
+    /// Put a supervisor's leg in this call's room (if not there yet) and set who hears whom
+    /// for `mode` ([`monitor`]).
+    Monitor {
+        leg: LegId,
+        customer: LegId,
+        agent: LegId,
+        mode: monitor::MonitorMode,
+    },
 }
 
 /// What a hosted call tells the service driving it (IVR, queue, voicemail: [`hosted`]).
@@ -298,6 +327,10 @@ pub enum Notice {
     Joined { dropped: Side },
     /// The agent put the caller on hold (true) or took them back (false), by re-INVITE.
     AgentHold(bool),
+    /// The monitored call took the supervisor in ([`Call::monitor`]).
+    MonitorStarted,
+    /// The monitored call refused the supervisor, or is over for them: the call ends.
+    MonitorOver { code: u16, reason: &'static str },
 }
 
 /// What the media engine needs to know about a leg from SDP.
@@ -506,6 +539,8 @@ pub struct Call {
     links: transfer::Links,
     /// The call's recording ([`recording`]).
     rec: recording::CallRecording,
+    /// Supervisors monitoring this call, or the call this one monitors ([`monitor`]).
+    monitors: monitor::Monitors,
 }
 
 /// A machine input.
@@ -621,6 +656,7 @@ impl Call {
             config,
             hosted: None,
             links: transfer::Links::default(),
+            monitors: monitor::Monitors::default(),
             rec: recording::CallRecording::new(config_record),
         }
         .with_caller_leg())
@@ -1715,6 +1751,7 @@ impl Call {
         self.ring_deadline = None;
         self.session = None;
         self.end_links(cause);
+        self.end_monitors();
         self.record.end_cause = Some(cause);
         self.record.ended_by = by;
         if self

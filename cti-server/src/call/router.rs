@@ -86,6 +86,19 @@ pub enum Service {
     Queue(String),
     /// A voicemail box by name.
     Voicemail(String),
+    /// A supervisor listening to (whispering to, barging into) an agent's call.
+    Monitor(MonitorTarget),
+}
+
+/// Who monitors whom, and which call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorTarget {
+    /// The monitored agent's extension.
+    pub agent: String,
+    /// The supervisor, as the SIP core authenticated them.
+    pub supervisor: String,
+    /// The agent's call and the agent's side in it, found when the monitor call starts.
+    pub call: Option<(super::CallKey, super::Side)>,
 }
 
 impl std::fmt::Display for Service {
@@ -94,6 +107,7 @@ impl std::fmt::Display for Service {
             Service::Flow(n) => write!(f, "flow:{n}"),
             Service::Queue(n) => write!(f, "queue:{n}"),
             Service::Voicemail(n) => write!(f, "voicemail:{n}"),
+            Service::Monitor(m) => write!(f, "monitor:{}", m.agent),
         }
     }
 }
@@ -115,6 +129,9 @@ pub struct Router {
     services: HashMap<String, Service>,
     agents: HashMap<String, AgentRoute>,
     trunk: Option<TrunkRoute>,
+    /// Dialed `<prefix><extension>`: a supervisor monitors that agent.
+    monitor_prefix: Option<String>,
+    access: crate::access::Access,
 }
 
 impl Router {
@@ -123,7 +140,22 @@ impl Router {
             services: HashMap::new(),
             agents: agents.into_iter().collect(),
             trunk: None,
+            monitor_prefix: None,
+            access: crate::access::Access::default(),
         }
+    }
+
+    /// Supervisors dial `prefix` and an agent's extension to monitor them (an empty prefix
+    /// turns it off); `access` says who may.
+    pub fn with_supervision(mut self, prefix: &str, access: crate::access::Access) -> Router {
+        self.monitor_prefix = (!prefix.is_empty()).then(|| prefix.to_string());
+        self.access = access;
+        self
+    }
+
+    /// Who may do what.
+    pub fn access(&self) -> &crate::access::Access {
+        &self.access
     }
 
     /// Numbers the server answers itself (they win over extensions of the same number).
@@ -180,6 +212,22 @@ impl Router {
             .as_sip()
             .and_then(|u| u.user_unescaped())
             .ok_or((404, "Not Found"))?;
+        // A feature code is dialed, never transferred to: only here, not in `destination`.
+        if let Some(agent) = self
+            .monitor_prefix
+            .as_deref()
+            .and_then(|p| dialed.strip_prefix(p))
+            .filter(|rest| !rest.is_empty() && !self.services.contains_key(&dialed))
+        {
+            if !self.agents.contains_key(agent) {
+                return Err((404, "Not Found (no such agent to monitor)"));
+            }
+            return Ok(Route::Hosted(Service::Monitor(MonitorTarget {
+                agent: agent.to_string(),
+                supervisor: String::new(),
+                call: None,
+            })));
+        }
         self.destination(&dialed, registrar, now)
     }
 

@@ -2282,3 +2282,233 @@ fn an_attended_transfer_refered_in_the_consultation_joins_in_the_customers_room(
         theirs: LegId(17)
     }));
 }
+
+mod monitoring {
+    //! A supervisor's call monitors an agent's: the two calls' messages, passed by hand.
+    use super::*;
+    use crate::call::monitor::MonitorMode;
+
+    /// The supervisor's call to the monitor code, answered (key 9, leg 18), and our tag.
+    fn supervisor() -> (Harness, String) {
+        let now = Instant::now();
+        let call = Call::new_hosted(
+            CallKey(9),
+            config(),
+            now,
+            1_000,
+            TxId::for_test(CALLER_TX),
+            invite(CALLER_SDP),
+            caller_peer(),
+            (LegId(18), LegId(19)),
+            "monitor:1001".into(),
+        )
+        .expect("usable offer");
+        let mut h = Harness {
+            call,
+            now,
+            out: Vec::new(),
+        };
+        h.call
+            .media_ready(now, LegId(18), "127.0.0.1:40010".parse().unwrap());
+        h.drain();
+        assert_eq!(h.responses(CALLER_TX)[0].code, 200);
+        let tag = h.responses(CALLER_TX)[0].to_tag().unwrap();
+        (h, tag)
+    }
+
+    fn tells(h: &Harness) -> Vec<(CallKey, Linked)> {
+        h.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Sip(SipCommand::Tell { to, msg }) => Some((*to, msg.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn notices(h: &Harness) -> Vec<Notice> {
+        h.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Notice(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Passes the one message `from` sent to `to`; returns it.
+    fn pass(from: &Harness, to: &mut Harness) -> Linked {
+        let mut t = tells(from);
+        assert_eq!(t.len(), 1, "one message: {t:?}");
+        let (key, msg) = t.remove(0);
+        assert_eq!(key, to.call.key());
+        to.call.handle_sip(to.now, SipInput::Linked(msg.clone()));
+        to.drain();
+        msg
+    }
+
+    /// The agent's call (key 7: customer leg 14, agent leg 15) with a listening supervisor.
+    fn listening() -> (Harness, Harness, String, String) {
+        let (mut agent_call, _, _, tag) = answered();
+        let (mut sup, sup_tag) = supervisor();
+        sup.call
+            .monitor(CallKey(7), Side::Agent, MonitorMode::Listen);
+        sup.drain();
+        let req = pass(&sup, &mut agent_call);
+        assert_eq!(
+            req,
+            Linked::MonitorRequest {
+                monitor: CallKey(9),
+                leg: LegId(18),
+                agent_side: Side::Agent,
+                mode: MonitorMode::Listen
+            }
+        );
+        assert_eq!(
+            agent_call.media_ops(),
+            vec![MediaOp::Monitor {
+                leg: LegId(18),
+                customer: LegId(14),
+                agent: LegId(15),
+                mode: MonitorMode::Listen
+            }]
+        );
+        assert!(agent_call.sent().is_empty(), "nothing goes to the parties");
+        pass(&agent_call, &mut sup);
+        assert_eq!(notices(&sup), vec![Notice::MonitorStarted]);
+        (agent_call, sup, tag, sup_tag)
+    }
+
+    #[test]
+    fn modes_switch_in_place_and_the_call_ending_lets_the_supervisor_go() {
+        let (mut agent_call, mut sup, tag, _) = listening();
+        for mode in [
+            MonitorMode::Whisper,
+            MonitorMode::Barge,
+            MonitorMode::Listen,
+        ] {
+            assert!(sup.call.set_monitor_mode(mode));
+            sup.drain();
+            pass(&sup, &mut agent_call);
+            assert_eq!(
+                agent_call.media_ops(),
+                vec![MediaOp::Monitor {
+                    leg: LegId(18),
+                    customer: LegId(14),
+                    agent: LegId(15),
+                    mode
+                }]
+            );
+            assert_eq!(sup.call.monitor_mode(), Some(mode));
+        }
+        // The customer hangs up: the supervisor's leg leaves before the room goes, and the
+        // supervisor's call is told and hangs up.
+        agent_call.call.handle_sip(
+            agent_call.now,
+            SipInput::Request {
+                tx: TxId::for_test(50),
+                request: caller_request("BYE", 11, &tag, ""),
+                source: caller_peer(),
+            },
+        );
+        agent_call.drain();
+        assert!(
+            agent_call
+                .media_ops()
+                .contains(&MediaOp::Leave { leg: LegId(18) })
+        );
+        let over = pass(&agent_call, &mut sup);
+        assert!(matches!(over, Linked::MonitorOver { code: 200, .. }));
+        assert!(matches!(
+            notices(&sup)[..],
+            [Notice::MonitorOver { code: 200, .. }, Notice::Ending(_)]
+        ));
+        let byes: Vec<_> = sup
+            .sent()
+            .into_iter()
+            .filter(|(_, r, _)| r.method == Method::Bye)
+            .collect();
+        assert_eq!(byes.len(), 1, "the supervisor's phone gets a BYE");
+        assert!(
+            tells(&sup).is_empty(),
+            "nothing back to a call that is gone"
+        );
+    }
+
+    #[test]
+    fn the_supervisor_hanging_up_leaves_the_call_untouched() {
+        let (mut agent_call, mut sup, _, sup_tag) = listening();
+        sup.call.handle_sip(
+            sup.now,
+            SipInput::Request {
+                tx: TxId::for_test(60),
+                request: caller_request("BYE", 12, &sup_tag, ""),
+                source: caller_peer(),
+            },
+        );
+        sup.drain();
+        assert_eq!(sup.responses(60)[0].code, 200);
+        let ended = pass(&sup, &mut agent_call);
+        assert_eq!(
+            ended,
+            Linked::MonitorEnded {
+                monitor: CallKey(9)
+            }
+        );
+        assert_eq!(
+            agent_call.media_ops(),
+            vec![MediaOp::Leave { leg: LegId(18) }]
+        );
+        assert!(agent_call.sent().is_empty(), "no BYE, no re-INVITE");
+        assert!(agent_call.ended().is_none());
+        assert!(agent_call.call.is_talking());
+        // A mode message after the end changes nothing.
+        agent_call.call.handle_sip(
+            agent_call.now,
+            SipInput::Linked(Linked::MonitorMode {
+                monitor: CallKey(9),
+                mode: MonitorMode::Barge,
+            }),
+        );
+        agent_call.drain();
+        assert!(agent_call.out.is_empty());
+    }
+
+    #[test]
+    fn a_call_not_yet_connected_refuses_and_the_supervisor_is_hung_up_on() {
+        let mut ringing = Harness::start();
+        ringing.ready();
+        let (mut sup, _) = supervisor();
+        sup.call
+            .monitor(CallKey(7), Side::Agent, MonitorMode::Listen);
+        sup.drain();
+        pass(&sup, &mut ringing);
+        assert!(ringing.media_ops().is_empty());
+        let over = pass(&ringing, &mut sup);
+        assert!(matches!(over, Linked::MonitorOver { code: 480, .. }));
+        assert!(
+            sup.sent().iter().any(|(_, r, _)| r.method == Method::Bye),
+            "the supervisor's call ends"
+        );
+        assert!(!sup.call.set_monitor_mode(MonitorMode::Barge));
+    }
+
+    #[test]
+    fn an_agent_monitored_on_the_caller_side_is_whispered_to_on_that_side() {
+        let (mut agent_call, _, _, _) = answered();
+        let (mut sup, _) = supervisor();
+        sup.call
+            .monitor(CallKey(7), Side::Caller, MonitorMode::Whisper);
+        sup.drain();
+        pass(&sup, &mut agent_call);
+        assert_eq!(
+            agent_call.media_ops(),
+            vec![MediaOp::Monitor {
+                leg: LegId(18),
+                customer: LegId(15),
+                agent: LegId(14),
+                mode: MonitorMode::Whisper
+            }]
+        );
+    }
+}

@@ -135,7 +135,7 @@ impl Links {
 
 impl Call {
     /// True when both parties are connected: the only time a transfer makes sense.
-    fn both_connected(&self) -> bool {
+    pub(super) fn both_connected(&self) -> bool {
         let agent_up = self.agent.bridged && self.agent.dialog.is_some();
         let caller_up = self.caller.dialog.is_some();
         match self.state {
@@ -244,6 +244,9 @@ impl Call {
 
     /// Messages from a call this one is joining or joined with.
     pub(super) fn on_linked(&mut self, now: std::time::Instant, msg: Linked) {
+        if self.on_monitor_linked(now, &msg) {
+            return;
+        }
         match msg {
             Linked::JoinRequest {
                 partner,
@@ -317,6 +320,12 @@ impl Call {
                     self.end(now, cause, None);
                 }
             }
+            // Handled by `on_monitor_linked` above.
+            Linked::MonitorRequest { .. }
+            | Linked::MonitorStarted
+            | Linked::MonitorMode { .. }
+            | Linked::MonitorEnded { .. }
+            | Linked::MonitorOver { .. } => {}
         }
     }
 
@@ -398,6 +407,7 @@ impl Call {
 
     /// Hangs up one side for a transfer; the call goes on with the other.
     fn release_side(&mut self, side: Side) {
+        self.drop_watchers("the monitored agent transferred the call");
         let dialog = match side {
             Side::Caller => self.caller.dialog.as_ref(),
             Side::Agent => self.agent.dialog.as_ref(),

@@ -18,7 +18,7 @@ use super::message::{
 use super::registrar::{Credentials, RegisterContext, Registrar, RegistrarConfig};
 use super::transaction::{Peer, TimerConfig, TransactionLayer, Transmit, TuEvent};
 use super::types::{Method, Tag, Transport};
-use crate::call::router::{Route, Router};
+use crate::call::router::{Route, Router, Service};
 use crate::call::routes::CallRoutes;
 use crate::call::{CallKey, Linked, SipCommand, SipInput};
 
@@ -336,7 +336,7 @@ impl SipCore {
                     return;
                 }
                 if request.method == Method::Invite {
-                    self.new_call(now, tx, request, source);
+                    self.new_call(now, wall_ms, tx, request, source, credentials);
                     return;
                 }
                 let mut response = self.answer(now, wall_ms, &request, source, credentials);
@@ -405,9 +405,11 @@ impl SipCore {
     fn new_call(
         &mut self,
         now: Instant,
+        wall_ms: u64,
         tx: super::transaction::TxId,
         request: Request,
         source: Peer,
+        credentials: &dyn Credentials,
     ) {
         let refuse = |this: &mut Self, code: u16, reason: &str, retry: bool| {
             this.stats.calls_refused += 1;
@@ -431,10 +433,31 @@ impl SipCore {
             tracing::info!(src = %source.addr, "call rate limit");
             return refuse(self, 503, "Service Unavailable (call rate limit)", true);
         }
-        let route = match self.router.route(&request, &self.registrar, now) {
+        let mut route = match self.router.route(&request, &self.registrar, now) {
             Ok(t) => t,
             Err((code, reason)) => return refuse(self, code, reason, false),
         };
+        // Monitoring is for supervisors who prove who they are (digest, as for REGISTER).
+        if let Route::Hosted(Service::Monitor(m)) = &mut route {
+            let tag = Tag::generate();
+            let user = match self
+                .registrar
+                .authenticate(&request, wall_ms, credentials, &tag)
+            {
+                Ok(user) => user,
+                Err(challenge) => {
+                    let mut r = *challenge;
+                    self.stamp(&mut r);
+                    self.layer.send_response(now, tx, r);
+                    return;
+                }
+            };
+            if let Err(denied) = self.router.access().may_monitor(&user, &m.agent) {
+                tracing::warn!(supervisor = %user, agent = %m.agent, why = denied.as_str(), "monitor refused");
+                return refuse(self, 403, "Forbidden (may not monitor this agent)", false);
+            }
+            m.supervisor = user;
+        }
         // Multi-line accounting is per agent; trunk calls are bounded by max_calls only, and
         // queue calls by the ACD.
         let extension = match &route {
@@ -994,6 +1017,139 @@ mod tests {
                 CallDispatch::To(..) => None,
             })
             .collect()
+    }
+
+    struct Staff;
+    impl Credentials for Staff {
+        fn password(&self, user: &str) -> Option<String> {
+            Some(format!("pw{user}"))
+        }
+    }
+
+    /// A core where 9001 supervises sales (1001's group) and 2001 is an agent.
+    fn supervised_core() -> SipCore {
+        use crate::access::{Access, Role, Staff as S};
+        let staff = |role, skills: &[&str], sup: &[&str]| S {
+            role,
+            skills: skills.iter().map(|s| s.to_string()).collect(),
+            supervises: sup.iter().map(|s| s.to_string()).collect(),
+        };
+        let mut c = core_with(1000, 0);
+        let agents = ["1001", "2001", "9001"].map(|e| {
+            (
+                e.to_string(),
+                crate::call::router::AgentRoute {
+                    static_contact: None,
+                    lines: 2,
+                },
+            )
+        });
+        c.router = Router::new(agents).with_supervision(
+            "*33",
+            Access::new([
+                ("1001".into(), staff(Role::Agent, &["sales"], &[])),
+                ("2001".into(), staff(Role::Agent, &["service"], &[])),
+                ("9001".into(), staff(Role::Supervisor, &[], &["sales"])),
+            ]),
+        );
+        c
+    }
+
+    /// The INVITE to the monitor code again, with an answer to `challenge` as `user`.
+    fn authed_invite(
+        n: u32,
+        dialed: &str,
+        user: &str,
+        challenge: &str,
+    ) -> Result<SipMessage, ParseError> {
+        let nonce = crate::sip::auth::challenge_param(challenge, "nonce").unwrap();
+        let uri = format!("sip:{dialed}@127.0.0.1");
+        let auth = crate::sip::auth::client_authorization(
+            &nonce,
+            "cti.local",
+            Algorithm::Md5,
+            user,
+            &format!("pw{user}"),
+            "INVITE",
+            &uri,
+            1,
+        );
+        let m = format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bKmon{n}\r\nFrom: <sip:{user}@x>;tag=f{n}\r\nTo: <{uri}>\r\nCall-ID: mon\r\nCSeq: {n} INVITE\r\nProxy-Authorization: {auth}\r\nContent-Length: 0\r\n\r\n"
+        );
+        SipMessage::parse(m.as_bytes())
+    }
+
+    fn challenge_of(c: &mut SipCore) -> (u16, Option<String>) {
+        let r = std::iter::from_fn(|| c.poll_transmit())
+            .find_map(|t| match t.message {
+                SipMessage::Response(r) if r.code >= 200 => Some(r),
+                _ => None,
+            })
+            .expect("a final response");
+        let ch = r
+            .headers
+            .get(&HeaderName::ProxyAuthenticate)
+            .map(str::to_string);
+        (r.code, ch)
+    }
+
+    #[test]
+    fn the_monitor_code_is_for_authenticated_supervisors_of_the_agents_group() {
+        let mut c = supervised_core();
+        let now = Instant::now();
+        let wall = 1_000_000;
+        let (m, p) = invite(1, "*331001", "127.0.0.1:6000");
+        c.handle_message(now, wall, m, p, &Staff);
+        let (code, challenge) = challenge_of(&mut c);
+        assert_eq!(code, 407, "challenged like a proxy would");
+        let challenge = challenge.expect("Proxy-Authenticate");
+        assert!(news(&mut c).is_empty());
+
+        // The supervisor of sales answers: the monitor call starts, naming them.
+        let m = authed_invite(2, "*331001", "9001", &challenge);
+        c.handle_message(now, wall, m, p, &Staff);
+        let started: Vec<_> = std::iter::from_fn(|| c.poll_call_dispatch()).collect();
+        match &started[..] {
+            [CallDispatch::New { route, .. }] => assert_eq!(
+                **route,
+                Route::Hosted(Service::Monitor(crate::call::router::MonitorTarget {
+                    agent: "1001".into(),
+                    supervisor: "9001".into(),
+                    call: None,
+                }))
+            ),
+            other => panic!("expected a new call: {other:?}"),
+        }
+
+        // Not their group; an agent; a wrong password: refused.
+        for (n, dialed, user) in [(3, "*332001", "9001"), (4, "*331001", "2001")] {
+            let (m, p) = invite(10 + n, dialed, "127.0.0.1:6000");
+            c.handle_message(now, wall, m, p, &Staff);
+            let (_, ch) = challenge_of(&mut c);
+            let m = authed_invite(n, dialed, user, &ch.unwrap());
+            c.handle_message(now, wall, m, p, &Staff);
+            assert_eq!(codes(&mut c), vec![403], "{user} monitoring {dialed}");
+            assert!(news(&mut c).is_empty());
+        }
+        struct WrongPasswords;
+        impl Credentials for WrongPasswords {
+            fn password(&self, _: &str) -> Option<String> {
+                Some("other".into())
+            }
+        }
+        let (m, p) = invite(20, "*331001", "127.0.0.1:6000");
+        c.handle_message(now, wall, m, p, &WrongPasswords);
+        let (_, ch) = challenge_of(&mut c);
+        let m = authed_invite(21, "*331001", "9001", &ch.unwrap());
+        c.handle_message(now, wall, m, p, &WrongPasswords);
+        assert_eq!(challenge_of(&mut c).0, 407);
+        assert!(news(&mut c).is_empty());
+
+        // The code with no such agent behind it.
+        let (m, p) = invite(30, "*337777", "127.0.0.1:6000");
+        c.handle_message(now, wall, m, p, &Staff);
+        assert_eq!(codes(&mut c), vec![404]);
     }
 
     #[test]

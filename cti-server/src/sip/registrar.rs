@@ -103,37 +103,62 @@ impl Registrar {
         }
     }
 
+    /// Authenticates a request by digest (RFC 3261 §22): the user name, or the challenge to
+    /// answer with. A REGISTER is challenged with 401 and `WWW-Authenticate`; other requests
+    /// (an INVITE to a feature code) with 407 and `Proxy-Authenticate`, as phones expect.
+    pub fn authenticate(
+        &mut self,
+        request: &Request,
+        wall_ms: u64,
+        credentials: &dyn Credentials,
+        tag: &Tag,
+    ) -> Result<String, Box<Response>> {
+        let register = request.method == crate::sip::types::Method::Register;
+        let (asked, offered) = if register {
+            (HeaderName::Authorization, HeaderName::WwwAuthenticate)
+        } else {
+            (
+                HeaderName::ProxyAuthorization,
+                HeaderName::ProxyAuthenticate,
+            )
+        };
+        let creds = request
+            .headers
+            .get_all(&asked)
+            .filter_map(DigestCredentials::parse)
+            .find(|c| c.realm == self.auth.realm());
+        let method = request.method.to_string();
+        let failure = match &creds {
+            None => AuthFailure::Missing,
+            Some(c) => {
+                let password = credentials.password(&c.username);
+                match self.auth.verify(wall_ms, &method, c, password.as_deref()) {
+                    Ok(()) => return Ok(c.username.clone()),
+                    Err(f) => f,
+                }
+            }
+        };
+        tracing::info!(?failure, %method, "request challenged");
+        let mut r = if register {
+            request.response(401, "Unauthorized", Some(tag.as_str()))
+        } else {
+            request.response(407, "Proxy Authentication Required", Some(tag.as_str()))
+        };
+        for ch in self.auth.challenges(wall_ms, failure == AuthFailure::Stale) {
+            r.headers.push(offered.clone(), ch);
+        }
+        Err(Box::new(r))
+    }
+
     /// Processes a REGISTER and returns the final response (§10.3 steps 1–8).
     pub fn handle_register(&mut self, request: &Request, ctx: &RegisterContext<'_>) -> Response {
         let tag = Tag::generate();
         let reply = |code, reason| request.response(code, reason, Some(tag.as_str()));
         // §10.3 step 3 / §22: authenticate before revealing anything about the AOR.
-        let creds = request
-            .headers
-            .get_all(&HeaderName::Authorization)
-            .filter_map(DigestCredentials::parse)
-            .find(|c| c.realm == self.auth.realm());
-        let failure = match &creds {
-            None => Some(AuthFailure::Missing),
-            Some(c) => {
-                let password = ctx.credentials.password(&c.username);
-                self.auth
-                    .verify(ctx.wall_ms, "REGISTER", c, password.as_deref())
-                    .err()
-            }
+        let user = match self.authenticate(request, ctx.wall_ms, ctx.credentials, &tag) {
+            Ok(user) => user,
+            Err(challenge) => return *challenge,
         };
-        if let Some(failure) = failure {
-            tracing::info!(?failure, "REGISTER challenged");
-            let mut r = reply(401, "Unauthorized");
-            for ch in self
-                .auth
-                .challenges(ctx.wall_ms, failure == AuthFailure::Stale)
-            {
-                r.headers.push(HeaderName::WwwAuthenticate, ch);
-            }
-            return r;
-        }
-        let creds = creds.expect("failure is None only with credentials");
         // §10.3 step 5: the address-of-record is the To URI's user (the agent's extension).
         let Some(agent) = request
             .to_header()
@@ -142,7 +167,7 @@ impl Registrar {
             return reply(404, "Not Found");
         };
         // §10.3 step 4: the authenticated user may only register its own AOR.
-        if creds.username != agent {
+        if user != agent {
             return reply(403, "Forbidden");
         }
         if ctx.credentials.password(&agent).is_none() {

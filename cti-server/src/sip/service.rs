@@ -17,7 +17,7 @@ use super::transaction::Peer;
 use super::transport::{self, Connections, Inbound, TransportConfig, Transports};
 use super::types::Transport;
 use crate::call::actor::{ActorConfig, ActorMessage, CallActor, CallEvent, call_of_leg, legs_of};
-use crate::call::router::Route;
+use crate::call::router::{Route, Service};
 use crate::call::{Call, CallConfig, CallKey, Linked, SipInput};
 use crate::store::{StoreEvent, now_ms};
 use media::engine::{EngineEvent, MediaHandle};
@@ -232,7 +232,26 @@ impl SipService {
                     } => {
                         let now = Instant::now();
                         let config = plane.call_config.clone();
-                        let (call, service) = match *route {
+                        let mut route = *route;
+                        // A supervisor monitors the agent's call in progress, if there is one.
+                        if let Route::Hosted(Service::Monitor(m)) = &mut route {
+                            m.call = plane.actor_config.live.agent_call(&m.agent);
+                            if m.call.is_none() {
+                                let response = request.response(
+                                    480,
+                                    "Temporarily Unavailable (the agent is not on a call)",
+                                    Some(crate::sip::types::Tag::generate().as_str()),
+                                );
+                                core.handle_call_command(
+                                    now,
+                                    key,
+                                    crate::call::SipCommand::Respond { tx, response },
+                                );
+                                core.call_ended(key);
+                                continue;
+                            }
+                        }
+                        let (call, service) = match route {
                             Route::Direct(target) => (
                                 Call::new(
                                     key,
@@ -305,16 +324,29 @@ impl SipService {
                         }
                         None => {
                             tracing::debug!(%key, "input for a finished call dropped");
-                            // A call asking to be joined with this one must not wait forever.
-                            if let SipInput::Linked(Linked::JoinRequest { partner, .. }) = input
-                                && let Some(tx) = calls.get(&partner)
-                            {
-                                let _ = tx.try_send(CallEvent::Sip(SipInput::Linked(
+                            // A call asking to be joined with this one, or to monitor it,
+                            // must not wait forever.
+                            let refusal = match input {
+                                SipInput::Linked(Linked::JoinRequest { partner, .. }) => Some((
+                                    partner,
                                     Linked::JoinRefused {
                                         code: 481,
                                         reason: "Call/Transaction Does Not Exist",
                                     },
-                                )));
+                                )),
+                                SipInput::Linked(Linked::MonitorRequest { monitor, .. }) => Some((
+                                    monitor,
+                                    Linked::MonitorOver {
+                                        code: 481,
+                                        reason: "Call/Transaction Does Not Exist",
+                                    },
+                                )),
+                                _ => None,
+                            };
+                            if let Some((to, msg)) = refusal
+                                && let Some(tx) = calls.get(&to)
+                            {
+                                let _ = tx.try_send(CallEvent::Sip(SipInput::Linked(msg)));
                             }
                         }
                     },

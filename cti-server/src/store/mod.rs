@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::config::AgentConfig;
 
 pub mod leads;
+pub mod monitor;
 pub mod recordings;
 pub mod voicemail;
 
@@ -130,6 +131,8 @@ pub enum StoreEvent {
     Voicemail(Box<crate::call::host::Voicemail>),
     /// A call's recording, closed.
     Recording(Box<RecordingDone>),
+    /// A supervisor's monitor session, over (the audit log).
+    Monitor(Box<crate::call::host::MonitorSession>),
 }
 
 /// A finished call recording, for the `recordings` index (size and SHA-256 are read from the
@@ -250,10 +253,6 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
                 .await?;
             }
             StoreEvent::Voicemail(v) => {
-                let ms = |t: std::time::SystemTime| {
-                    t.duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as i64)
-                };
                 sqlx::query(
                     "INSERT INTO voicemails (call_id, mailbox, caller, lead_id, path, started_at_ms, duration_ms)
                      VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -263,14 +262,43 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
                 .bind(&v.caller)
                 .bind(v.lead_id)
                 .bind(v.path.to_string_lossy().into_owned())
-                .bind(ms(v.started_at))
+                .bind(wall_ms(v.started_at))
                 .bind(v.duration.as_millis() as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+            StoreEvent::Monitor(m) => {
+                let modes: Vec<serde_json::Value> = m
+                    .modes
+                    .iter()
+                    .map(|(at, mode)| serde_json::json!({"at_ms": wall_ms(*at), "mode": mode.as_str()}))
+                    .collect();
+                sqlx::query(
+                    "INSERT INTO monitor_sessions (call_id, monitored_call_id, supervisor, agent,
+                       started_at_ms, ended_at_ms, modes, connected, outcome)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(m.call.0 as i64)
+                .bind(m.monitored.0 as i64)
+                .bind(&m.supervisor)
+                .bind(&m.agent)
+                .bind(wall_ms(m.started_at))
+                .bind(wall_ms(m.ended_at))
+                .bind(serde_json::Value::Array(modes).to_string())
+                .bind(m.connected)
+                .bind(&m.outcome)
                 .execute(&mut *tx)
                 .await?;
             }
         }
     }
     tx.commit().await
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+fn wall_ms(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A file's size and SHA-256 (hex); `None` when it cannot be read.
@@ -357,6 +385,8 @@ mod tests {
             contact: None,
             lines: 2,
             skills: Default::default(),
+            role: Default::default(),
+            supervises: Vec::new(),
         }];
         store.sync_agents(&agents).await.unwrap();
         store.sync_agents(&agents).await.unwrap();

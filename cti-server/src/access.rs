@@ -1,0 +1,144 @@
+//! Who may do what: roles and the skill groups a supervisor is responsible for. Policy only;
+//! the SIP core and the API ask it.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+/// What a user may do. Agents take calls; supervisors also monitor (listen, whisper, barge)
+/// the agents of the skill groups they supervise; admins may do everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    Agent,
+    Supervisor,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// One member of staff as the access rules see them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Staff {
+    pub role: Role,
+    /// The skill groups the member works in.
+    pub skills: BTreeSet<String>,
+    /// The skill groups a supervisor is responsible for.
+    pub supervises: BTreeSet<String>,
+}
+
+/// Why an action is refused, for the log and the refusal's reason phrase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    UnknownUser,
+    UnknownAgent,
+    NotASupervisor,
+    /// A supervisor of other skill groups.
+    NotTheirGroup,
+    Themselves,
+}
+
+impl Denied {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Denied::UnknownUser => "unknown user",
+            Denied::UnknownAgent => "unknown agent",
+            Denied::NotASupervisor => "not a supervisor",
+            Denied::NotTheirGroup => "agent outside the supervisor's groups",
+            Denied::Themselves => "cannot monitor oneself",
+        }
+    }
+}
+
+/// The staff by user name (the agent extension).
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    staff: HashMap<String, Staff>,
+}
+
+impl Access {
+    pub fn new(staff: impl IntoIterator<Item = (String, Staff)>) -> Access {
+        Access {
+            staff: staff.into_iter().collect(),
+        }
+    }
+
+    pub fn role(&self, user: &str) -> Option<Role> {
+        self.staff.get(user).map(|s| s.role)
+    }
+
+    /// May `supervisor` listen to, whisper to or barge into `agent`'s calls? Admins may monitor
+    /// anyone; a supervisor the agents who share one of the groups they supervise; agents
+    /// nobody.
+    pub fn may_monitor(&self, supervisor: &str, agent: &str) -> Result<(), Denied> {
+        let s = self.staff.get(supervisor).ok_or(Denied::UnknownUser)?;
+        let a = self.staff.get(agent).ok_or(Denied::UnknownAgent)?;
+        if supervisor == agent {
+            return Err(Denied::Themselves);
+        }
+        match s.role {
+            Role::Admin => Ok(()),
+            Role::Agent => Err(Denied::NotASupervisor),
+            Role::Supervisor if s.supervises.intersection(&a.skills).next().is_some() => Ok(()),
+            Role::Supervisor => Err(Denied::NotTheirGroup),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staff(role: Role, skills: &[&str], supervises: &[&str]) -> Staff {
+        Staff {
+            role,
+            skills: skills.iter().map(|s| s.to_string()).collect(),
+            supervises: supervises.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn access() -> Access {
+        Access::new([
+            ("1001".into(), staff(Role::Agent, &["sales"], &[])),
+            ("2001".into(), staff(Role::Agent, &["service"], &[])),
+            (
+                "2002".into(),
+                staff(Role::Agent, &["service", "sales"], &[]),
+            ),
+            ("9001".into(), staff(Role::Supervisor, &[], &["sales"])),
+            (
+                "9002".into(),
+                staff(Role::Supervisor, &["sales"], &["sales"]),
+            ),
+            ("9000".into(), staff(Role::Admin, &[], &[])),
+        ])
+    }
+
+    #[test]
+    fn supervisors_monitor_their_groups_admins_anyone_agents_nobody() {
+        let a = access();
+        assert_eq!(a.may_monitor("9001", "1001"), Ok(()));
+        assert_eq!(
+            a.may_monitor("9001", "2002"),
+            Ok(()),
+            "one shared group is enough"
+        );
+        assert_eq!(a.may_monitor("9001", "2001"), Err(Denied::NotTheirGroup));
+        assert_eq!(a.may_monitor("9000", "2001"), Ok(()));
+        assert_eq!(a.may_monitor("9000", "9001"), Ok(()));
+        assert_eq!(a.may_monitor("1001", "2002"), Err(Denied::NotASupervisor));
+        assert_eq!(a.may_monitor("2002", "1001"), Err(Denied::NotASupervisor));
+        assert_eq!(a.may_monitor("9002", "9002"), Err(Denied::Themselves));
+        assert_eq!(a.may_monitor("7777", "1001"), Err(Denied::UnknownUser));
+        assert_eq!(a.may_monitor("9001", "7777"), Err(Denied::UnknownAgent));
+    }
+}
