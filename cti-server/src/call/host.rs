@@ -1599,4 +1599,90 @@ mod tests {
         assert!(w.media.contains(&MediaOp::StopRecording));
         assert_eq!(w.last_play().1, "goodbye.wav");
     }
+
+    #[test]
+    fn a_supervisors_keys_switch_modes_and_the_session_is_audited() {
+        use crate::call::{Linked, Side};
+        let mut w = World::start(Service::Monitor(MonitorTarget {
+            agent: "1001".into(),
+            supervisor: "9001".into(),
+            call: Some((CallKey(3), Side::Agent)),
+        }));
+        let asked: Vec<_> = w
+            .sip
+            .iter()
+            .filter_map(|c| match c {
+                SipCommand::Tell { to, msg } => Some((*to, msg.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            asked,
+            vec![(
+                CallKey(3),
+                Linked::MonitorRequest {
+                    monitor: CallKey(9),
+                    leg: LegId(18),
+                    agent_side: Side::Agent,
+                    mode: MonitorMode::Listen
+                }
+            )]
+        );
+        w.call
+            .handle_sip(w.now, SipInput::Linked(Linked::MonitorStarted));
+        w.pump();
+        w.sip.clear();
+        // 2 whisper, 2 again (no change), 9 (no mode), 3 barge.
+        for key in ['2', '2', '9', '3'] {
+            w.wall += Duration::from_secs(10);
+            w.call.dtmf(LegId(18), key);
+            w.pump();
+        }
+        let modes: Vec<_> = w
+            .sip
+            .iter()
+            .filter_map(|c| match c {
+                SipCommand::Tell {
+                    msg: Linked::MonitorMode { mode, .. },
+                    ..
+                } => Some(*mode),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(modes, vec![MonitorMode::Whisper, MonitorMode::Barge]);
+        // The agent's call ends: the supervisor's call hangs up and the session is logged.
+        w.wall += Duration::from_secs(5);
+        w.call.handle_sip(
+            w.now,
+            SipInput::Linked(Linked::MonitorOver {
+                code: 200,
+                reason: "the monitored call ended",
+            }),
+        );
+        w.pump();
+        let logged: Vec<_> = w
+            .host_out
+            .iter()
+            .filter_map(|o| match o {
+                HostOutput::Monitor(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(logged.len(), 1);
+        let m = &logged[0];
+        assert_eq!((m.supervisor.as_str(), m.agent.as_str()), ("9001", "1001"));
+        assert_eq!((m.call, m.monitored), (CallKey(9), CallKey(3)));
+        assert!(m.connected);
+        assert_eq!(m.outcome, "the monitored call ended");
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            m.modes,
+            vec![
+                (t0, MonitorMode::Listen),
+                (t0 + Duration::from_secs(10), MonitorMode::Whisper),
+                (t0 + Duration::from_secs(40), MonitorMode::Barge),
+            ]
+        );
+        assert_eq!(m.ended_at, t0 + Duration::from_secs(45));
+    }
 }

@@ -572,50 +572,98 @@ impl Server {
 /// test owns: the sipp child, that socket, and the server's media address from the SDP answer
 /// (`None` when the call was not answered within 10 s).
 pub fn probe_call(server: &Server, number: &str) -> (SippChild, UdpSocket, Option<SocketAddr>) {
+    probe_call_for(server, number, Duration::from_secs(8))
+}
+
+/// [`probe_call`] lasting `talk` after the answer.
+pub fn probe_call_for(
+    server: &Server,
+    number: &str,
+    talk: Duration,
+) -> (SippChild, UdpSocket, Option<SocketAddr>) {
     let media = UdpSocket::bind("127.0.0.1:0").expect("bind caller media");
     let key = media.local_addr().unwrap().port().to_string();
     let mp = free_port().to_string();
+    let d = talk.as_millis().to_string();
     let caller = spawn_sipp(
         Some(server.sip),
         "caller_media_probe.xml",
         free_port(),
         &[
-            "-s", number, "-m", "1", "-mp", &mp, "-key", "rtp_port", &key,
+            "-s", number, "-m", "1", "-mp", &mp, "-key", "rtp_port", &key, "-d", &d,
         ],
     );
-    // The scenario writes the SDP answer's "address port" once the call is up.
-    let file = caller.dir.join("server_media.txt");
+    let target = server_media(&caller, Duration::from_secs(10));
+    (caller, media, target)
+}
+
+/// The server's media address a `*_probe` or `supervisor_*` scenario wrote to
+/// `server_media.txt` ("address port", from the SDP) once its call was up; `None` if it did
+/// not within `wait`.
+pub fn server_media(sipp: &SippChild, wait: Duration) -> Option<SocketAddr> {
+    let file = sipp.dir.join("server_media.txt");
     let t0 = std::time::Instant::now();
-    while t0.elapsed() < Duration::from_secs(10) {
+    while t0.elapsed() < wait {
         if let Ok(text) = std::fs::read_to_string(&file) {
             let mut it = text.split_whitespace();
             if let (Some(a), Some(p)) = (it.next(), it.next()) {
-                let target = format!("{a}:{p}").parse().expect("address in SDP answer");
-                return (caller, media, Some(target));
+                return Some(format!("{a}:{p}").parse().expect("address in SDP"));
             }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    (caller, media, None)
+    None
 }
 
-/// The customer's voice, as the test's own RTP end: a 1 kHz tone in 20 ms PCMU packets sent
-/// on an absolute clock (a sender drifting late would starve the jitter buffers), and a note
-/// of every packet that comes back and whether it carries the tone. Silence comes back as
-/// packets too (a bridge whose parties do not hear each other sends those), so only the
-/// tone's energy says the audio went through.
+/// Tones the [`TonePeer`]s tell apart in what they receive (multiples of 50 Hz: whole
+/// bins of a 160-sample frame, so one tone does not leak into another's measure).
+pub const PROBE_HZ: [f64; 3] = [600.0, 1000.0, 1400.0];
+
+/// The amplitude of `hz` in a frame (Goertzel): about the tone's peak for a tone alone.
+pub fn tone_amplitude(frame: &[i16], hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in frame {
+        let s0 = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    2.0 * power.max(0.0).sqrt() / frame.len() as f64
+}
+
+/// One party's voice, as the test's own RTP end: a tone (1 kHz unless told) in 20 ms PCMU
+/// packets sent on an absolute clock (a sender drifting late would starve the jitter
+/// buffers), keys as RFC 4733 events (payload type 101) when asked, and a note of every
+/// packet that comes back: whether it is loud, and how much of each [`PROBE_HZ`] tone it
+/// carries. Silence comes back as packets too (a bridge whose parties do not hear each other
+/// sends those), so only the tones' energy says whose audio went through.
 pub struct TonePeer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    heard: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, bool)>>>,
+    heard: std::sync::Arc<std::sync::Mutex<Vec<Heard>>>,
+    keys: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<char>>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Heard {
+    at: std::time::Instant,
+    loud: bool,
+    tones: [f64; PROBE_HZ.len()],
 }
 
 impl TonePeer {
     pub fn start(socket: UdpSocket, target: SocketAddr) -> TonePeer {
+        TonePeer::tone(socket, target, 1000.0)
+    }
+
+    /// Sends a tone of `hz`.
+    pub fn tone(socket: UdpSocket, target: SocketAddr, hz: f64) -> TonePeer {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (s, h) = (stop.clone(), heard.clone());
+        let keys = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        let (s, h, k) = (stop.clone(), heard.clone(), keys.clone());
         let thread = std::thread::spawn(move || {
             socket
                 .set_read_timeout(Some(Duration::from_millis(1)))
@@ -623,17 +671,55 @@ impl TonePeer {
             let start = std::time::Instant::now();
             let mut buf = [0u8; 2048];
             let mut i = 0u32;
+            let mut seq = 0u16;
+            // A key being sent: (event code, first packet's tick, packets sent).
+            let mut key: Option<(u8, u32, u32)> = None;
             while !s.load(Ordering::Relaxed) {
+                if key.is_none()
+                    && let Some(c) = k.lock().unwrap().pop_front()
+                {
+                    let code = media::codec::telephone_event::Digit::from_char(c)
+                        .expect("a DTMF key")
+                        .code();
+                    key = Some((code, i, 0));
+                }
                 let mut pkt = vec![0x80, 0x00];
-                pkt.extend_from_slice(&(i as u16).to_be_bytes());
-                pkt.extend_from_slice(&(i.wrapping_mul(160)).to_be_bytes());
-                pkt.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-                pkt.extend((0..160u32).map(|k| {
-                    let t = f64::from(i.wrapping_mul(160).wrapping_add(k)) / 8000.0;
-                    let x = 8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin();
-                    media::codec::g711::ulaw_encode(x as i16)
-                }));
+                match key.as_mut() {
+                    Some((code, first, sent)) => {
+                        // 5 packets of a growing event, then its end 3 times (RFC 4733 §2.5.1.4).
+                        let end = *sent >= 5;
+                        pkt[1] = 101 | if *sent == 0 { 0x80 } else { 0 };
+                        pkt.extend_from_slice(&seq.to_be_bytes());
+                        pkt.extend_from_slice(&(first.wrapping_mul(160)).to_be_bytes());
+                        pkt.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+                        let duration = (160 * (*sent + 1).min(6)) as u16;
+                        pkt.extend_from_slice(
+                            &media::codec::telephone_event::EventPayload {
+                                event: *code,
+                                end,
+                                volume: 10,
+                                duration,
+                            }
+                            .to_bytes(),
+                        );
+                        *sent += 1;
+                        if *sent >= 8 {
+                            key = None;
+                        }
+                    }
+                    None => {
+                        pkt.extend_from_slice(&seq.to_be_bytes());
+                        pkt.extend_from_slice(&(i.wrapping_mul(160)).to_be_bytes());
+                        pkt.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+                        pkt.extend((0..160u32).map(|n| {
+                            let t = f64::from(i.wrapping_mul(160).wrapping_add(n)) / 8000.0;
+                            let x = 8000.0 * (2.0 * std::f64::consts::PI * hz * t).sin();
+                            media::codec::g711::ulaw_encode(x as i16)
+                        }));
+                    }
+                }
                 let _ = socket.send_to(&pkt, target);
+                seq = seq.wrapping_add(1);
                 i += 1;
                 let next = start + Duration::from_millis(20 * u64::from(i));
                 while std::time::Instant::now() < next {
@@ -641,13 +727,19 @@ impl TonePeer {
                         if n != 12 + 160 || buf[0] >> 6 != 2 {
                             continue;
                         }
-                        let energy: f64 = buf[12..n]
+                        let frame: Vec<i16> = buf[12..n]
                             .iter()
-                            .map(|&b| f64::from(media::codec::g711::ulaw_decode(b)).powi(2))
-                            .sum();
-                        // The tone's RMS is about 5,700; fades and concealment are quieter.
+                            .map(|&b| media::codec::g711::ulaw_decode(b))
+                            .collect();
+                        let energy: f64 = frame.iter().map(|&x| f64::from(x).powi(2)).sum();
+                        // A tone's RMS is about 5,700; fades and concealment are quieter.
                         let loud = (energy / 160.0).sqrt() > 2000.0;
-                        h.lock().unwrap().push((std::time::Instant::now(), loud));
+                        let tones = PROBE_HZ.map(|hz| tone_amplitude(&frame, hz));
+                        h.lock().unwrap().push(Heard {
+                            at: std::time::Instant::now(),
+                            loud,
+                            tones,
+                        });
                     }
                 }
             }
@@ -655,6 +747,7 @@ impl TonePeer {
         TonePeer {
             stop,
             heard,
+            keys,
             thread: Some(thread),
         }
     }
@@ -662,8 +755,32 @@ impl TonePeer {
     /// Packets that came back since `since`: (all, carrying the tone).
     pub fn heard_since(&self, since: std::time::Instant) -> (u32, u32) {
         let heard = self.heard.lock().unwrap();
-        let after = heard.iter().filter(|(t, _)| *t >= since);
-        after.fold((0, 0), |(n, l), (_, loud)| (n + 1, l + u32::from(*loud)))
+        let after = heard.iter().filter(|h| h.at >= since);
+        after.fold((0, 0), |(n, l), h| (n + 1, l + u32::from(h.loud)))
+    }
+
+    /// Packets that came back between `from` and `to`: (all, carrying the [`PROBE_HZ`]
+    /// tone `hz`, at an amplitude of at least 1,000 of the 8,000 sent).
+    pub fn heard_tone(
+        &self,
+        hz: f64,
+        from: std::time::Instant,
+        to: std::time::Instant,
+    ) -> (u32, u32) {
+        let k = PROBE_HZ
+            .iter()
+            .position(|&p| p == hz)
+            .expect("one of PROBE_HZ");
+        let heard = self.heard.lock().unwrap();
+        let window = heard.iter().filter(|h| h.at >= from && h.at < to);
+        window.fold((0, 0), |(n, t), h| {
+            (n + 1, t + u32::from(h.tones[k] > 1000.0))
+        })
+    }
+
+    /// Sends a key as RFC 4733 events (payload type 101) in place of the tone, 160 ms.
+    pub fn press(&self, key: char) {
+        self.keys.lock().unwrap().push_back(key);
     }
 }
 
