@@ -94,6 +94,19 @@ impl Access {
     }
 }
 
+impl Access {
+    /// May `user` see `agent`'s calls and recordings? Admins all; supervisors the agents of
+    /// their groups; everybody their own.
+    pub fn oversees(&self, user: &str, agent: &str) -> bool {
+        user == agent
+            || match self.staff.get(user).map(|s| s.role) {
+                Some(Role::Admin) => true,
+                Some(Role::Supervisor) => self.may_monitor(user, agent).is_ok(),
+                _ => false,
+            }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +153,17 @@ mod tests {
         assert_eq!(a.may_monitor("9002", "9002"), Err(Denied::Themselves));
         assert_eq!(a.may_monitor("7777", "1001"), Err(Denied::UnknownUser));
         assert_eq!(a.may_monitor("9001", "7777"), Err(Denied::UnknownAgent));
+    }
+
+    #[test]
+    fn everybody_oversees_themselves_supervisors_their_groups_admins_all() {
+        let a = access();
+        assert!(a.oversees("1001", "1001"));
+        assert!(!a.oversees("1001", "2002"));
+        assert!(a.oversees("9001", "1001"));
+        assert!(!a.oversees("9001", "2001"));
+        assert!(a.oversees("9000", "2001"));
+        assert!(a.oversees("9000", "+4930123"), "external numbers too");
+        assert!(!a.oversees("9001", "+4930123"));
     }
 }

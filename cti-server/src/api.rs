@@ -1,6 +1,7 @@
-//! The REST API (under `/api`): agent states, queue figures, voicemail and recordings. Every request
-//! carries `Authorization: Bearer <http.api_token>`; without a configured token the API is
-//! off (403), so a server is never left open by omission.
+//! The REST API (under `/api`): agent states, queue figures, live calls, voicemail and
+//! recordings. Every request carries `Authorization: Bearer <token>`: a login session's
+//! ([`crate::login`]) or the configured `http.api_token` (an admin's rights). What a user
+//! sees follows their role: agents their own calls, supervisors their groups', admins all.
 
 use std::time::Instant;
 
@@ -14,12 +15,9 @@ use serde_json::{Value, json};
 use crate::acd::actor::AcdInput;
 use crate::acd::{AcdEvent, AgentState, AgentStatus, QueueSnapshot};
 use crate::http::AppState;
+use crate::login::{audit, err, oversees, principal, require_admin, require_supervisor};
 
 type ApiResult = Result<Json<Value>, (StatusCode, Json<Value>)>;
-
-fn err(code: StatusCode, msg: impl Into<String>) -> (StatusCode, Json<Value>) {
-    (code, Json(json!({ "error": msg.into() })))
-}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -32,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/calls/{id}/recording", post(pause_recording))
         .route("/api/recordings", get(recordings))
         .route("/api/recordings/{id}/audio", get(recording_audio))
+        .route("/api/monitor-sessions", get(monitor_sessions))
         .route("/api/ivr/reload", post(reload_flows))
         .route(
             "/api/prompts/{name}",
@@ -46,7 +45,7 @@ const MAX_PROMPT_BYTES: usize = 64 << 20;
 /// Reloads the IVR flows from `ivr.dir`. A broken set is refused with every error and the
 /// running set stays; calls already in a flow keep the version they started with.
 async fn reload_flows(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
-    authorize(&s, &headers)?;
+    require_admin(&principal(&s, &headers).await?)?;
     let hosting = s
         .hosting
         .as_ref()
@@ -77,7 +76,7 @@ async fn upload_prompt(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult {
-    authorize(&s, &headers)?;
+    require_admin(&principal(&s, &headers).await?)?;
     let hosting = s
         .hosting
         .as_ref()
@@ -165,11 +164,26 @@ fn store_prompt(data: &[u8], path: &std::path::Path) -> Result<u64, (StatusCode,
     Ok(pcm.len() as u64 / 8)
 }
 
-/// Checks the bearer token (constant-time comparison: the token is a password).
-/// `GET /api/calls`: the calls in progress, oldest first.
+/// `GET /api/calls`: the calls in progress the user may see (their own, their groups', or
+/// all), oldest first.
 async fn live_calls(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
-    authorize(&s, &headers)?;
-    Ok(Json(json!({ "calls": s.live.list() })))
+    let p = principal(&s, &headers).await?;
+    let calls: Vec<_> = s
+        .live
+        .list()
+        .into_iter()
+        .filter(|c| oversees(&s, &p, &call_parties(c)))
+        .collect();
+    Ok(Json(json!({ "calls": calls })))
+}
+
+/// The staff a live call may concern: its agent and its caller.
+fn call_parties(c: &crate::call::live::LiveCall) -> Vec<&str> {
+    c.agent
+        .as_deref()
+        .into_iter()
+        .chain([c.caller.as_str()])
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -185,7 +199,18 @@ async fn pause_recording(
     Path(id): Path<u64>,
     Json(body): Json<PauseBody>,
 ) -> ApiResult {
-    authorize(&s, &headers)?;
+    let p = principal(&s, &headers).await?;
+    let visible = s
+        .live
+        .list()
+        .into_iter()
+        .any(|c| c.id == id && oversees(&s, &p, &call_parties(&c)));
+    if !visible {
+        return Err(err(
+            StatusCode::NOT_FOUND,
+            format!("no call {id} in progress"),
+        ));
+    }
     let inbox = s
         .live
         .inbox(crate::call::CallKey(id))
@@ -218,31 +243,74 @@ async fn recordings(
     headers: HeaderMap,
     Query(f): Query<RecordingFilter>,
 ) -> ApiResult {
-    authorize(&s, &headers)?;
-    let rows = s
+    let p = principal(&s, &headers).await?;
+    let rows: Vec<_> = s
         .store
         .recordings(f.call_id)
         .await
-        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .into_iter()
+        .filter(|r| may_hear(&s, &p, r))
+        .collect();
     Ok(Json(json!({ "recordings": rows })))
 }
 
+/// May `p` list and play this recording? Admins all; supervisors their groups' calls;
+/// agents their own calls when `recording.agents_hear_own` allows.
+fn may_hear(
+    s: &AppState,
+    p: &crate::users::Principal,
+    r: &crate::store::recordings::RecordingRow,
+) -> bool {
+    let parties = r.parties();
+    if p.is_supervisor_or_admin() {
+        return oversees(s, p, &parties);
+    }
+    s.agents_hear_own && parties.contains(&p.name.as_str())
+}
+
 /// `GET /api/recordings/{id}/audio`: the WAV, streamed from the file; a `Range: bytes=...`
-/// request (one range) gets 206 with that part, so a player can seek.
+/// request (one range) gets 206 with that part, so a player can seek. Every access, and
+/// every refused one, is in the audit log.
 async fn recording_audio(
     State(s): State<AppState>,
+    axum::extract::ConnectInfo(from): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<axum::response::Response, (StatusCode, Json<Value>)> {
     use axum::http::header;
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    authorize(&s, &headers)?;
+    let p = principal(&s, &headers).await?;
     let row = s
         .store
         .recording(id)
         .await
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no recording {id}")))?;
+        .filter(|r| may_hear(&s, &p, r));
+    let range_asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let target = id.to_string();
+    let Some(row) = row else {
+        // Not found and not allowed look the same: ids of other people's calls stay hidden.
+        audit(
+            &s,
+            &p,
+            "recording.audio_refused",
+            Some(&target),
+            None,
+            Some(from),
+        )
+        .await?;
+        return Err(err(StatusCode::NOT_FOUND, format!("no recording {id}")));
+    };
+    audit(
+        &s,
+        &p,
+        "recording.audio",
+        Some(&target),
+        range_asked,
+        Some(from),
+    )
+    .await?;
     let mut file = tokio::fs::File::open(&row.path).await.map_err(|e| {
         err(
             StatusCode::GONE,
@@ -310,34 +378,6 @@ fn byte_range(value: &str, size: u64) -> Option<(u64, u64)> {
     (start <= end).then_some((start, end))
 }
 
-fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), (StatusCode, Json<Value>)> {
-    let Some(token) = s.api_token.as_deref().filter(|t| !t.is_empty()) else {
-        return Err(err(
-            StatusCode::FORBIDDEN,
-            "the API is off: set http.api_token in the configuration",
-        ));
-    };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let same = given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
-        Ok(())
-    } else {
-        Err(err(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token",
-        ))
-    }
-}
-
 fn acd(s: &AppState) -> Result<&crate::acd::actor::AcdHandle, (StatusCode, Json<Value>)> {
     s.acd
         .as_ref()
@@ -376,7 +416,13 @@ async fn agent(
     headers: HeaderMap,
     Path(ext): Path<String>,
 ) -> ApiResult {
-    authorize(&s, &headers)?;
+    let p = principal(&s, &headers).await?;
+    if !oversees(&s, &p, &[&ext]) {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            format!("agent {ext} is not yours to see"),
+        ));
+    }
     match acd(&s)?.agent(&ext).await {
         Some(a) => Ok(Json(agent_json(&ext, &a, Instant::now()))),
         None => Err(err(StatusCode::NOT_FOUND, format!("no agent {ext}"))),
@@ -396,7 +442,13 @@ async fn set_agent_state(
     Path(ext): Path<String>,
     body: Result<Json<StateChange>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    authorize(&s, &headers)?;
+    let p = principal(&s, &headers).await?;
+    if !oversees(&s, &p, &[&ext]) {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            format!("agent {ext} is not yours to change"),
+        ));
+    }
     let Json(change) = body.map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
     let handle = acd(&s)?;
     if handle.agent(&ext).await.is_none() {
@@ -459,7 +511,8 @@ async fn queue(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult {
-    authorize(&s, &headers)?;
+    // Queue figures are for everybody on the floor (the agents' softphone shows them).
+    principal(&s, &headers).await?;
     match acd(&s)?.queue(&name).await {
         Some(q) => Ok(Json(queue_json(&q, Instant::now()))),
         None => Err(err(StatusCode::NOT_FOUND, format!("no queue {name}"))),
@@ -478,7 +531,7 @@ async fn voicemails(
     headers: HeaderMap,
     Query(f): Query<VoicemailFilter>,
 ) -> ApiResult {
-    authorize(&s, &headers)?;
+    require_supervisor(&principal(&s, &headers).await?)?;
     let rows = s
         .store
         .voicemails(f.mailbox.as_deref(), f.unheard.unwrap_or(false))
@@ -489,7 +542,8 @@ async fn voicemails(
 
 #[derive(Deserialize)]
 struct Heard {
-    by: String,
+    /// Who listened: the logged-in user; only the API token (a script) names somebody.
+    by: Option<String>,
 }
 
 async fn voicemail_heard(
@@ -498,13 +552,59 @@ async fn voicemail_heard(
     Path(id): Path<i64>,
     body: Result<Json<Heard>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    authorize(&s, &headers)?;
+    let p = principal(&s, &headers).await?;
+    require_supervisor(&p)?;
     let Json(h) = body.map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
-    match s.store.mark_voicemail_heard(id, &h.by).await {
-        Ok(true) => Ok(Json(json!({ "id": id, "heard_by": h.by }))),
+    let by = match h.by {
+        Some(by) if p.name == crate::login::API_TOKEN_USER => by,
+        _ => p.name,
+    };
+    match s.store.mark_voicemail_heard(id, &by).await {
+        Ok(true) => Ok(Json(json!({ "id": id, "heard_by": by }))),
         Ok(false) => Err(err(StatusCode::NOT_FOUND, format!("no voicemail {id}"))),
         Err(e) => Err(err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
+}
+
+#[derive(Deserialize)]
+struct MonitorFilter {
+    agent: Option<String>,
+    supervisor: Option<String>,
+}
+
+/// `GET /api/monitor-sessions`: the audit log of listen/whisper/barge sessions, newest first:
+/// admins see all, supervisors their own and those on their groups' agents.
+async fn monitor_sessions(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(f): Query<MonitorFilter>,
+) -> ApiResult {
+    let p = principal(&s, &headers).await?;
+    require_supervisor(&p)?;
+    let rows: Vec<_> = s
+        .store
+        .monitor_sessions(f.agent.as_deref(), f.supervisor.as_deref())
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .into_iter()
+        .filter(|r| r.supervisor == p.name || oversees(&s, &p, &[&r.agent]))
+        .map(|r| {
+            let modes: Value = serde_json::from_str(&r.modes).unwrap_or(Value::Null);
+            json!({
+                "id": r.id,
+                "call_id": r.call_id,
+                "monitored_call_id": r.monitored_call_id,
+                "supervisor": r.supervisor,
+                "agent": r.agent,
+                "started_at_ms": r.started_at_ms,
+                "ended_at_ms": r.ended_at_ms,
+                "modes": modes,
+                "connected": r.connected,
+                "outcome": r.outcome,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "sessions": rows })))
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })?;
     let store = Store::open(&config.storage.database_url()).await?;
     store.sync_agents(&config.agents).await?;
+    store.sync_users(&config.agents).await?;
     let (writer, writer_task) = store.spawn_writer(4096);
 
     let transports = Transports::bind(config.sip.listen)
@@ -272,6 +273,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         sip_addr,
         acd: Some(acd),
         api_token: config.http.api_token.clone(),
+        access: Arc::new(access(&config)),
+        throttle: Arc::new(std::sync::Mutex::new(crate::users::Throttle::new(
+            config.http.login_max_failures,
+            Duration::from_secs(config.http.login_window_s),
+        ))),
+        session_ttl: crate::login::session_ttl(config.http.session_ttl_h),
+        agents_hear_own: config.recording.agents_hear_own,
         media_dropped_events,
         media_clock,
         recording_failures,
@@ -281,11 +289,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
     let mut http_shutdown = shutdown_rx.clone();
     let http_task = tokio::spawn(async move {
-        axum::serve(http_listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_shutdown.wait_for(|v| *v).await;
-            })
-            .await
+        axum::serve(
+            http_listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_shutdown.wait_for(|v| *v).await;
+        })
+        .await
     });
 
     // Tests and scripts read this line to find the ports (port 0 in the config picks free ones).

@@ -114,8 +114,15 @@ impl Default for SipConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
-    /// Bearer token of the REST API (`/api`); unset or empty turns the API off.
+    /// A bearer token with an admin's rights, for scripts (`/api`); unset or empty: only
+    /// users who log in (`POST /api/login`) use the API.
     pub api_token: Option<String>,
+    /// How long a login lasts.
+    pub session_ttl_h: u64,
+    /// Failed logins within `login_window_s`, for one user or from one address, after which
+    /// logins are refused (429) until the window moves on.
+    pub login_max_failures: usize,
+    pub login_window_s: u64,
 }
 
 impl Default for HttpConfig {
@@ -123,6 +130,9 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: "127.0.0.1:8088".parse().expect("valid literal"),
             api_token: None,
+            session_ttl_h: 12,
+            login_max_failures: 5,
+            login_window_s: 300,
         }
     }
 }
@@ -194,6 +204,9 @@ pub struct RecordingConfig {
     /// For calls no queue decides for (direct calls, agents' outbound calls); a queue's
     /// `recording` decides for its callers.
     pub policy: RecordingPolicy,
+    /// Agents may list and play the recordings of their own calls (supervisors those of
+    /// their groups, admins all, whatever this says).
+    pub agents_hear_own: bool,
 }
 
 /// Live supervision (`[supervision]`): supervisors monitor agents' calls from a SIP phone by

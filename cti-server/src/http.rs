@@ -18,8 +18,16 @@ pub struct AppState {
     pub store: Store,
     pub sip_addr: std::net::SocketAddr,
     pub acd: Option<crate::acd::actor::AcdHandle>,
-    /// Bearer token for `/api`; `None` turns the API off.
+    /// A bearer token with an admin's rights (scripts); users log in instead.
     pub api_token: Option<String>,
+    /// Roles and groups: who may see whose calls.
+    pub access: Arc<crate::access::Access>,
+    /// Failed logins held against users and addresses.
+    pub throttle: Arc<std::sync::Mutex<crate::users::Throttle>>,
+    /// How long a login lasts.
+    pub session_ttl: std::time::Duration,
+    /// Agents may list and play their own calls' recordings.
+    pub agents_hear_own: bool,
     /// Media events (DTMF, prompt ends, timeouts) the engine had to drop because the SIP
     /// task did not take them in time.
     pub media_dropped_events: Arc<std::sync::atomic::AtomicU64>,
@@ -39,6 +47,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(crate::api::routes())
+        .merge(crate::login::routes())
         .with_state(state)
 }
 

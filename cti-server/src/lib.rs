@@ -13,6 +13,8 @@ pub mod call;
 pub mod config;
 pub mod http;
 pub mod ivr;
+pub mod login;
 pub mod sdp;
 pub mod sip;
 pub mod store;
+pub mod users;

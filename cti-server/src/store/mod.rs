@@ -14,6 +14,7 @@ use crate::config::AgentConfig;
 pub mod leads;
 pub mod monitor;
 pub mod recordings;
+pub mod users;
 pub mod voicemail;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,8 @@ pub enum StoreError {
         "unsupported database URL {0} (sqlite:// is supported; PostgreSQL arrives with issue 9)"
     )]
     Unsupported(String),
+    #[error("{0}")]
+    Other(String),
 }
 
 /// A handle on the database.
