@@ -147,7 +147,9 @@ fn each_role_sees_its_own_and_every_recording_access_is_audited() {
     let entries = json(&body)["entries"].as_array().unwrap().clone();
     let has = |actor: &str, action: &str, target: i64| {
         entries.iter().any(|e| {
-            e["actor"] == actor && e["action"] == action && e["target"] == target.to_string()
+            e["actor"] == actor
+                && e["action"] == action
+                && e["target"].as_str() == Some(&*target.to_string())
         })
     };
     assert!(has("9001", "recording.audio", rec_1001), "{entries:#?}");
