@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/calls/{id}/recording", post(pause_recording))
         .route("/api/recordings", get(recordings))
         .route("/api/recordings/{id}/audio", get(recording_audio))
+        .route("/api/recordings/{id}/legal-hold", post(legal_hold))
         .route("/api/monitor-sessions", get(monitor_sessions))
         .route("/api/ivr/reload", post(reload_flows))
         .route(
@@ -302,6 +303,12 @@ async fn recording_audio(
         .await?;
         return Err(err(StatusCode::NOT_FOUND, format!("no recording {id}")));
     };
+    if let Some(at) = row.deleted_at_ms {
+        return Err(err(
+            StatusCode::GONE,
+            format!("recording {id} was deleted by retention (at_ms {at})"),
+        ));
+    }
     audit(
         &s,
         &p,
@@ -564,6 +571,71 @@ async fn voicemail_heard(
         Ok(false) => Err(err(StatusCode::NOT_FOUND, format!("no voicemail {id}"))),
         Err(e) => Err(err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
+}
+
+#[derive(Deserialize)]
+struct HoldBody {
+    hold: bool,
+    reason: Option<String>,
+}
+
+/// `POST /api/recordings/{id}/legal-hold` with `{"hold": true, "reason": "..."}`: keeps a
+/// recording whatever its retention (supervisors who may hear it, admins); `false` lifts it.
+async fn legal_hold(
+    State(s): State<AppState>,
+    axum::extract::ConnectInfo(from): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Result<Json<HoldBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let p = principal(&s, &headers).await?;
+    require_supervisor(&p)?;
+    let Json(b) = body.map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let reason = b.reason.filter(|r| !r.trim().is_empty());
+    if b.hold && reason.is_none() {
+        return Err(err(StatusCode::BAD_REQUEST, "a legal hold needs a reason"));
+    }
+    let row = s
+        .store
+        .recording(id)
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .filter(|r| may_hear(&s, &p, r))
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no recording {id}")))?;
+    let gone = || {
+        err(
+            StatusCode::GONE,
+            format!("recording {id} was deleted by retention"),
+        )
+    };
+    if row.deleted_at_ms.is_some() {
+        return Err(gone());
+    }
+    let changed = s
+        .store
+        .set_legal_hold(id, b.hold, reason.as_deref())
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if !changed {
+        return Err(gone());
+    }
+    let action = if b.hold {
+        "recording.legal_hold"
+    } else {
+        "recording.legal_hold_lifted"
+    };
+    audit(
+        &s,
+        &p,
+        action,
+        Some(&id.to_string()),
+        reason.as_deref(),
+        Some(from),
+    )
+    .await?;
+    Ok(Json(
+        json!({ "id": id, "legal_hold": b.hold, "reason": reason }),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -43,6 +43,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     store.sync_agents(&config.agents).await?;
     store.sync_users(&config.agents).await?;
     let (writer, writer_task) = store.spawn_writer(4096);
+    let retention = config.retention();
+    if !retention.keeps_all() {
+        let (store, every) = (
+            store.clone(),
+            Duration::from_secs(config.recording.retention_sweep_s),
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let n = crate::retention::sweep(&store, &retention).await;
+                if n > 0 {
+                    tracing::info!(deleted = n, "retention sweep");
+                }
+            }
+        });
+    }
 
     let transports = Transports::bind(config.sip.listen)
         .await

@@ -198,7 +198,7 @@ pub enum RecordingPolicy {
 }
 
 /// Call recording (`[recording]`): one stereo WAV per call under `storage.recordings_dir`.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordingConfig {
     /// For calls no queue decides for (direct calls, agents' outbound calls); a queue's
@@ -207,6 +207,22 @@ pub struct RecordingConfig {
     /// Agents may list and play the recordings of their own calls (supervisors those of
     /// their groups, admins all, whatever this says).
     pub agents_hear_own: bool,
+    /// Recordings older than this many days (fractions allowed) are deleted, unless on legal
+    /// hold; a queue's `retention_days` decides for its calls. Unset or 0: kept for ever.
+    pub retention_days: Option<f64>,
+    /// How often the retention sweep runs.
+    pub retention_sweep_s: u64,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            policy: RecordingPolicy::default(),
+            agents_hear_own: false,
+            retention_days: None,
+            retention_sweep_s: 3600,
+        }
+    }
 }
 
 /// Live supervision (`[supervision]`): supervisors monitor agents' calls from a SIP phone by
@@ -589,6 +605,8 @@ pub struct QueueSettings {
     pub retry_s: u64,
     /// Whether this queue's calls are recorded; unset: `recording.policy`.
     pub recording: Option<RecordingPolicy>,
+    /// Days this queue's recordings are kept; unset: `recording.retention_days`.
+    pub retention_days: Option<f64>,
 }
 
 /// `widen = { after_s = 30, skill = "service" }`.
@@ -772,6 +790,15 @@ impl Config {
                 ));
             }
         }
+        let bad_days = |d: Option<f64>| d.is_some_and(|d| !d.is_finite() || d < 0.0);
+        if bad_days(self.recording.retention_days)
+            || self.queues.iter().any(|q| bad_days(q.retention_days))
+        {
+            return Err("retention_days must be a number of days, 0 or more".into());
+        }
+        if self.recording.retention_sweep_s == 0 {
+            return Err("recording.retention_sweep_s must be at least 1".into());
+        }
         let prefix = &self.supervision.monitor_prefix;
         if !prefix.bytes().all(|b| b.is_ascii_digit() || b == b'*') {
             return Err(format!(
@@ -824,6 +851,21 @@ fn parse_override_value(v: &str) -> toml::Value {
             .remove("v")
             .unwrap_or_else(|| toml::Value::String(v.into())),
         Err(_) => toml::Value::String(v.to_string()),
+    }
+}
+
+impl Config {
+    /// How long recordings are kept, per queue and otherwise.
+    pub fn retention(&self) -> crate::retention::RetentionPolicy {
+        use crate::retention::days;
+        crate::retention::RetentionPolicy {
+            default: days(self.recording.retention_days),
+            queues: self
+                .queues
+                .iter()
+                .filter_map(|q| days(q.retention_days).map(|d| (q.name.clone(), d)))
+                .collect(),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ pub mod config;
 pub mod http;
 pub mod ivr;
 pub mod login;
+pub mod retention;
 pub mod sdp;
 pub mod sip;
 pub mod store;

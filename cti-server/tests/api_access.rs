@@ -254,3 +254,83 @@ fn wrong_passwords_are_refused_then_throttled_and_a_new_password_ends_old_sessio
     assert_eq!(server.http("POST", "/api/logout", Some(&t), None).0, 200);
     assert_eq!(server.http("GET", "/api/me", Some(&t), None).0, 401);
 }
+
+#[test]
+fn retention_deletes_old_recordings_but_not_those_on_legal_hold() {
+    // Kept 0.0001 days (8.6 s), swept every second.
+    let server = Server::start(&[
+        "recording.retention_days=0.0001",
+        "recording.retention_sweep_s=1",
+    ]);
+    call_agent(&server, "1001");
+    server.rows(
+        "SELECT r.id FROM recordings r JOIN calls c ON c.id = r.call_id",
+        1,
+        Duration::from_secs(10),
+    );
+    let held = listed(&server, ADMIN_TOKEN)[0].0;
+    let sales = token(&server, "9001");
+    let hold = |id: i64, body: &str| {
+        server.http(
+            "POST",
+            &format!("/api/recordings/{id}/legal-hold"),
+            Some(&sales),
+            Some(body),
+        )
+    };
+    assert_eq!(
+        hold(held, r#"{"hold":true}"#).0,
+        400,
+        "a hold needs a reason"
+    );
+    let (code, body) = hold(held, r#"{"hold":true,"reason":"complaint 4711"}"#);
+    assert_eq!(code, 200, "{body}");
+
+    call_agent(&server, "2001");
+    let gone = server.rows(
+        "SELECT CAST(r.id AS TEXT), r.path FROM recordings r WHERE r.deleted_at_ms IS NOT NULL",
+        1,
+        Duration::from_secs(30),
+    );
+    assert_eq!(gone.len(), 1, "the unheld recording went: {gone:?}");
+    let (gone_id, gone_path): (i64, String) = (
+        gone[0][0].as_deref().unwrap().parse().unwrap(),
+        gone[0][1].clone().unwrap(),
+    );
+    assert_ne!(gone_id, held);
+    assert!(
+        !std::path::Path::new(&gone_path).exists(),
+        "its file is gone"
+    );
+    let auth = ("Authorization", format!("Bearer {ADMIN_TOKEN}"));
+    let (code, _, _) = server.http_get_raw(
+        &format!("/api/recordings/{gone_id}/audio"),
+        &[(auth.0, &auth.1)],
+    );
+    assert_eq!(code, 410);
+    // The held one stays, past its retention, and plays.
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, _, wav) = server.http_get_raw(
+        &format!("/api/recordings/{held}/audio"),
+        &[(auth.0, &auth.1)],
+    );
+    assert_eq!(code, 200);
+    assert_eq!(&wav[..4], b"RIFF");
+    // Both on record.
+    let (_, body) = server.http("GET", "/api/audit", Some(ADMIN_TOKEN), None);
+    let entries = json(&body)["entries"].as_array().unwrap().clone();
+    assert!(entries.iter().any(|e| e["actor"] == "retention"
+        && e["action"] == "recording.deleted"
+        && e["target"].as_str() == Some(&*gone_id.to_string())));
+    assert!(entries.iter().any(|e| e["actor"] == "9001"
+        && e["action"] == "recording.legal_hold"
+        && e["detail"] == "complaint 4711"));
+    // Lifting the hold lets retention take it at the next sweep.
+    assert_eq!(hold(held, r#"{"hold":false}"#).0, 200);
+    let gone = server.rows(
+        "SELECT r.id FROM recordings r WHERE r.deleted_at_ms IS NOT NULL",
+        2,
+        Duration::from_secs(10),
+    );
+    assert_eq!(gone.len(), 2);
+}

@@ -227,12 +227,13 @@ fn caller_audio_is_anchored_and_echoed_back_through_the_agent() {
         "answer port {} outside media.rtp_ports {lo}-{hi}",
         target.port()
     );
-    // 2 s of the caller's tone: what comes back through server -> agent -> server must be
-    // that tone.
+    // 2.5 s of the caller's tone: what comes back through server -> agent -> server must be
+    // that tone. The first 500 ms are left out: the silence the server sent before the tone
+    // started (queued in the socket) and the round trip's own delay.
     let t0 = Instant::now();
     let peer = TonePeer::start(media, target);
-    std::thread::sleep(Duration::from_millis(2500));
-    let (received, loud) = peer.heard_since(t0);
+    std::thread::sleep(Duration::from_millis(3000));
+    let (received, loud) = peer.heard_since(t0 + Duration::from_millis(500));
     drop(peer);
     assert!(
         received >= 80,
@@ -241,7 +242,7 @@ fn caller_audio_is_anchored_and_echoed_back_through_the_agent() {
         log_tail(&server)
     );
     assert!(
-        loud >= 90,
+        loud * 10 >= received * 8,
         "only {loud} of {received} packets that came back carried the caller's tone\n\
          server log:\n{}",
         log_tail(&server)

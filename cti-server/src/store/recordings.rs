@@ -26,6 +26,21 @@ pub struct RecordingRow {
     pub agent: Option<String>,
     /// The call's caller (From URI).
     pub from_uri: Option<String>,
+    /// Kept whatever the retention says.
+    pub legal_hold: bool,
+    pub hold_reason: Option<String>,
+    /// When retention deleted the file.
+    pub deleted_at_ms: Option<i64>,
+}
+
+/// A recording retention may delete.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct RetentionCandidate {
+    pub id: i64,
+    pub call_id: i64,
+    pub path: String,
+    pub started_at_ms: i64,
+    pub services: Option<String>,
 }
 
 impl RecordingRow {
@@ -41,7 +56,8 @@ impl RecordingRow {
 }
 
 const COLUMNS: &str = "r.id, r.call_id, r.path, r.started_at_ms, r.duration_ms, r.bytes, r.sha256,
-     r.overrun_ms, r.written_ms, r.error, r.markers, c.agent, c.from_uri
+     r.overrun_ms, r.written_ms, r.error, r.markers, c.agent, c.from_uri, r.legal_hold,
+     r.hold_reason, r.deleted_at_ms
      FROM recordings r LEFT JOIN calls c ON c.id = r.call_id";
 
 impl Store {
@@ -65,5 +81,59 @@ impl Store {
                 .fetch_optional(self.pool())
                 .await?,
         )
+    }
+
+    /// Recordings not deleted and not on hold, with their call's services.
+    pub async fn retention_candidates(&self) -> Result<Vec<RetentionCandidate>, StoreError> {
+        Ok(sqlx::query_as::<_, RetentionCandidate>(
+            "SELECT r.id, r.call_id, r.path, r.started_at_ms, c.services
+             FROM recordings r LEFT JOIN calls c ON c.id = r.call_id
+             WHERE r.deleted_at_ms IS NULL AND r.legal_hold = 0",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Marks a recording deleted unless a hold came meanwhile: true when marked (the file
+    /// may go then).
+    pub async fn mark_recording_deleted(&self, id: i64, at_ms: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE recordings SET deleted_at_ms = ?
+             WHERE id = ? AND legal_hold = 0 AND deleted_at_ms IS NULL",
+        )
+        .bind(at_ms)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Takes the mark back (the file could not be deleted).
+    pub async fn unmark_recording_deleted(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE recordings SET deleted_at_ms = NULL WHERE id = ?")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Puts a legal hold on a recording or lifts it; false: no such recording, or its file
+    /// is gone already.
+    pub async fn set_legal_hold(
+        &self,
+        id: i64,
+        hold: bool,
+        reason: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE recordings SET legal_hold = ?, hold_reason = ?
+             WHERE id = ? AND deleted_at_ms IS NULL",
+        )
+        .bind(hold)
+        .bind(reason)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 }
