@@ -189,7 +189,10 @@ fn call_parties(c: &crate::call::live::LiveCall) -> Vec<&str> {
 
 #[derive(Deserialize)]
 struct PauseBody {
-    paused: bool,
+    /// Pause (true) or resume (false).
+    paused: Option<bool>,
+    /// `true`: start recording now (the on-demand policy).
+    record: Option<bool>,
 }
 
 /// `POST /api/calls/{id}/recording` with `{"paused": true|false}`: pauses or resumes the
@@ -216,20 +219,36 @@ async fn pause_recording(
         .live
         .inbox(crate::call::CallKey(id))
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no call {id} in progress")))?;
+    let ended = || err(StatusCode::NOT_FOUND, format!("call {id} just ended"));
+    if body.record == Some(true) {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        inbox
+            .send(crate::call::actor::CallEvent::RecordNow { reply })
+            .await
+            .map_err(|_| ended())?;
+        return match answer.await {
+            Ok(Ok(())) => Ok(Json(json!({ "recording": true }))),
+            Ok(Err(why)) => Err(err(StatusCode::CONFLICT, why)),
+            Err(_) => Err(ended()),
+        };
+    }
+    let Some(paused) = body.paused else {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            r#"say {"paused": true|false} or {"record": true}"#,
+        ));
+    };
     let (reply, answer) = tokio::sync::oneshot::channel();
     inbox
-        .send(crate::call::actor::CallEvent::PauseRecording {
-            paused: body.paused,
-            reply,
-        })
+        .send(crate::call::actor::CallEvent::PauseRecording { paused, reply })
         .await
-        .map_err(|_| err(StatusCode::NOT_FOUND, format!("call {id} just ended")))?;
+        .map_err(|_| ended())?;
     match answer.await {
         Ok(Ok(at)) => Ok(Json(
-            json!({ "paused": body.paused, "at_ms": at.as_millis() as u64 }),
+            json!({ "paused": paused, "at_ms": at.as_millis() as u64 }),
         )),
         Ok(Err(why)) => Err(err(StatusCode::CONFLICT, why)),
-        Err(_) => Err(err(StatusCode::NOT_FOUND, format!("call {id} just ended"))),
+        Err(_) => Err(ended()),
     }
 }
 

@@ -198,10 +198,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .queues
                 .iter()
                 .map(|q| {
-                    let policy = q.recording.unwrap_or(config.recording.policy);
                     (
                         q.name.clone(),
-                        policy == crate::config::RecordingPolicy::Always,
+                        q.recording.unwrap_or(config.recording.policy),
                     )
                 })
                 .collect(),
@@ -220,7 +219,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         media_ip,
         codecs: vec![Codec::Pcmu, Codec::Pcma, Codec::Opus],
         user_agent: user_agent.clone(),
-        record_calls: config.recording.policy == crate::config::RecordingPolicy::Always,
+        record: config.recording.policy,
+        record_keys: config.recording.keypad_code.clone(),
+        beep: Some(config.ivr.dir.join("prompts/beep.wav")).filter(|p| p.exists()),
         recordings_dir: config.storage.recordings_dir.clone(),
     };
 

@@ -194,6 +194,10 @@ pub enum RecordingPolicy {
     /// Recorded whole, from the moment the customer talks to somebody to the hang-up.
     #[default]
     Always,
+    /// Recorded from when the agent asks (their keypad's `recording.keypad_code`, or the
+    /// API) to the hang-up.
+    #[serde(alias = "on_demand")]
+    OnDemand,
     Never,
 }
 
@@ -212,6 +216,9 @@ pub struct RecordingConfig {
     pub retention_days: Option<f64>,
     /// How often the retention sweep runs.
     pub retention_sweep_s: u64,
+    /// Keyed on the agent's phone during a call: pauses or resumes the recording (starts it
+    /// under the on-demand policy), with a beep for the agent. Empty: no code.
+    pub keypad_code: String,
 }
 
 impl Default for RecordingConfig {
@@ -221,6 +228,7 @@ impl Default for RecordingConfig {
             agents_hear_own: false,
             retention_days: None,
             retention_sweep_s: 3600,
+            keypad_code: "*1".into(),
         }
     }
 }
@@ -798,6 +806,16 @@ impl Config {
         }
         if self.recording.retention_sweep_s == 0 {
             return Err("recording.retention_sweep_s must be at least 1".into());
+        }
+        let code = &self.recording.keypad_code;
+        if code.chars().count() > 8
+            || !code
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'))
+        {
+            return Err(format!(
+                "recording.keypad_code {code:?}: up to 8 keys of 0-9, *, #, A-D"
+            ));
         }
         let prefix = &self.supervision.monitor_prefix;
         if !prefix.bytes().all(|b| b.is_ascii_digit() || b == b'*') {

@@ -719,3 +719,60 @@ fn a_paused_recording_is_silent_between_its_markers() {
     );
     assert!(level(r + 300, r + 800) > 2000.0, "and after the resume");
 }
+
+/// The agent pauses the recording from their phone's keypad (`*1`, RFC 4733) while the
+/// customer reads out a card number, and resumes it the same way: silence in the file
+/// between the markers, the customer's voice before and after.
+#[test]
+fn the_agent_pauses_and_resumes_the_recording_from_the_keypad() {
+    let _g = serial();
+    let server = Server::start(&[]);
+    let (agent_phone, agent_media) = common::probe_agent(&server, "1001");
+    let (caller, media, target) = common::probe_call_for(&server, "1001", Duration::from_secs(7));
+    let customer = TonePeer::start(media, target.expect("the agent answered"));
+    let to_agent_leg = common::server_media(&agent_phone, Duration::from_secs(5))
+        .expect("the agent's phone saw the offer");
+    let agent = TonePeer::tone(agent_media, to_agent_leg, 600.0);
+    std::thread::sleep(Duration::from_millis(1500));
+    agent.press('*');
+    agent.press('1');
+    std::thread::sleep(Duration::from_millis(2500));
+    agent.press('*');
+    agent.press('1');
+    let run = caller.wait(Duration::from_secs(30));
+    drop((customer, agent));
+    assert!(run.success, "{}", run.report());
+    assert!(agent_phone.wait(Duration::from_secs(15)).success);
+    let rows = server.rows(
+        "SELECT path, markers FROM recordings",
+        1,
+        Duration::from_secs(10),
+    );
+    let markers: Vec<serde_json::Value> =
+        serde_json::from_str(rows[0][1].as_deref().unwrap_or("[]")).unwrap();
+    assert_eq!(markers.len(), 2, "{markers:?}\n{}", log_tail(&server));
+    assert_eq!(markers[0]["paused"], true);
+    assert_eq!(markers[1]["paused"], false);
+    let p = markers[0]["at_ms"].as_u64().unwrap() as usize;
+    let r = markers[1]["at_ms"].as_u64().unwrap() as usize;
+    assert!(
+        (2000..3500).contains(&(r - p)),
+        "paused at {p} ms, resumed at {r} ms"
+    );
+    let wav = hound::WavReader::open(rows[0][0].as_deref().unwrap()).unwrap();
+    let left: Vec<i16> = wav
+        .into_samples::<i16>()
+        .map(Result::unwrap)
+        .step_by(2)
+        .collect();
+    let level = |from_ms: usize, to_ms: usize| {
+        let part = &left[from_ms * 8..to_ms * 8];
+        (part.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / part.len() as f64).sqrt()
+    };
+    assert!(level(p + 100, r - 100) < 1.0, "silence while paused");
+    assert!(
+        level(p - 600, p - 100) > 2000.0,
+        "the caller's tone before the pause"
+    );
+    assert!(level(r + 300, r + 800) > 2000.0, "and after the resume");
+}

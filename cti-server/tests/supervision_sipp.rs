@@ -15,8 +15,8 @@
 mod common;
 
 use common::{
-    Server, SippChild, TonePeer, free_port, probe_call_for, register_agent, server_media,
-    spawn_sipp, tone_amplitude,
+    Server, SippChild, TonePeer, free_port, probe_agent, probe_call_for, server_media, spawn_sipp,
+    tone_amplitude,
 };
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
@@ -29,29 +29,6 @@ fn log_tail(server: &Server) -> String {
     let log = server.log_text();
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(80)..].join("\n")
-}
-
-/// Agent `ext` registers, then answers one call with its media on a socket of ours.
-fn probe_agent(server: &Server, ext: &str) -> (SippChild, UdpSocket) {
-    let port = free_port();
-    let reg = register_agent(server.sip, ext, &format!("demo{ext}"), port);
-    assert!(
-        reg.success,
-        "agent {ext} did not register\n{}",
-        reg.report()
-    );
-    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let key = media.local_addr().unwrap().port().to_string();
-    let mp = free_port().to_string();
-    let mut uas = spawn_sipp(
-        None,
-        "agent_uas_probe.xml",
-        port,
-        &["-m", "1", "-mp", &mp, "-key", "rtp_port", &key],
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(uas.is_running(), "agent phone exited at once");
-    (uas, media)
 }
 
 /// `user` (password `demo<user>`) dials the monitor code for `agent` with `scenario`.

@@ -39,6 +39,10 @@ pub enum CallEvent {
         paused: bool,
         reply: tokio::sync::oneshot::Sender<Result<Duration, String>>,
     },
+    /// Start recording now (the on-demand policy): the agent asked.
+    RecordNow {
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
     Shutdown,
 }
 
@@ -231,7 +235,7 @@ impl CallActor {
                             self.call.media_timeout(now, leg);
                         }
                         Some(CallEvent::Media(leg, LegEvent::Dtmf(digit, _))) => {
-                            self.call.dtmf(leg, digit.to_char());
+                            self.call.dtmf(now, leg, digit.to_char());
                         }
                         Some(CallEvent::Media(..)) => {}
                         Some(CallEvent::PromptEnded(leg, id, end)) => {
@@ -249,6 +253,9 @@ impl CallActor {
                         }
                         Some(CallEvent::PauseRecording { paused, reply }) => {
                             let _ = reply.send(self.pause_recording(room, paused).await);
+                        }
+                        Some(CallEvent::RecordNow { reply }) => {
+                            let _ = reply.send(self.call.record_on_demand().map_err(str::to_string));
                         }
                         Some(CallEvent::Shutdown) | None => {
                             if !shutting_down {
@@ -320,6 +327,12 @@ impl CallActor {
                     tracing::warn!(error = %e, leg = ?theirs, "joined call's leg not taken in");
                 }
                 self.hear_each_other(r, ours, theirs).await;
+            }
+            MediaOp::ToggleRecordingPause => {
+                let paused = self.recording_markers.last().is_some_and(|m| m.1);
+                if let Err(why) = self.pause_recording(*room, !paused).await {
+                    tracing::info!(why, "recording key: nothing to pause");
+                }
             }
             MediaOp::Monitor {
                 leg,

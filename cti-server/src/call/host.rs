@@ -52,7 +52,7 @@ pub struct HostConfig {
     /// Voicemail box for callers whose direct agent did not answer.
     pub fallback_voicemail: String,
     /// Whether each queue's calls are recorded.
-    pub queue_recording: Vec<(String, bool)>,
+    pub queue_recording: Vec<(String, crate::config::RecordingPolicy)>,
 }
 
 impl HostConfig {
@@ -753,13 +753,13 @@ impl Host {
 
     fn enter_queue(&mut self, call: &mut Call, queue: String, priority: u8) {
         tracing::info!(call = %self.key, queue, priority, "queued");
-        if let Some((_, on)) = self
+        if let Some((_, policy)) = self
             .config
             .queue_recording
             .iter()
             .find(|(q, _)| *q == queue)
         {
-            call.set_recorded(*on);
+            call.set_recording_policy(*policy);
         }
         call.add_service(format!("queue:{queue}"));
         let music = self.config.music_for(&queue);
@@ -1031,7 +1031,9 @@ mod tests {
                 media_ip: "127.0.0.1".parse().unwrap(),
                 codecs: vec![Codec::Pcmu, Codec::Pcma],
                 user_agent: "test".into(),
-                record_calls: true,
+                record: crate::config::RecordingPolicy::Always,
+                record_keys: "*1".into(),
+                beep: Some("beep.wav".into()),
                 recordings_dir: "/tmp/rec".into(),
             };
             let call = Call::new_hosted(
@@ -1196,7 +1198,7 @@ mod tests {
     fn menu_key_1_queues_the_caller_with_hold_music_and_an_offer_connects_the_agent() {
         let mut w = World::start(Service::Flow("menu".into()));
         assert_eq!(w.last_play().1, "welcome.wav");
-        w.call.dtmf(LegId(18), '1');
+        w.call.dtmf(w.now, LegId(18), '1');
         w.pump();
         assert_eq!(w.last_play().1, "connecting.wav");
         w.prompt_done();
@@ -1567,7 +1569,7 @@ mod tests {
             .expect("recording");
         assert!(rec.starts_with("/tmp/vm/general"), "{}", rec.display());
         assert!(w.host.poll_timeout().is_some(), "the length limit runs");
-        w.call.dtmf(LegId(18), '#');
+        w.call.dtmf(w.now, LegId(18), '#');
         w.pump();
         assert!(w.media.contains(&MediaOp::StopRecording));
         assert_eq!(w.last_play().1, "goodbye.wav");
@@ -1635,7 +1637,7 @@ mod tests {
         // 2 whisper, 2 again (no change), 9 (no mode), 3 barge.
         for key in ['2', '2', '9', '3'] {
             w.wall += Duration::from_secs(10);
-            w.call.dtmf(LegId(18), key);
+            w.call.dtmf(w.now, LegId(18), key);
             w.pump();
         }
         let modes: Vec<_> = w

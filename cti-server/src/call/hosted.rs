@@ -169,11 +169,11 @@ impl Call {
     }
 
     /// A DTMF key on one of the call's legs. The caller's keys go to the service.
-    pub fn dtmf(&mut self, leg: LegId, digit: char) {
+    pub fn dtmf(&mut self, now: Instant, leg: LegId, digit: char) {
         // Bridged: the key goes on to the other party as RFC 4733 events (an agent keying
         // through a customer's IVR on an outbound call, a caller entering a code the agent
         // asks for). Events are regenerated, not forwarded: the legs' payload types and
-        // timestamps differ.
+        // timestamps differ. Our side's keys may be a feature code first ([`super::keys`]).
         if self.agent.bridged && matches!(self.state, State::Talking | State::Hosted) {
             let other = if leg == self.caller.leg {
                 self.agent.leg
@@ -182,7 +182,12 @@ impl Call {
             } else {
                 return;
             };
-            self.media(MediaOp::SendDtmf { leg: other, digit });
+            if other == self.customer_leg() {
+                let outs = self.keys.key(now, digit);
+                self.agent_keys(outs);
+            } else {
+                self.media(MediaOp::SendDtmf { leg: other, digit });
+            }
             return;
         }
         if leg == self.caller.leg && self.hosted.is_some() && self.caller_live() {

@@ -16,6 +16,7 @@
 pub mod actor;
 pub mod host;
 mod hosted;
+mod keys;
 pub mod live;
 pub mod monitor;
 pub mod prompts;
@@ -286,6 +287,8 @@ pub enum MediaOp {
     /// Put another call's leg `theirs` in this call's room, bridged with `ours` (an
     /// attended transfer joined the two calls).
     Link { ours: LegId, theirs: LegId },
+    /// Pause the call's recording if it runs, resume it if paused (the agent's keypad).
+    ToggleRecordingPause,
     /// Put a supervisor's leg in this call's room (if not there yet) and set who hears whom
     /// for `mode` ([`monitor`]).
     Monitor {
@@ -385,8 +388,12 @@ pub struct CallConfig {
     /// Codecs we speak, in order of preference.
     pub codecs: Vec<Codec>,
     pub user_agent: String,
-    /// Calls are recorded unless a service says otherwise ([`Call::set_recorded`]).
-    pub record_calls: bool,
+    /// Whether calls are recorded, unless a service says otherwise ([`Call::set_recorded`]).
+    pub record: crate::config::RecordingPolicy,
+    /// The agent's keypad code for the recording (pause/resume, or start on demand).
+    pub record_keys: String,
+    /// Played to the agent when the keypad code took effect.
+    pub beep: Option<PathBuf>,
     /// Where call recordings go (`<dir>/YYYY/MM/DD/<time>-<call>.wav`).
     pub recordings_dir: PathBuf,
 }
@@ -541,6 +548,8 @@ pub struct Call {
     rec: recording::CallRecording,
     /// Supervisors monitoring this call, or the call this one monitors ([`monitor`]).
     monitors: monitor::Monitors,
+    /// The agent's keypad feature code ([`keys`]).
+    keys: keys::FeatureKeys,
 }
 
 /// A machine input.
@@ -608,7 +617,8 @@ impl Call {
             None | Some(Err(_)) => return Err(reject(400, "Bad Request (malformed SDP)")),
         };
         let media = local_media(config.media_ip);
-        let config_record = config.record_calls;
+        let config_record = config.record;
+        let record_keys = keys::FeatureKeys::new(&config.record_keys);
         let negotiated = match &offer {
             None => Negotiated::pending(config.codecs.first().copied().unwrap_or(Codec::Pcmu)),
             Some(offer) => match sdp::answer(offer, &media, &config.codecs) {
@@ -658,6 +668,7 @@ impl Call {
             links: transfer::Links::default(),
             monitors: monitor::Monitors::default(),
             rec: recording::CallRecording::new(config_record),
+            keys: record_keys,
         }
         .with_caller_leg())
     }
@@ -709,6 +720,7 @@ impl Call {
             self.ring_deadline,
             self.end_deadline,
             self.session.as_ref().and_then(|s| s.deadline),
+            self.keys.deadline(),
         ]
         .into_iter()
         .flatten()
@@ -780,6 +792,8 @@ impl Call {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        let held = self.keys.timeout(now);
+        self.agent_keys(held);
         if self.ring_deadline.is_some_and(|d| now >= d) {
             self.ring_deadline = None;
             if self.state == State::Hosted {
@@ -1466,7 +1480,7 @@ impl Call {
                         Side::Caller => self.caller.leg,
                         Side::Agent => self.agent.leg,
                     };
-                    self.dtmf(leg, digit);
+                    self.dtmf(now, leg, digit);
                 }
                 let mut r = reply(200, "OK");
                 r.headers.push(HeaderName::Allow, ALLOW);

@@ -12,18 +12,19 @@ use std::path::{Path, PathBuf};
 
 use media::engine::LegId;
 
-use super::{Call, CallKey, MediaOp, Target};
+use super::{Call, CallKey, MediaOp, State, Target};
+use crate::config::RecordingPolicy;
 
 #[derive(Debug)]
 pub(super) struct CallRecording {
-    wanted: bool,
+    policy: RecordingPolicy,
     active: bool,
 }
 
 impl CallRecording {
-    pub(super) fn new(wanted: bool) -> CallRecording {
+    pub(super) fn new(policy: RecordingPolicy) -> CallRecording {
         CallRecording {
-            wanted,
+            policy,
             active: false,
         }
     }
@@ -32,8 +33,8 @@ impl CallRecording {
 impl Call {
     /// Whether this call is recorded (a queue's policy for its callers). Takes effect at the
     /// next bridge; a recording under way goes on.
-    pub fn set_recorded(&mut self, on: bool) {
-        self.rec.wanted = on;
+    pub fn set_recording_policy(&mut self, policy: RecordingPolicy) {
+        self.rec.policy = policy;
     }
 
     /// True while the call is being recorded.
@@ -45,8 +46,75 @@ impl Call {
         self.rec.active
     }
 
+    /// The agent asks for the recording (on-demand policy): it starts now, to the hang-up.
+    pub fn record_on_demand(&mut self) -> Result<(), &'static str> {
+        if self.rec.active {
+            return Err("the call is being recorded already");
+        }
+        if self.rec.policy == RecordingPolicy::Never {
+            return Err("this call is not to be recorded (policy never)");
+        }
+        if !self.agent.bridged || !matches!(self.state, State::Talking | State::Hosted) {
+            return Err("the customer is not connected");
+        }
+        self.begin_recording();
+        Ok(())
+    }
+
+    /// The agent's keypad code: a recording under way is paused or resumed; under the
+    /// on-demand policy, one not yet under way starts. A beep tells the agent it worked.
+    fn recording_key(&mut self) {
+        let done = if self.rec.active {
+            self.media(MediaOp::ToggleRecordingPause);
+            Ok(())
+        } else if self.rec.policy == RecordingPolicy::OnDemand {
+            self.record_on_demand()
+        } else {
+            Err("the call is not being recorded")
+        };
+        match done {
+            Ok(()) => {
+                if let Some(beep) = self.config.beep.clone() {
+                    let leg = self.our_leg();
+                    self.media(MediaOp::Play {
+                        leg,
+                        prompt: beep,
+                        id: 0,
+                        looped: false,
+                        interruptible: false,
+                    });
+                }
+            }
+            Err(why) => tracing::info!(call = %self.key, why, "recording key ignored"),
+        }
+    }
+
+    /// What [`super::keys::FeatureKeys`] made of the agent's keys.
+    pub(super) fn agent_keys(&mut self, outs: Vec<super::keys::KeyOut>) {
+        for out in outs {
+            match out {
+                super::keys::KeyOut::Relay(digit) => {
+                    if self.agent.bridged && matches!(self.state, State::Talking | State::Hosted) {
+                        let leg = self.customer_leg();
+                        self.media(MediaOp::SendDtmf { leg, digit });
+                    }
+                }
+                super::keys::KeyOut::Feature => self.recording_key(),
+            }
+        }
+    }
+
+    /// Our side's leg: the agent's, but the caller's for an agent's own call out.
+    fn our_leg(&self) -> LegId {
+        if self.customer_leg() == self.caller.leg {
+            self.agent.leg
+        } else {
+            self.caller.leg
+        }
+    }
+
     /// The customer's leg: the caller's, but for an agent's own call out through the trunk.
-    fn customer_leg(&self) -> LegId {
+    pub(super) fn customer_leg(&self) -> LegId {
         let outbound =
             self.hosted.is_none() && matches!(self.record.target, Some(Target::Trunk { .. }));
         if outbound {
@@ -58,9 +126,13 @@ impl Call {
 
     /// The customer is bridged with somebody: the recording starts, once per call.
     pub(super) fn start_call_recording(&mut self) {
-        if !self.rec.wanted || self.rec.active {
+        if self.rec.policy != RecordingPolicy::Always || self.rec.active {
             return;
         }
+        self.begin_recording();
+    }
+
+    fn begin_recording(&mut self) {
         if self.hosted.as_ref().is_some_and(|h| h.recording) {
             return; // a voicemail is being recorded
         }

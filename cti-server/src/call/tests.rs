@@ -48,7 +48,9 @@ fn config() -> CallConfig {
         media_ip: "127.0.0.1".parse().unwrap(),
         codecs: vec![Codec::Pcmu, Codec::Pcma, Codec::Opus],
         user_agent: "test".into(),
-        record_calls: true,
+        record: crate::config::RecordingPolicy::Always,
+        record_keys: "*1".into(),
+        beep: Some("beep.wav".into()),
         recordings_dir: "/tmp/rec".into(),
     }
 }
@@ -315,7 +317,7 @@ fn requests_to_a_tcp_caller_name_tcp_in_their_via() {
 #[test]
 fn keys_go_through_to_the_other_party_once_bridged() {
     let (mut h, _, _, tag) = answered();
-    h.call.dtmf(LegId(14), '5');
+    h.call.dtmf(h.now, LegId(14), '5');
     h.drain();
     assert_eq!(
         h.media_ops(),
@@ -324,7 +326,7 @@ fn keys_go_through_to_the_other_party_once_bridged() {
             digit: '5'
         }]
     );
-    h.call.dtmf(LegId(15), '#');
+    h.call.dtmf(h.now, LegId(15), '#');
     h.drain();
     assert_eq!(
         h.media_ops(),
@@ -1448,12 +1450,12 @@ mod hosted {
         answered_by_us(&mut h);
         h.call.play(vec!["menu.wav".into()], false, true);
         h.drain();
-        h.call.dtmf(LegId(14), '1');
+        h.call.dtmf(h.now, LegId(14), '1');
         h.drain();
         assert_eq!(notices(&h), vec![Notice::Digit('1')]);
         assert!(!h.call.is_playing());
         // Keys from the agent leg are not the caller's.
-        h.call.dtmf(LegId(15), '9');
+        h.call.dtmf(h.now, LegId(15), '9');
         assert!(h.drain().is_empty());
         h.call.play(vec!["moh.wav".into()], true, false);
         h.drain();
@@ -2187,7 +2189,8 @@ fn an_agents_call_out_records_the_external_party_as_the_customer() {
 #[test]
 fn a_call_not_to_be_recorded_is_not() {
     let mut h = Harness::start();
-    h.call.set_recorded(false);
+    h.call
+        .set_recording_policy(crate::config::RecordingPolicy::Never);
     let (req, inv) = h.ready();
     h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
     assert!(
@@ -2510,5 +2513,113 @@ mod monitoring {
                 mode: MonitorMode::Whisper
             }]
         );
+    }
+}
+
+mod keypad {
+    //! The agent's keypad code for the recording: pause/resume, start on demand, and keys
+    //! that only look like the code going on to the customer.
+    use super::*;
+    use crate::config::RecordingPolicy;
+
+    fn keys_sent(h: &Harness) -> Vec<(LegId, char)> {
+        h.media_ops()
+            .into_iter()
+            .filter_map(|m| match m {
+                MediaOp::SendDtmf { leg, digit } => Some((leg, digit)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn beeped(h: &Harness) -> bool {
+        h.media_ops().iter().any(|m| {
+            matches!(m, MediaOp::Play { leg, prompt, .. }
+                if *leg == LegId(15) && prompt == std::path::Path::new("beep.wav"))
+        })
+    }
+
+    fn key(h: &mut Harness, leg: u64, k: char) {
+        h.call.dtmf(h.now, LegId(leg), k);
+        h.drain();
+    }
+
+    #[test]
+    fn star_one_pauses_and_resumes_other_keys_reach_the_customer() {
+        let (mut h, _, _, _) = answered();
+        assert!(h.call.is_recorded());
+        key(&mut h, 15, '*');
+        assert!(h.out.is_empty(), "held: it may begin the code");
+        key(&mut h, 15, '1');
+        assert!(h.media_ops().contains(&MediaOp::ToggleRecordingPause));
+        assert!(beeped(&h), "the agent hears a beep");
+        assert!(
+            keys_sent(&h).is_empty(),
+            "the code is not sent to the customer"
+        );
+        // "*5": not the code, both keys go on, in order.
+        key(&mut h, 15, '*');
+        key(&mut h, 15, '5');
+        assert_eq!(keys_sent(&h), vec![(LegId(14), '*'), (LegId(14), '5')]);
+        // A lone star goes on after the hold time.
+        key(&mut h, 15, '*');
+        assert_eq!(
+            h.call.poll_timeout(),
+            Some(h.now + super::super::keys::HOLD)
+        );
+        h.call.handle_timeout(h.now + super::super::keys::HOLD);
+        h.drain();
+        assert_eq!(keys_sent(&h), vec![(LegId(14), '*')]);
+        // The customer's keys are never a code: they go to the agent at once.
+        key(&mut h, 14, '*');
+        key(&mut h, 14, '1');
+        assert_eq!(keys_sent(&h), vec![(LegId(15), '1')]);
+    }
+
+    #[test]
+    fn on_demand_the_code_starts_the_recording_then_pauses_it() {
+        let mut h = Harness::start();
+        h.call.set_recording_policy(RecordingPolicy::OnDemand);
+        let (req, inv) = h.ready();
+        h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+        assert!(!h.call.is_recorded(), "not before the agent asks");
+        assert!(
+            !h.media_ops()
+                .iter()
+                .any(|m| matches!(m, MediaOp::StartRecording { .. }))
+        );
+        key(&mut h, 15, '*');
+        key(&mut h, 15, '1');
+        assert!(h.call.is_recorded());
+        assert!(matches!(
+            h.media_ops()[..],
+            [
+                MediaOp::StartRecording { leg: LegId(14), .. },
+                MediaOp::Play { .. }
+            ]
+        ));
+        key(&mut h, 15, '*');
+        key(&mut h, 15, '1');
+        assert!(h.media_ops().contains(&MediaOp::ToggleRecordingPause));
+        assert_eq!(
+            h.call.record_on_demand(),
+            Err("the call is being recorded already")
+        );
+    }
+
+    #[test]
+    fn a_call_never_to_be_recorded_ignores_the_code() {
+        let mut h = Harness::start();
+        h.call.set_recording_policy(RecordingPolicy::Never);
+        let (req, inv) = h.ready();
+        h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+        key(&mut h, 15, '*');
+        key(&mut h, 15, '1');
+        assert!(!h.call.is_recorded());
+        assert!(
+            h.media_ops().is_empty(),
+            "no recording, no beep, no key sent"
+        );
+        assert!(h.call.record_on_demand().is_err());
     }
 }

@@ -597,6 +597,29 @@ pub fn probe_call_for(
     (caller, media, target)
 }
 
+/// Agent `ext` registers, then answers one call with its media on a socket of ours.
+pub fn probe_agent(server: &Server, ext: &str) -> (SippChild, UdpSocket) {
+    let port = free_port();
+    let reg = register_agent(server.sip, ext, &format!("demo{ext}"), port);
+    assert!(
+        reg.success,
+        "agent {ext} did not register\n{}",
+        reg.report()
+    );
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let key = media.local_addr().unwrap().port().to_string();
+    let mp = free_port().to_string();
+    let mut uas = spawn_sipp(
+        None,
+        "agent_uas_probe.xml",
+        port,
+        &["-m", "1", "-mp", &mp, "-key", "rtp_port", &key],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(uas.is_running(), "agent phone exited at once");
+    (uas, media)
+}
+
 /// The server's media address a `*_probe` or `supervisor_*` scenario wrote to
 /// `server_media.txt` ("address port", from the SDP) once its call was up; `None` if it did
 /// not within `wait`.
