@@ -219,7 +219,7 @@ fn a_supervisor_listens_whispers_and_barges_from_a_sip_phone() {
     // and never in the left; the whisper is nowhere in it.
     let rows = server.rows(
         "SELECT r.path FROM recordings r JOIN calls c ON c.id = r.call_id
-         WHERE c.agent = '1001'",
+         WHERE c.agent = '1001' AND r.monitor_call_id IS NULL",
         1,
         Duration::from_secs(10),
     );
@@ -246,4 +246,31 @@ fn a_supervisor_listens_whispers_and_barges_from_a_sip_phone() {
         right_sup > barge_frames * 7 / 10 && right_sup < barge_frames * 13 / 10 + 10,
         "the supervisor is in the customer's channel for the barge only: {ctx}"
     );
+
+    // The supervisor's own track: their voice on the left from the first listen to the end
+    // (the whisper is kept here), nobody else's; the right silent.
+    let rows = server.rows(
+        "SELECT r.path, CAST(r.monitor_call_id AS TEXT) FROM recordings r
+         WHERE r.monitor_call_id IS NOT NULL",
+        1,
+        Duration::from_secs(10),
+    );
+    assert_eq!(rows.len(), 1, "one supervisor track");
+    let mut wav = hound::WavReader::open(rows[0][0].as_deref().unwrap()).unwrap();
+    let samples: Vec<i16> = wav.samples::<i16>().map(|s| s.unwrap()).collect();
+    let (mut sup, mut others, mut right) = (0usize, 0usize, 0usize);
+    let frames = samples.len() / 320;
+    for f in samples.chunks_exact(320) {
+        let left: Vec<i16> = f.iter().step_by(2).copied().collect();
+        sup += usize::from(tone_amplitude(&left, SUPERVISOR_HZ) > 1000.0);
+        others += usize::from(
+            tone_amplitude(&left, CUSTOMER_HZ) > 1000.0 || tone_amplitude(&left, AGENT_HZ) > 1000.0,
+        );
+        right += usize::from(f.iter().skip(1).step_by(2).any(|&x| x != 0));
+    }
+    let ctx = format!("track: {frames} frames, supervisor {sup}, others {others}, right {right}");
+    eprintln!("{ctx}");
+    assert!(frames > 250, "{ctx}");
+    assert!(sup > frames * 8 / 10, "{ctx}");
+    assert_eq!((others, right), (0, 0), "{ctx}");
 }

@@ -125,6 +125,8 @@ pub struct CallActor {
     pub recording_not_started: Option<(std::path::PathBuf, String)>,
     /// Pause and resume markers of the recording under way (offset, paused).
     pub recording_markers: Vec<(Duration, bool)>,
+    /// Supervisors' tracks under way: their leg, and when each started (wall-clock ms).
+    pub tracks: Vec<(LegId, i64)>,
     /// The service side of a hosted call.
     pub host: Option<super::host::Host>,
     /// This actor's own inbox, for answers that come back from spawned work (lead lookups)
@@ -328,6 +330,55 @@ impl CallActor {
                 }
                 self.hear_each_other(r, ours, theirs).await;
             }
+            MediaOp::StartTrack { leg, path } => {
+                let Some(r) = *room else {
+                    return;
+                };
+                let started_at_ms = crate::store::now_ms();
+                let made = match path.parent() {
+                    Some(dir) => tokio::fs::create_dir_all(dir)
+                        .await
+                        .map_err(|e| format!("{}: {e}", dir.display())),
+                    None => Ok(()),
+                };
+                let made = match made {
+                    Ok(()) => self
+                        .media
+                        .start_track(r, leg, path.clone())
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                match made {
+                    Ok(()) => {
+                        self.tracks.push((leg, started_at_ms));
+                    }
+                    Err(e) => self.recording_failure(&path, &format!("supervisor track: {e}")),
+                }
+            }
+            MediaOp::StopTrack { leg, monitor } => {
+                let Some(i) = self.tracks.iter().position(|(l, _)| *l == leg) else {
+                    return;
+                };
+                let (_, started_at_ms) = self.tracks.remove(i);
+                let Some(r) = *room else {
+                    return;
+                };
+                match self.media.stop_track(r, leg).await {
+                    Ok(summary) => self.index_recording(crate::store::RecordingDone {
+                        call: key,
+                        path: summary.path.clone(),
+                        started_at_ms,
+                        duration: summary.duration,
+                        overrun_samples: summary.overrun_samples,
+                        failed: summary.failed.clone(),
+                        written: summary.written,
+                        markers: Vec::new(),
+                        monitor: Some(monitor),
+                    }),
+                    Err(e) => tracing::warn!(error = %e, "supervisor track not closed cleanly"),
+                }
+            }
             MediaOp::ToggleRecordingPause => {
                 let paused = self.recording_markers.last().is_some_and(|m| m.1);
                 if let Err(why) = self.pause_recording(*room, !paused).await {
@@ -473,6 +524,7 @@ impl CallActor {
                             failed: Some(format!("not started: {why}")),
                             written: Duration::ZERO,
                             markers: Vec::new(),
+                            monitor: None,
                         });
                     }
                     return;
@@ -499,6 +551,7 @@ impl CallActor {
                                     failed: summary.failed.clone(),
                                     written: summary.written,
                                     markers,
+                                    monitor: None,
                                 });
                             }
                             self.recorded.push(summary);

@@ -289,6 +289,10 @@ pub enum MediaOp {
     Link { ours: LegId, theirs: LegId },
     /// Pause the call's recording if it runs, resume it if paused (the agent's keypad).
     ToggleRecordingPause,
+    /// Record what a supervisor's leg says to its own file (their whisper track).
+    StartTrack { leg: LegId, path: PathBuf },
+    /// Close a supervisor's track and index it, naming the supervisor's call.
+    StopTrack { leg: LegId, monitor: CallKey },
     /// Put a supervisor's leg in this call's room (if not there yet) and set who hears whom
     /// for `mode` ([`monitor`]).
     Monitor {

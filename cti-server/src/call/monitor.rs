@@ -7,7 +7,8 @@
 //! - the *monitored* call puts that leg in its room and sets who hears it: the supervisor
 //!   hears both parties in every mode; the agent hears the supervisor when whispering or
 //!   barging; the customer only when barging. The call's recording takes what the customer
-//!   says and hears, so a whisper never reaches it and a barge does.
+//!   says and hears, so a whisper never reaches it and a barge does; what the supervisor
+//!   says goes to a track of its own beside it (when the call is recorded).
 //!
 //! Nothing of the monitored call changes: its parties stay where they are, in the same room
 //! on the same engine clock, and the supervisor's leg leaves without a trace. When the
@@ -145,6 +146,10 @@ impl Call {
             Linked::MonitorEnded { monitor } => {
                 if let Some(i) = self.watcher(monitor) {
                     let w = self.monitors.watchers.remove(i);
+                    self.media(MediaOp::StopTrack {
+                        leg: w.leg,
+                        monitor,
+                    });
                     self.media(MediaOp::Leave { leg: w.leg });
                     tracing::info!(call = %self.key, %monitor, "monitor ended by the supervisor");
                 }
@@ -210,6 +215,9 @@ impl Call {
             mode,
         };
         self.monitor_media(&w);
+        // What the supervisor says goes to a track of its own: a whisper is heard by the
+        // agent only, so the call's recording never has it.
+        self.start_track(leg, monitor);
         self.monitors.watchers.push(w);
         self.record.services.push(format!("monitored:{monitor}"));
         tracing::info!(call = %self.key, %monitor, mode = mode.as_str(), "monitor started");
@@ -236,6 +244,10 @@ impl Call {
     /// supervisors' legs leave the room and their calls are told.
     pub(super) fn drop_watchers(&mut self, reason: &'static str) {
         for w in std::mem::take(&mut self.monitors.watchers) {
+            self.media(MediaOp::StopTrack {
+                leg: w.leg,
+                monitor: w.monitor,
+            });
             self.media(MediaOp::Leave { leg: w.leg });
             self.sip(SipCommand::Tell {
                 to: w.monitor,

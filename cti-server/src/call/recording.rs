@@ -163,6 +163,31 @@ pub fn recording_path(dir: &Path, offered_at_ms: i64, key: CallKey) -> PathBuf {
     dir.join(day).join(format!("{offered_at_ms}-{}.wav", key.0))
 }
 
+/// A supervisor's track beside the call's recording:
+/// `<dir>/YYYY/MM/DD/<offered ms>-<call>-supervisor-<monitor call>.wav`.
+pub fn track_path(dir: &Path, offered_at_ms: i64, key: CallKey, monitor: CallKey) -> PathBuf {
+    let call = recording_path(dir, offered_at_ms, key);
+    call.with_file_name(format!(
+        "{offered_at_ms}-{}-supervisor-{}.wav",
+        key.0, monitor.0
+    ))
+}
+
+impl Call {
+    /// A supervisor's track starts with their monitoring, when the call is recorded.
+    pub(super) fn start_track(&mut self, leg: LegId, monitor: CallKey) {
+        if self.rec.active {
+            let path = track_path(
+                &self.config.recordings_dir,
+                self.record.offered_at_ms,
+                self.key,
+                monitor,
+            );
+            self.media(MediaOp::StartTrack { leg, path });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +196,15 @@ mod tests {
     fn recordings_go_in_dated_folders_with_unique_names() {
         let p = recording_path(Path::new("rec"), 1_795_381_811_272, CallKey(42));
         assert_eq!(p, Path::new("rec/2026/11/22/1795381811272-42.wav"));
+        let t = track_path(
+            Path::new("rec"),
+            1_795_381_811_272,
+            CallKey(42),
+            CallKey(43),
+        );
+        assert_eq!(
+            t,
+            Path::new("rec/2026/11/22/1795381811272-42-supervisor-43.wav")
+        );
     }
 }

@@ -2369,12 +2369,19 @@ mod monitoring {
         );
         assert_eq!(
             agent_call.media_ops(),
-            vec![MediaOp::Monitor {
-                leg: LegId(18),
-                customer: LegId(14),
-                agent: LegId(15),
-                mode: MonitorMode::Listen
-            }]
+            vec![
+                MediaOp::Monitor {
+                    leg: LegId(18),
+                    customer: LegId(14),
+                    agent: LegId(15),
+                    mode: MonitorMode::Listen
+                },
+                MediaOp::StartTrack {
+                    leg: LegId(18),
+                    path: "/tmp/rec/1970/01/01/1000-7-supervisor-9.wav".into()
+                }
+            ],
+            "the supervisor's leg joins, and what they say is recorded on its own"
         );
         assert!(agent_call.sent().is_empty(), "nothing goes to the parties");
         pass(&agent_call, &mut sup);
@@ -2415,11 +2422,13 @@ mod monitoring {
             },
         );
         agent_call.drain();
-        assert!(
-            agent_call
-                .media_ops()
-                .contains(&MediaOp::Leave { leg: LegId(18) })
-        );
+        let ops = agent_call.media_ops();
+        let at = |op: &MediaOp| ops.iter().position(|o| o == op).unwrap();
+        let stop = MediaOp::StopTrack {
+            leg: LegId(18),
+            monitor: CallKey(9),
+        };
+        assert!(at(&stop) < at(&MediaOp::Leave { leg: LegId(18) }));
         let over = pass(&agent_call, &mut sup);
         assert!(matches!(over, Linked::MonitorOver { code: 200, .. }));
         assert!(matches!(
@@ -2460,7 +2469,13 @@ mod monitoring {
         );
         assert_eq!(
             agent_call.media_ops(),
-            vec![MediaOp::Leave { leg: LegId(18) }]
+            vec![
+                MediaOp::StopTrack {
+                    leg: LegId(18),
+                    monitor: CallKey(9)
+                },
+                MediaOp::Leave { leg: LegId(18) }
+            ]
         );
         assert!(agent_call.sent().is_empty(), "no BYE, no re-INVITE");
         assert!(agent_call.ended().is_none());
@@ -2497,6 +2512,25 @@ mod monitoring {
     }
 
     #[test]
+    fn an_unrecorded_call_gets_no_supervisor_track() {
+        let mut agent_call = Harness::start();
+        agent_call
+            .call
+            .set_recording_policy(crate::config::RecordingPolicy::Never);
+        let (req, inv) = agent_call.ready();
+        agent_call.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+        let (mut sup, _) = supervisor();
+        sup.call
+            .monitor(CallKey(7), Side::Agent, MonitorMode::Whisper);
+        sup.drain();
+        pass(&sup, &mut agent_call);
+        assert!(matches!(
+            agent_call.media_ops()[..],
+            [MediaOp::Monitor { .. }]
+        ));
+    }
+
+    #[test]
     fn an_agent_monitored_on_the_caller_side_is_whispered_to_on_that_side() {
         let (mut agent_call, _, _, _) = answered();
         let (mut sup, _) = supervisor();
@@ -2505,13 +2539,13 @@ mod monitoring {
         sup.drain();
         pass(&sup, &mut agent_call);
         assert_eq!(
-            agent_call.media_ops(),
-            vec![MediaOp::Monitor {
+            agent_call.media_ops()[0],
+            MediaOp::Monitor {
                 leg: LegId(18),
                 customer: LegId(15),
                 agent: LegId(14),
                 mode: MonitorMode::Whisper
-            }]
+            }
         );
     }
 }

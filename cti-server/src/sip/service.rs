@@ -300,6 +300,7 @@ impl SipService {
                                         recording_started_ms: None,
                                         recording_not_started: None,
                                         recording_markers: Vec::new(),
+                                        tracks: Vec::new(),
                                         host,
                                         inbox: events_tx,
                                     }

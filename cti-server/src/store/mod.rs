@@ -153,6 +153,8 @@ pub struct RecordingDone {
     pub written: std::time::Duration,
     /// Pause (true) and resume markers: offsets in the file.
     pub markers: Vec<(std::time::Duration, bool)>,
+    /// For a supervisor's track: the supervisor's (monitoring) call.
+    pub monitor: Option<crate::call::CallKey>,
 }
 
 /// A `queue_events` row.
@@ -229,8 +231,8 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
                     .map_or((None, None), |(b, h)| (Some(b), Some(h)));
                 sqlx::query(
                     "INSERT INTO recordings (call_id, path, started_at_ms, duration_ms, bytes,
-                       sha256, overrun_ms, written_ms, error, markers)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       sha256, overrun_ms, written_ms, error, markers, monitor_call_id)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(r.call.0 as i64)
                 .bind(r.path.to_string_lossy().into_owned())
@@ -252,6 +254,7 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
                     )
                     .unwrap_or_else(|_| "[]".into()),
                 )
+                .bind(r.monitor.map(|k| k.0 as i64))
                 .execute(&mut *tx)
                 .await?;
             }

@@ -31,6 +31,8 @@ pub struct RecordingRow {
     pub hold_reason: Option<String>,
     /// When retention deleted the file.
     pub deleted_at_ms: Option<i64>,
+    /// A supervisor's track (what they said while monitoring): their call's id.
+    pub monitor_call_id: Option<i64>,
 }
 
 /// A recording retention may delete.
@@ -57,7 +59,7 @@ impl RecordingRow {
 
 const COLUMNS: &str = "r.id, r.call_id, r.path, r.started_at_ms, r.duration_ms, r.bytes, r.sha256,
      r.overrun_ms, r.written_ms, r.error, r.markers, c.agent, c.from_uri, r.legal_hold,
-     r.hold_reason, r.deleted_at_ms
+     r.hold_reason, r.deleted_at_ms, r.monitor_call_id
      FROM recordings r LEFT JOIN calls c ON c.id = r.call_id";
 
 impl Store {

@@ -177,6 +177,8 @@ enum Op {
     SendDtmf(LegId, Digit),
     StartRecording(RoomId, LegId, Box<Recorder>),
     StopRecording(RoomId),
+    StartTap(RoomId, LegId, Box<Recorder>),
+    StopTap(RoomId, LegId),
     PauseRecording(RoomId, bool),
     Stats(LegId),
     /// Hands a leg that is in no room over to the handle, to attach to another shard.
@@ -512,6 +514,38 @@ impl MediaHandle {
     /// Finishes a room's recording (the final flush runs on a blocking thread).
     pub async fn stop_recording(&self, room: RoomId) -> Result<RecordingSummary, EngineError> {
         match self.on_room(room, Op::StopRecording(room)).await? {
+            Reply::Recorder(rec) => Ok(tokio::task::spawn_blocking(move || rec.finish())
+                .await
+                .map_err(|_| EngineError::Stopped)??),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    /// Records one member's voice alone to its own file (a supervisor's whisper track): left
+    /// what `leg` says, right silent, until [`MediaHandle::stop_track`] or the leg leaves
+    /// the room. The room's recording (the call's) is not touched.
+    pub async fn start_track(
+        &self,
+        room: RoomId,
+        leg: LegId,
+        path: PathBuf,
+    ) -> Result<(), EngineError> {
+        let rec =
+            tokio::task::spawn_blocking(move || Recorder::create(path, RecorderConfig::default()))
+                .await
+                .map_err(|_| EngineError::Stopped)??;
+        self.on_room(room, Op::StartTap(room, leg, Box::new(rec)))
+            .await
+            .map(|_| ())
+    }
+
+    /// Finishes a member's track.
+    pub async fn stop_track(
+        &self,
+        room: RoomId,
+        leg: LegId,
+    ) -> Result<RecordingSummary, EngineError> {
+        match self.on_room(room, Op::StopTap(room, leg)).await? {
             Reply::Recorder(rec) => Ok(tokio::task::spawn_blocking(move || rec.finish())
                 .await
                 .map_err(|_| EngineError::Stopped)??),

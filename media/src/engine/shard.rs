@@ -232,10 +232,16 @@ pub(super) struct LegEntry {
     received: [i16; FRAME_SAMPLES],
 }
 
+/// A frame of silence, the right channel of a track.
+static SILENCE: [i16; FRAME_SAMPLES] = [0; FRAME_SAMPLES];
+
 /// A room and its recording. Moves between shards only while empty ([`Op::DetachRoom`]).
 pub(super) struct RoomEntry {
     room: Room,
     recording: Option<(Recorder, LegId)>,
+    /// Tracks of single members' voices (a supervisor's whisper): left what the leg says,
+    /// right silent. A tap goes when its leg leaves the room.
+    taps: Vec<(Recorder, LegId)>,
     /// Which clock step serves the room; taken from its first member while empty.
     slot: u8,
 }
@@ -430,6 +436,13 @@ impl Shard {
                 && let Err(e) = rec.write(&c.received, heard)
             {
                 tracing::warn!(error = %e, "recording write failed");
+            }
+            for (rec, leg) in room.taps.iter_mut() {
+                if let Some(l) = self.legs.get(leg)
+                    && let Err(e) = rec.write(&l.received, &SILENCE)
+                {
+                    tracing::warn!(error = %e, "track write failed");
+                }
             }
         }
         // 3. Each leg sends its prompt, its mix, or nothing.
@@ -673,6 +686,7 @@ impl Shard {
                     && let Some(room) = self.rooms.get_mut(&r)
                 {
                     let _ = room.room.leave(pid);
+                    room.taps.retain(|(_, l)| *l != id);
                 }
                 // Dropping the entry closes the sockets and returns the ports now, before
                 // this command is answered.
@@ -720,6 +734,7 @@ impl Shard {
                     RoomEntry {
                         room: Room::new(),
                         recording: None,
+                        taps: Vec::new(),
                         slot,
                     },
                 );
@@ -764,6 +779,8 @@ impl Shard {
                     entry.leg.source_changed();
                     if let Some(room) = self.rooms.get_mut(&r) {
                         let _ = room.room.leave(pid);
+                        // A track not stopped first is finalized by its writer thread.
+                        room.taps.retain(|(_, l)| *l != leg_id);
                     }
                 }
                 Ok(Reply::Done)
@@ -801,6 +818,22 @@ impl Shard {
                 // A replaced recording is finalized by its writer thread when dropped.
                 room.recording = Some((*rec, customer));
                 Ok(Reply::Done)
+            }
+            Op::StartTap(room_id, leg, rec) => {
+                self.participant(room_id, leg)?;
+                let room = self.room_mut(room_id)?;
+                room.taps.retain(|(_, l)| *l != leg);
+                room.taps.push((*rec, leg));
+                Ok(Reply::Done)
+            }
+            Op::StopTap(room_id, leg) => {
+                let room = self.room_mut(room_id)?;
+                let i = room
+                    .taps
+                    .iter()
+                    .position(|(_, l)| *l == leg)
+                    .ok_or(EngineError::NotRecording(room_id))?;
+                Ok(Reply::Recorder(Box::new(room.taps.remove(i).0)))
             }
             Op::StopRecording(room_id) => {
                 let room = self.room_mut(room_id)?;

@@ -1012,3 +1012,76 @@ async fn ending_legs_on_every_shard_frees_their_ports() {
     media.shutdown().await.unwrap();
     task.await.unwrap();
 }
+
+/// A member's own track (a supervisor's whisper): left is what that leg says, right is
+/// silent; pausing the room's recording leaves it alone; it ends on stop, or when the leg
+/// leaves the room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_track_holds_its_voice_alone() {
+    let _serial = realtime().await;
+    let (media, _events, task, _pool) = engine(42070..=42075);
+    let (customer, supervisor, room) = (LegId(1), LegId(2), RoomId(3));
+    let c_addr = media
+        .create_leg(customer, LegConfig::new(Codec::Pcmu))
+        .await
+        .unwrap();
+    let s_addr = media
+        .create_leg(supervisor, LegConfig::new(Codec::Pcmu))
+        .await
+        .unwrap();
+    media.create_room(room).await.unwrap();
+    media.join(room, customer).await.unwrap();
+    media.join(room, supervisor).await.unwrap();
+    media
+        .set_hears(room, supervisor, customer, true)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    media
+        .start_recording(room, customer, dir.path().join("call.wav"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        media.stop_track(room, supervisor).await,
+        Err(EngineError::NotRecording(_))
+    ));
+    media
+        .start_track(room, supervisor, dir.path().join("track.wav"))
+        .await
+        .unwrap();
+    media.pause_recording(room, true).await.unwrap();
+    let (phone_c, phone_s) = (Phone::new(Codec::Pcmu).await, Phone::new(Codec::Pcmu).await);
+    let talk_c = phone_c.talk(c_addr, sine(1000.0, 8000.0, 8000, 8000), None);
+    let talk_s = phone_s.talk(s_addr, sine(400.0, 6000.0, 8000, 8000), None);
+    talk_c.await.unwrap();
+    talk_s.await.unwrap();
+    let summary = media.stop_track(room, supervisor).await.unwrap();
+    let mut r = hound::WavReader::open(&summary.path).unwrap();
+    let samples: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    assert!(
+        samples.iter().skip(1).step_by(2).all(|&x| x == 0),
+        "right silent"
+    );
+    assert!(left.len() > 4000, "{} samples", left.len());
+    let voiced = &left[left.len() / 4..left.len() * 3 / 4];
+    assert!((dominant_frequency(voiced, 8000) - 400.0).abs() < 2.0);
+    assert!(
+        median_frame_rms(voiced) > 3000.0,
+        "the supervisor's voice, though the call is paused"
+    );
+    // A second track ends with its leg leaving the room: the file is still whole.
+    media
+        .start_track(room, supervisor, dir.path().join("track2.wav"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    media.leave(supervisor).await.unwrap();
+    assert!(matches!(
+        media.stop_track(room, supervisor).await,
+        Err(EngineError::NotRecording(_))
+    ));
+    media.shutdown().await.unwrap();
+    task.await.unwrap();
+    assert!(hound::WavReader::open(dir.path().join("track2.wav")).is_ok());
+}
