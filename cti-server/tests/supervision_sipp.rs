@@ -80,6 +80,25 @@ fn a_supervisor_listens_whispers_and_barges_from_a_sip_phone() {
         );
     }
 
+    let refused = server.rows(
+        "SELECT actor, target, detail FROM audit_log WHERE action = 'monitor_refused'
+         ORDER BY id",
+        2,
+        Duration::from_secs(10),
+    );
+    let refused: Vec<Vec<&str>> = refused
+        .iter()
+        .map(|r| r.iter().map(|c| c.as_deref().unwrap_or("")).collect())
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ["9002", "1001", "agent outside the supervisor's groups"],
+            ["2001", "1001", "not a supervisor"]
+        ],
+        "refusals are in the audit log"
+    );
+
     let (agent_phone, agent_media) = probe_agent(&server, "1001");
     let (customer_sipp, customer_media, to_customer_leg) =
         probe_call_for(&server, "1001", Duration::from_secs(30));

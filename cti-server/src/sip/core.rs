@@ -134,6 +134,8 @@ pub struct SipCore {
     /// Calls in progress per agent extension (multi-line accounting).
     agent_calls: HashMap<String, usize>,
     call_agent: HashMap<CallKey, String>,
+    /// Entries for the audit log (refused monitor attempts).
+    audit: VecDeque<crate::store::AuditNote>,
     pub stats: CoreStats,
 }
 
@@ -150,6 +152,7 @@ impl SipCore {
             rate: RateLimiter::default(),
             agent_calls: HashMap::new(),
             call_agent: HashMap::new(),
+            audit: VecDeque::new(),
             layer: TransactionLayer::new(config.timers),
             registrar: Registrar::with_authenticator(
                 config.registrar.clone(),
@@ -238,6 +241,11 @@ impl SipCore {
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.out.pop_front()
+    }
+
+    /// The next entry for the audit log.
+    pub fn poll_audit(&mut self) -> Option<crate::store::AuditNote> {
+        self.audit.pop_front()
     }
 
     pub fn poll_registration_event(&mut self) -> Option<super::registrar::RegistrationEvent> {
@@ -454,6 +462,13 @@ impl SipCore {
             };
             if let Err(denied) = self.router.access().may_monitor(&user, &m.agent) {
                 tracing::warn!(supervisor = %user, agent = %m.agent, why = denied.as_str(), "monitor refused");
+                self.audit.push_back(crate::store::AuditNote {
+                    actor: user,
+                    action: "monitor_refused",
+                    target: Some(m.agent.clone()),
+                    detail: Some(denied.as_str().to_string()),
+                    source: Some(source.addr.ip().to_string()),
+                });
                 return refuse(self, 403, "Forbidden (may not monitor this agent)", false);
             }
             m.supervisor = user;
@@ -1131,6 +1146,12 @@ mod tests {
             c.handle_message(now, wall, m, p, &Staff);
             assert_eq!(codes(&mut c), vec![403], "{user} monitoring {dialed}");
             assert!(news(&mut c).is_empty());
+            let note = c.poll_audit().expect("the refusal is audited");
+            assert_eq!(
+                (note.actor.as_str(), note.action),
+                (user, "monitor_refused")
+            );
+            assert_eq!(note.target.as_deref(), Some(&dialed[3..]));
         }
         struct WrongPasswords;
         impl Credentials for WrongPasswords {

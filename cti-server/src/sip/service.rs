@@ -372,6 +372,13 @@ impl SipService {
                 tell_acd_reachability(&core, &plane, &ev);
                 record_registration(&store, ev);
             }
+            while let Some(note) = core.poll_audit() {
+                if let Some(s) = &store
+                    && s.try_send(StoreEvent::Audit(Box::new(note))).is_err()
+                {
+                    tracing::warn!("store writer lagging: audit entry dropped");
+                }
+            }
             health.publish(&core, conns.len(), calls.len());
         }
         udp_task.abort();

@@ -136,6 +136,18 @@ pub enum StoreEvent {
     Recording(Box<RecordingDone>),
     /// A supervisor's monitor session, over (the audit log).
     Monitor(Box<crate::call::host::MonitorSession>),
+    /// An entry for the audit log from the signalling path (a refused monitor attempt).
+    Audit(Box<AuditNote>),
+}
+
+/// An audit log entry made where nothing may wait for the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditNote {
+    pub actor: String,
+    pub action: &'static str,
+    pub target: Option<String>,
+    pub detail: Option<String>,
+    pub source: Option<String>,
 }
 
 /// A finished call recording, for the `recordings` index (size and SHA-256 are read from the
@@ -270,6 +282,20 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
                 .bind(v.path.to_string_lossy().into_owned())
                 .bind(wall_ms(v.started_at))
                 .bind(v.duration.as_millis() as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+            StoreEvent::Audit(a) => {
+                sqlx::query(
+                    "INSERT INTO audit_log (at_ms, actor, action, target, detail, source)
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(now_ms())
+                .bind(&a.actor)
+                .bind(a.action)
+                .bind(&a.target)
+                .bind(&a.detail)
+                .bind(&a.source)
                 .execute(&mut *tx)
                 .await?;
             }
