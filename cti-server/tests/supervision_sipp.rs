@@ -127,6 +127,28 @@ fn a_supervisor_listens_whispers_and_barges_from_a_sip_phone() {
         (settle + Duration::from_millis(400), Instant::now())
     };
     let listen = window(Instant::now());
+    // The supervisors' wall: the sales supervisor sees the call, talking, with themselves
+    // listening; the service supervisor does not see it.
+    let login = |user: &str| {
+        let body = format!(r#"{{"user":"{user}","password":"demo{user}"}}"#);
+        let (code, text) = server.http("POST", "/api/login", None, Some(&body));
+        assert_eq!(code, 200, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["token"].as_str().unwrap().to_string()
+    };
+    let calls = |token: &str| {
+        let (code, text) = server.http("GET", "/api/calls", Some(token), None);
+        assert_eq!(code, 200, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["calls"].as_array().unwrap().clone()
+    };
+    let seen = calls(&login("9001"));
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0]["agent"], "1001");
+    assert_eq!(seen[0]["state"], "talking");
+    assert!(seen[0]["connected_at_ms"].as_i64().is_some());
+    assert_eq!(seen[0]["monitors"][0]["mode"], "listen", "{seen:#?}");
+    assert!(calls(&login("9002")).is_empty());
     supervisor.press('2');
     let whisper = window(Instant::now());
     supervisor.press('3');

@@ -215,7 +215,17 @@ impl CallActor {
                 continue;
             }
             let paused = self.recording_markers.last().is_some_and(|m| m.1);
-            let now_live = self.call.live(paused);
+            let mut now_live = self.call.live(paused);
+            if let Some(h) = &self.host {
+                if now_live.state == "service" {
+                    now_live.state = h.activity().unwrap_or("service");
+                }
+                now_live.lead = h.lead().map(|l| super::live::LiveLead {
+                    id: l.lead_id,
+                    name: l.name.clone(),
+                    grade: l.grade.clone(),
+                });
+            }
             if live.as_ref() != Some(&now_live) {
                 self.config.live.update(key, now_live.clone(), &self.inbox);
                 live = Some(now_live);

@@ -268,6 +268,23 @@ impl Host {
         }
     }
 
+    /// What the service does with the caller now, for the live view.
+    pub fn activity(&self) -> Option<&'static str> {
+        Some(match &self.phase {
+            Phase::Starting(_) => "setup",
+            Phase::Ivr => "ivr",
+            Phase::Queued { .. } | Phase::Offering { .. } => "queued",
+            Phase::Direct {
+                connected: false, ..
+            } => "ringing",
+            Phase::Voicemail { .. } => "voicemail",
+            Phase::Transferring { .. } => "transferring",
+            Phase::Monitoring => "monitoring",
+            Phase::Goodbye => "ending",
+            Phase::Connected { .. } | Phase::Direct { .. } | Phase::Done => return None,
+        })
+    }
+
     /// The lead matched so far (IVR lookup), for the screen pop and the records.
     pub fn lead(&self) -> Option<&LeadMatch> {
         self.lead.as_ref()

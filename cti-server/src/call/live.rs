@@ -27,6 +27,30 @@ pub struct LiveCall {
     pub connected: bool,
     pub recording: bool,
     pub recording_paused: bool,
+    /// `setup`, `ringing`, `ivr`, `queued`, `voicemail`, `talking`, `on_hold`,
+    /// `transferring`, `monitoring` (a supervisor's own call), `ending`.
+    pub state: &'static str,
+    /// The last queue the call went through.
+    pub queue: Option<String>,
+    /// When the customer was first put through to somebody.
+    pub connected_at_ms: Option<i64>,
+    /// The lead the caller was matched to.
+    pub lead: Option<LiveLead>,
+    /// Supervisors monitoring the call: their calls and modes.
+    pub monitors: Vec<LiveMonitor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveLead {
+    pub id: i64,
+    pub name: String,
+    pub grade: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveMonitor {
+    pub call: u64,
+    pub mode: super::monitor::MonitorMode,
 }
 
 /// Each live call and its actor's inbox.
@@ -107,6 +131,40 @@ impl Call {
             connected: self.agent.bridged && matches!(self.state, State::Talking | State::Hosted),
             recording: self.rec_active(),
             recording_paused,
+            state: self.live_state(),
+            queue: self
+                .record
+                .services
+                .iter()
+                .rev()
+                .find_map(|s| s.strip_prefix("queue:"))
+                .map(str::to_string),
+            // A relayed call is connected when answered; a hosted one when put through.
+            connected_at_ms: self
+                .record
+                .connect_after
+                .or(self.record.answer_after.filter(|_| self.hosted.is_none()))
+                .map(|d| self.record.offered_at_ms + d.as_millis() as i64),
+            lead: None,
+            monitors: self.monitors_live(),
+        }
+    }
+
+    /// The call's state as the supervisors' wall shows it; `service` for a hosted call not
+    /// put through, which its host names better ([`super::host::Host::activity`]).
+    fn live_state(&self) -> &'static str {
+        match self.state {
+            State::Preparing => "setup",
+            State::Ringing => "ringing",
+            State::Talking | State::Hosted if self.agent.bridged => {
+                if self.on_hold.is_some() {
+                    "on_hold"
+                } else {
+                    "talking"
+                }
+            }
+            State::Talking | State::Hosted => "service",
+            State::Ending | State::Ended => "ending",
         }
     }
 }
@@ -127,6 +185,11 @@ mod tests {
             connected,
             recording: false,
             recording_paused: false,
+            state: "talking",
+            queue: None,
+            connected_at_ms: None,
+            lead: None,
+            monitors: Vec::new(),
         }
     }
 

@@ -554,6 +554,8 @@ pub struct Call {
     monitors: monitor::Monitors,
     /// The agent's keypad feature code ([`keys`]).
     keys: keys::FeatureKeys,
+    /// The side that put the other on hold (re-INVITE), while it lasts.
+    on_hold: Option<Side>,
 }
 
 /// A machine input.
@@ -673,6 +675,7 @@ impl Call {
             monitors: monitor::Monitors::default(),
             rec: recording::CallRecording::new(config_record),
             keys: record_keys,
+            on_hold: None,
         }
         .with_caller_leg())
     }
@@ -1561,6 +1564,7 @@ impl Call {
             }
         };
         let held = sdp::is_hold(&offer);
+        self.on_hold = held.then_some(side);
         self.media(MediaOp::Update {
             leg,
             params: LegParams::from_negotiated(&negotiated),

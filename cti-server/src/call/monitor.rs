@@ -177,6 +177,18 @@ impl Call {
         true
     }
 
+    /// The supervisors on this call, for the live view.
+    pub(super) fn monitors_live(&self) -> Vec<super::live::LiveMonitor> {
+        self.monitors
+            .watchers
+            .iter()
+            .map(|w| super::live::LiveMonitor {
+                call: w.monitor.0,
+                mode: w.mode,
+            })
+            .collect()
+    }
+
     fn watcher(&self, monitor: CallKey) -> Option<usize> {
         self.monitors
             .watchers

@@ -581,6 +581,7 @@ fn hold_and_resume_by_reinvite_are_answered_locally() {
         speaker: LegId(15),
         hears: false
     }));
+    assert_eq!(h.call.live(false).state, "on_hold");
     let resume_sdp = CALLER_SDP.replace("o=c 1 1", "o=c 1 3");
     h.call.handle_sip(
         h.now,
@@ -603,6 +604,7 @@ fn hold_and_resume_by_reinvite_are_answered_locally() {
         speaker: LegId(15),
         hears: true
     }));
+    assert_eq!(h.call.live(false).state, "talking");
     // A re-INVITE with an older CSeq is refused (§12.2.2) and changes nothing.
     h.call.handle_sip(
         h.now,
@@ -2386,6 +2388,15 @@ mod monitoring {
         assert!(agent_call.sent().is_empty(), "nothing goes to the parties");
         pass(&agent_call, &mut sup);
         assert_eq!(notices(&sup), vec![Notice::MonitorStarted]);
+        let live = agent_call.call.live(false);
+        assert_eq!(live.state, "talking");
+        assert_eq!(
+            live.monitors,
+            vec![crate::call::live::LiveMonitor {
+                call: 9,
+                mode: MonitorMode::Listen
+            }]
+        );
         (agent_call, sup, tag, sup_tag)
     }
 
