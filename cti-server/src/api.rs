@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/recordings/{id}/audio", get(recording_audio))
         .route("/api/recordings/{id}/legal-hold", post(legal_hold))
         .route("/api/monitor-sessions", get(monitor_sessions))
+        .route("/api/monitors/{id}/mode", post(monitor_mode))
         .route("/api/ivr/reload", post(reload_flows))
         .route(
             "/api/prompts/{name}",
@@ -655,6 +656,50 @@ async fn legal_hold(
     Ok(Json(
         json!({ "id": id, "legal_hold": b.hold, "reason": reason }),
     ))
+}
+
+#[derive(Deserialize)]
+struct ModeBody {
+    mode: String,
+}
+
+/// `POST /api/monitors/{id}/mode` with `{"mode": "listen"|"whisper"|"barge"}`: the supervisor
+/// of monitoring call `id` (or an admin) switches mode in place, as keys 1-3 on the phone do.
+async fn monitor_mode(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    body: Result<Json<ModeBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let p = principal(&s, &headers).await?;
+    let Json(b) = body.map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let mode = crate::call::monitor::MonitorMode::parse(&b.mode).ok_or_else(|| {
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("mode {:?}: listen, whisper or barge", b.mode),
+        )
+    })?;
+    let none = || err(StatusCode::NOT_FOUND, format!("no monitor session {id}"));
+    let session = s
+        .live
+        .list()
+        .into_iter()
+        .find(|c| c.id == id)
+        .and_then(|c| c.monitoring)
+        .ok_or_else(none)?;
+    if session.supervisor != p.name && !p.is_admin() {
+        return Err(none());
+    }
+    let inbox = s.live.inbox(crate::call::CallKey(id)).ok_or_else(none)?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    inbox
+        .send(crate::call::actor::CallEvent::MonitorMode { mode, reply })
+        .await
+        .map_err(|_| none())?;
+    match answer.await {
+        Ok(true) => Ok(Json(json!({ "id": id, "mode": mode.as_str() }))),
+        _ => Err(none()),
+    }
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,7 @@
 //!
 //! - listen: the supervisor hears both parties, nobody hears the supervisor;
 //! - whisper (key 2): the agent hears the supervisor, the customer does not;
-//! - barge (key 3): both do; back to listen (key 1): neither.
+//! - barge (key 3): both do; back to listen (from the console, through the API): neither.
 //!
 //! The call's recording must carry the supervisor in its right channel (what the customer
 //! hears) only while barging, never while whispering; the audit log has the session with its
@@ -142,18 +142,33 @@ fn a_supervisor_listens_whispers_and_barges_from_a_sip_phone() {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         v["calls"].as_array().unwrap().clone()
     };
-    let seen = calls(&login("9001"));
+    let sam = login("9001");
+    let seen = calls(&sam);
     assert_eq!(seen.len(), 1, "{seen:#?}");
     assert_eq!(seen[0]["agent"], "1001");
     assert_eq!(seen[0]["state"], "talking");
     assert!(seen[0]["connected_at_ms"].as_i64().is_some());
     assert_eq!(seen[0]["monitors"][0]["mode"], "listen", "{seen:#?}");
     assert!(calls(&login("9002")).is_empty());
+    let monitor_call = seen[0]["monitors"][0]["call"].as_u64().unwrap();
+    let switch = |token: &str, mode: &str| {
+        server.http(
+            "POST",
+            &format!("/api/monitors/{monitor_call}/mode"),
+            Some(token),
+            Some(&format!(r#"{{"mode":"{mode}"}}"#)),
+        )
+    };
     supervisor.press('2');
     let whisper = window(Instant::now());
     supervisor.press('3');
     let barge = window(Instant::now());
-    supervisor.press('1');
+    // Back to listening from the console (the API), as key 1 would; nobody else may.
+    assert_eq!(switch(&login("9002"), "listen").0, 404);
+    assert_eq!(switch(&login("1001"), "listen").0, 404);
+    assert_eq!(switch(&sam, "shout").0, 400);
+    let (code, body) = switch(&sam, "listen");
+    assert_eq!(code, 200, "{body}");
     let listen_again = window(Instant::now());
     let monitored = (monitor_dialed, Instant::now());
 

@@ -39,6 +39,11 @@ pub enum CallEvent {
         paused: bool,
         reply: tokio::sync::oneshot::Sender<Result<Duration, String>>,
     },
+    /// The supervisor of this (monitoring) call switches mode from their console.
+    MonitorMode {
+        mode: super::monitor::MonitorMode,
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
     /// Start recording now (the on-demand policy): the agent asked.
     RecordNow {
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
@@ -225,6 +230,13 @@ impl CallActor {
                     name: l.name.clone(),
                     grade: l.grade.clone(),
                 });
+                now_live.monitoring =
+                    h.monitoring()
+                        .map(|(supervisor, agent)| super::live::LiveMonitoring {
+                            supervisor: supervisor.to_string(),
+                            agent: agent.to_string(),
+                            mode: self.call.monitor_mode(),
+                        });
             }
             if live.as_ref() != Some(&now_live) {
                 self.config.live.update(key, now_live.clone(), &self.inbox);
@@ -265,6 +277,13 @@ impl CallActor {
                         }
                         Some(CallEvent::PauseRecording { paused, reply }) => {
                             let _ = reply.send(self.pause_recording(room, paused).await);
+                        }
+                        Some(CallEvent::MonitorMode { mode, reply }) => {
+                            let done = match self.host.as_mut() {
+                                Some(h) => h.switch_monitor_mode(&mut self.call, mode, now_pair()),
+                                None => false,
+                            };
+                            let _ = reply.send(done);
                         }
                         Some(CallEvent::RecordNow { reply }) => {
                             let _ = reply.send(self.call.record_on_demand().map_err(str::to_string));

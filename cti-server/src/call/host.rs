@@ -353,12 +353,8 @@ impl Host {
                     recording: true, ..
                 } if d == '#' => self.end_voicemail(call),
                 Phase::Monitoring => {
-                    if let Some(mode) = MonitorMode::from_key(d)
-                        && call.monitor_mode().is_some_and(|m| m != mode)
-                        && call.set_monitor_mode(mode)
-                        && let Some(s) = self.monitor.as_mut()
-                    {
-                        s.modes.push((now.wall, mode));
+                    if let Some(mode) = MonitorMode::from_key(d) {
+                        self.switch_monitor_mode(call, mode, now);
                     }
                 }
                 _ => {}
@@ -670,6 +666,28 @@ impl Host {
                 self.dial_target(call, target);
             }
         }
+    }
+
+    /// The supervisor switches mode (a key on their phone, or their console through the
+    /// API). False when this call is not monitoring.
+    pub fn switch_monitor_mode(&mut self, call: &mut Call, mode: MonitorMode, now: Now) -> bool {
+        let Some(current) = call.monitor_mode() else {
+            return false;
+        };
+        if current != mode
+            && call.set_monitor_mode(mode)
+            && let Some(s) = self.monitor.as_mut()
+        {
+            s.modes.push((now.wall, mode));
+        }
+        true
+    }
+
+    /// Who monitors whom, for a supervisor's call.
+    pub fn monitoring(&self) -> Option<(&str, &str)> {
+        self.monitor
+            .as_ref()
+            .map(|m| (m.supervisor.as_str(), m.agent.as_str()))
     }
 
     /// A supervisor's call to the monitor code is answered: it asks the agent's call to take

@@ -38,6 +38,15 @@ pub struct LiveCall {
     pub lead: Option<LiveLead>,
     /// Supervisors monitoring the call: their calls and modes.
     pub monitors: Vec<LiveMonitor>,
+    /// For a supervisor's own call: who monitors which agent, in which mode.
+    pub monitoring: Option<LiveMonitoring>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveMonitoring {
+    pub supervisor: String,
+    pub agent: String,
+    pub mode: Option<super::monitor::MonitorMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -147,6 +156,7 @@ impl Call {
                 .map(|d| self.record.offered_at_ms + d.as_millis() as i64),
             lead: None,
             monitors: self.monitors_live(),
+            monitoring: None,
         }
     }
 
@@ -190,6 +200,7 @@ mod tests {
             connected_at_ms: None,
             lead: None,
             monitors: Vec::new(),
+            monitoring: None,
         }
     }
 

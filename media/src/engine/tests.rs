@@ -1083,5 +1083,13 @@ async fn a_members_track_holds_its_voice_alone() {
     ));
     media.shutdown().await.unwrap();
     task.await.unwrap();
-    assert!(hound::WavReader::open(dir.path().join("track2.wav")).is_ok());
+    // Its writer thread finalizes it on its own, soon.
+    let t0 = Instant::now();
+    while hound::WavReader::open(dir.path().join("track2.wav")).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "track2.wav never finalized"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
