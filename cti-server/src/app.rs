@@ -204,6 +204,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     )
                 })
                 .collect(),
+            lead_country: config.leads.default_country.clone(),
         }),
         flows,
         acd: acd.clone(),
@@ -298,6 +299,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ))),
         session_ttl: crate::login::session_ttl(config.http.session_ttl_h),
         agents_hear_own: config.recording.agents_hear_own,
+        leads: Arc::new(config.leads.clone()),
         media_dropped_events,
         media_clock,
         recording_failures,

@@ -42,6 +42,8 @@ pub struct Config {
     #[serde(default)]
     pub supervision: SupervisionConfig,
     #[serde(default)]
+    pub leads: LeadsConfig,
+    #[serde(default)]
     pub log: LogConfig,
     /// The outbound SIP trunk for external numbers (none unless `host` is set).
     #[serde(default)]
@@ -229,6 +231,25 @@ impl Default for RecordingConfig {
             retention_days: None,
             retention_sweep_s: 3600,
             keypad_code: "*1".into(),
+        }
+    }
+}
+
+/// The lead database (`[leads]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeadsConfig {
+    /// Country calling code for national numbers (`030 123456` is `+4930123456` with 49).
+    pub default_country: String,
+    /// Days between follow-ups per grade; C and invalid leads get no agent calls.
+    pub cadence_days: crate::leads::Cadence,
+}
+
+impl Default for LeadsConfig {
+    fn default() -> Self {
+        LeadsConfig {
+            default_country: "49".into(),
+            cadence_days: crate::leads::Cadence::default(),
         }
     }
 }
@@ -815,6 +836,16 @@ impl Config {
         {
             return Err(format!(
                 "recording.keypad_code {code:?}: up to 8 keys of 0-9, *, #, A-D"
+            ));
+        }
+        let cc = &self.leads.default_country;
+        if cc.is_empty()
+            || cc.len() > 3
+            || !cc.bytes().all(|b| b.is_ascii_digit())
+            || cc.starts_with('0')
+        {
+            return Err(format!(
+                "leads.default_country {cc:?}: a country calling code, 1 to 3 digits (49, 1, 86)"
             ));
         }
         let prefix = &self.supervision.monitor_prefix;

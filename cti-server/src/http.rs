@@ -28,6 +28,8 @@ pub struct AppState {
     pub session_ttl: std::time::Duration,
     /// Agents may list and play their own calls' recordings.
     pub agents_hear_own: bool,
+    /// Lead rules: the default country and the follow-up cadence.
+    pub leads: Arc<crate::config::LeadsConfig>,
     /// Media events (DTMF, prompt ends, timeouts) the engine had to drop because the SIP
     /// task did not take them in time.
     pub media_dropped_events: Arc<std::sync::atomic::AtomicU64>,
@@ -48,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(crate::api::routes())
         .merge(crate::login::routes())
+        .merge(crate::api_leads::routes())
         .with_state(state)
 }
 

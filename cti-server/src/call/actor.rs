@@ -682,12 +682,18 @@ impl CallActor {
                 }
                 HostOutput::LookupLead(query) => {
                     let store = self.config.hosting.as_ref().and_then(|h| h.store.clone());
+                    let country = self
+                        .config
+                        .hosting
+                        .as_ref()
+                        .map(|h| h.config.lead_country.clone())
+                        .unwrap_or_default();
                     let inbox = self.inbox.clone();
                     // Off the call's task: the IVR has its own timeout for a slow answer.
                     tokio::spawn(async move {
                         let found = match (&store, &query) {
                             (Some(s), crate::ivr::LeadQuery::CallerNumber(n)) => {
-                                s.lead_by_phone(n).await
+                                s.lead_by_caller(n, &country).await
                             }
                             (Some(s), crate::ivr::LeadQuery::Digits(d)) => {
                                 s.lead_by_customer_no(d).await

@@ -53,6 +53,8 @@ pub struct HostConfig {
     pub fallback_voicemail: String,
     /// Whether each queue's calls are recorded.
     pub queue_recording: Vec<(String, crate::config::RecordingPolicy)>,
+    /// Country calling code for callers' national numbers (lead lookup).
+    pub lead_country: String,
 }
 
 impl HostConfig {
@@ -1092,6 +1094,7 @@ mod tests {
                 direct_ring_timeout: Duration::from_secs(15),
                 fallback_voicemail: "general".into(),
                 queue_recording: vec![],
+                lead_country: "49".into(),
             };
             let host = Host::new(CallKey(9), service, Arc::new(host_config), flows, now);
             let mut w = World {

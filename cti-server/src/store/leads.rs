@@ -46,6 +46,22 @@ impl Store {
         Ok(row.map(to_match))
     }
 
+    /// The lead of a caller's number as the carrier sent it: as stored, or in E.164 with
+    /// `country` for a national number (`030 123456` finds `+4930123456`).
+    pub async fn lead_by_caller(
+        &self,
+        number: &str,
+        country: &str,
+    ) -> Result<Option<LeadMatch>, StoreError> {
+        if let Some(found) = self.lead_by_phone(number).await? {
+            return Ok(Some(found));
+        }
+        match crate::leads::e164(number, country) {
+            Some(n) if n != normalize_phone(number) => self.lead_by_phone(&n).await,
+            _ => Ok(None),
+        }
+    }
+
     /// The lead with this customer number.
     pub async fn lead_by_customer_no(&self, no: &str) -> Result<Option<LeadMatch>, StoreError> {
         let row: Option<(i64, String, Option<String>, Option<String>)> =

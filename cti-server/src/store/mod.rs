@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::config::AgentConfig;
 
+pub mod crm;
 pub mod leads;
 pub mod monitor;
 pub mod recordings;
@@ -404,6 +405,34 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_callers_national_number_finds_the_lead_stored_in_e164() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        let id = store
+            .insert_lead(&leads::NewLead {
+                name: "Anna".into(),
+                company: None,
+                grade: Some("H".into()),
+                owner_agent: None,
+                customer_no: None,
+                phones: vec!["+49 30 111001".into()],
+            })
+            .await
+            .unwrap();
+        for number in ["+4930111001", "030 111001", "0049 30 111001", "30111001"] {
+            let found = store.lead_by_caller(number, "49").await.unwrap();
+            assert_eq!(found.map(|l| l.lead_id), Some(id), "{number}");
+        }
+        assert_eq!(
+            store.lead_by_caller("030 111002", "49").await.unwrap(),
+            None
+        );
+        assert_eq!(store.lead_by_caller("anonymous", "49").await.unwrap(), None);
+    }
 
     #[tokio::test]
     async fn migrates_syncs_agents_and_writes_events() {

@@ -1,0 +1,444 @@
+//! The lead API: create (phones in E.164, duplicates refused), search, read with phones and
+//! timeline, change (every change on the timeline), record a contact (first contact, next
+//! follow-up from the grade's cadence or the date agreed with the customer), notes, and the
+//! agent's work list. Agents see their own leads and unowned ones; supervisors also their
+//! groups' agents' leads; admins all. Only supervisors and admins hand a lead to somebody
+//! else.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::http::AppState;
+use crate::leads::{Grade, SOURCES, STATUSES, e164, first_contact_due};
+use crate::login::{ApiError, err, oversees, principal};
+use crate::store::crm::{CreateError, LeadChanges, LeadDraft, LeadRow};
+use crate::users::Principal;
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/leads", get(search).post(create))
+        .route("/api/leads/{id}", get(read).patch(change))
+        .route("/api/leads/{id}/contacts", post(contact))
+        .route("/api/leads/{id}/notes", post(note))
+        .route("/api/worklist", get(worklist))
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// May `p` see (and work) this lead? Unowned leads are everybody's to pick up.
+fn may_see(s: &AppState, p: &Principal, lead: &LeadRow) -> bool {
+    match lead.owner_agent.as_deref() {
+        None => true,
+        Some(owner) => oversees(s, p, &[owner]),
+    }
+}
+
+/// The lead, if `p` may see it (404 otherwise: other people's ids stay hidden).
+async fn visible(s: &AppState, p: &Principal, id: i64) -> Result<LeadRow, ApiError> {
+    s.store
+        .lead(id)
+        .await
+        .map_err(internal)?
+        .filter(|l| may_see(s, p, l))
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no lead {id}")))
+}
+
+fn check_grade(g: &Option<String>) -> Result<Option<String>, ApiError> {
+    match g.as_deref().map(str::trim).filter(|g| !g.is_empty()) {
+        None => Ok(None),
+        Some(g) => Grade::parse(g)
+            .map(|g| Some(g.as_str().to_string()))
+            .ok_or_else(|| {
+                err(
+                    StatusCode::BAD_REQUEST,
+                    format!("grade {g:?}: H, A, B, C or invalid"),
+                )
+            }),
+    }
+}
+
+fn check_in(what: &str, v: &Option<String>, allowed: &[&str]) -> Result<(), ApiError> {
+    match v {
+        Some(x) if !allowed.contains(&x.as_str()) => Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("{what} {x:?}: one of {}", allowed.join(", ")),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_custom(c: &Option<Value>) -> Result<(), ApiError> {
+    match c {
+        Some(v) if !v.is_object() => Err(err(
+            StatusCode::BAD_REQUEST,
+            "custom: an object of field name to value",
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewLead {
+    name: String,
+    #[serde(default)]
+    phones: Vec<String>,
+    email: Option<String>,
+    company: Option<String>,
+    source: Option<String>,
+    grade: Option<String>,
+    owner: Option<String>,
+    customer_no: Option<String>,
+    product: Option<String>,
+    custom: Option<Value>,
+}
+
+/// `POST /api/leads`: 201 with the id; 400 naming what is wrong; 409 with the lead that
+/// has one of the phones already.
+async fn create(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<NewLead>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let p = principal(&s, &headers).await?;
+    let Json(n) = body.map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let name = n.name.trim().to_string();
+    if name.is_empty() {
+        return Err(err(StatusCode::BAD_REQUEST, "a lead needs a name"));
+    }
+    let mut phones = Vec::new();
+    for raw in &n.phones {
+        let phone = e164(raw, &s.leads.default_country).ok_or_else(|| {
+            err(
+                StatusCode::BAD_REQUEST,
+                format!("phone {raw:?} is not a phone number"),
+            )
+        })?;
+        if !phones.contains(&phone) {
+            phones.push(phone);
+        }
+    }
+    let email = n
+        .email
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty());
+    if let Some(e) = &email
+        && (!e.contains('@') || e.starts_with('@') || e.ends_with('@'))
+    {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("e-mail {e:?} is not an address"),
+        ));
+    }
+    if phones.is_empty() && email.is_none() {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "a lead needs a phone or an e-mail address",
+        ));
+    }
+    let grade = check_grade(&n.grade)?;
+    check_in("source", &n.source, SOURCES)?;
+    check_custom(&n.custom)?;
+    // An agent's new lead is theirs (first contact owns it); only supervisors and admins
+    // give one to somebody else.
+    let owner = match n.owner.filter(|o| !o.is_empty()) {
+        Some(o) if o != p.name && !p.is_supervisor_or_admin() => {
+            return Err(err(
+                StatusCode::FORBIDDEN,
+                "agents create leads for themselves",
+            ));
+        }
+        Some(o) if !oversees(&s, &p, &[&o]) || s.access.role(&o).is_none() => {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                format!("owner {o:?}: not one of your agents"),
+            ));
+        }
+        Some(o) => Some(o),
+        None if p.is_supervisor_or_admin() => None,
+        None => Some(p.name.clone()),
+    };
+    let now = crate::store::now_ms();
+    let draft = LeadDraft {
+        name,
+        company: n.company,
+        email,
+        next_follow_up_ms: s
+            .leads
+            .cadence_days
+            .next_follow_up(grade.as_deref().and_then(Grade::parse), now),
+        first_contact_due_ms: first_contact_due(n.source.as_deref(), now),
+        grade,
+        source: n.source,
+        owner_agent: owner,
+        customer_no: n.customer_no.filter(|c| !c.trim().is_empty()),
+        product: n.product,
+        custom: n.custom,
+        phones,
+    };
+    match s.store.create_lead(&draft, &p.name).await {
+        Ok(id) => Ok((StatusCode::CREATED, Json(json!({ "id": id })))),
+        Err(CreateError::Duplicate { lead, phone }) => Err((
+            StatusCode::CONFLICT,
+            Json(json!({
+                "error": format!("phone {phone} belongs to lead {lead} already"),
+                "lead": lead,
+            })),
+        )),
+        Err(CreateError::Store(e)) => Err(internal(e)),
+    }
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+    grade: Option<String>,
+    status: Option<String>,
+}
+
+/// `GET /api/leads?q=&grade=&status=`: the leads the user may see, newest first.
+async fn search(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SearchQuery>,
+) -> ApiResult {
+    let p = principal(&s, &headers).await?;
+    let grade = check_grade(&q.grade)?;
+    let rows: Vec<LeadRow> = s
+        .store
+        .search_leads(
+            q.q.as_deref().filter(|q| !q.trim().is_empty()),
+            grade.as_deref(),
+            q.status.as_deref(),
+        )
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .filter(|l| may_see(&s, &p, l))
+        .collect();
+    Ok(Json(
+        json!({ "leads": rows.iter().map(lead_json).collect::<Vec<_>>() }),
+    ))
+}
+
+fn lead_json(l: &LeadRow) -> Value {
+    let mut v = serde_json::to_value(l).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        let custom = l
+            .custom
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<Value>(c).ok())
+            .unwrap_or_else(|| json!({}));
+        o.insert("custom".into(), custom);
+    }
+    v
+}
+
+/// `GET /api/leads/{id}`: the lead, its phones and its timeline.
+async fn read(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
+    let p = principal(&s, &headers).await?;
+    let lead = visible(&s, &p, id).await?;
+    let phones = s.store.lead_phones(id).await.map_err(internal)?;
+    let events = s.store.lead_events(id).await.map_err(internal)?;
+    let timeline: Vec<Value> = events
+        .into_iter()
+        .map(|e| {
+            json!({
+                "at_ms": e.at_ms,
+                "actor": e.actor,
+                "kind": e.kind,
+                "detail": e.detail.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
+            })
+        })
+        .collect();
+    let mut v = lead_json(&lead);
+    v["phones"] = json!(phones);
+    v["timeline"] = json!(timeline);
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+struct Change {
+    name: Option<String>,
+    company: Option<String>,
+    email: Option<String>,
+    grade: Option<String>,
+    status: Option<String>,
+    owner: Option<String>,
+    product: Option<String>,
+    custom: Option<Value>,
+    /// The follow-up date agreed with the customer (ms since the epoch).
+    next_follow_up_ms: Option<i64>,
+}
+
+/// `PATCH /api/leads/{id}`: changes the given fields; each change goes on the timeline. A
+/// new grade sets the next follow-up from its cadence unless a date is given with it.
+async fn change(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Result<Json<Change>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let p = principal(&s, &headers).await?;
+    let Json(c) = body.map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let lead = visible(&s, &p, id).await?;
+    let grade = check_grade(&c.grade)?;
+    check_in("status", &c.status, STATUSES)?;
+    check_custom(&c.custom)?;
+    if let Some(o) = &c.owner {
+        if !p.is_supervisor_or_admin() {
+            return Err(err(
+                StatusCode::FORBIDDEN,
+                "only supervisors and admins hand leads over",
+            ));
+        }
+        if !oversees(&s, &p, &[o]) || s.access.role(o).is_none() {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                format!("owner {o:?}: not one of your agents"),
+            ));
+        }
+    }
+    let now = crate::store::now_ms();
+    let next = c.next_follow_up_ms.or_else(|| {
+        let g = grade.as_deref().and_then(Grade::parse)?;
+        (Some(g.as_str()) != lead.grade.as_deref())
+            .then(|| s.leads.cadence_days.next_follow_up(Some(g), now))
+            .flatten()
+    });
+    let changes = LeadChanges {
+        name: c
+            .name
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty()),
+        company: c.company,
+        email: c.email,
+        grade,
+        status: c.status,
+        owner_agent: c.owner,
+        product: c.product,
+        custom: c.custom,
+        next_follow_up_ms: next,
+    };
+    s.store
+        .update_lead(id, &changes, &p.name)
+        .await
+        .map_err(internal)?;
+    read(State(s), headers, Path(id)).await
+}
+
+#[derive(Deserialize)]
+struct Contact {
+    /// `reached`, `no_answer`, `busy`, `wrong_number`, `callback`, `appointment`, ...
+    result: String,
+    note: Option<String>,
+    /// The date agreed with the customer; else the grade's cadence from now.
+    next_follow_up_ms: Option<i64>,
+}
+
+/// `POST /api/leads/{id}/contacts`: a contact with the customer, on the timeline; the first
+/// one meets the 24-hour rule; the next follow-up is the agreed date or the cadence's.
+async fn contact(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Result<Json<Contact>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let p = principal(&s, &headers).await?;
+    let Json(c) = body.map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let result = c.result.trim();
+    if result.is_empty() {
+        return Err(err(StatusCode::BAD_REQUEST, "a contact needs a result"));
+    }
+    let lead = visible(&s, &p, id).await?;
+    let now = crate::store::now_ms();
+    let next = c.next_follow_up_ms.or_else(|| {
+        s.leads
+            .cadence_days
+            .next_follow_up(lead.grade.as_deref().and_then(Grade::parse), now)
+    });
+    let detail = json!({ "result": result, "note": c.note, "next_follow_up_ms": next });
+    s.store
+        .record_contact(id, &p.name, &detail, next)
+        .await
+        .map_err(internal)?;
+    read(State(s), headers, Path(id)).await
+}
+
+#[derive(Deserialize)]
+struct Note {
+    text: String,
+}
+
+async fn note(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Result<Json<Note>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let p = principal(&s, &headers).await?;
+    let Json(n) = body.map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if n.text.trim().is_empty() {
+        return Err(err(StatusCode::BAD_REQUEST, "an empty note"));
+    }
+    visible(&s, &p, id).await?;
+    s.store
+        .add_lead_note(id, &p.name, n.text.trim())
+        .await
+        .map_err(internal)?;
+    read(State(s), headers, Path(id)).await
+}
+
+#[derive(Deserialize)]
+struct WorklistQuery {
+    /// A supervisor looks at one of their agents' lists.
+    agent: Option<String>,
+}
+
+/// `GET /api/worklist`: the user's leads waiting for a first contact or due for a follow-up
+/// today (overdue ones first), each marked `first_contact`, `overdue` or `due`.
+async fn worklist(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<WorklistQuery>,
+) -> ApiResult {
+    let p = principal(&s, &headers).await?;
+    let agent = q.agent.unwrap_or_else(|| p.name.clone());
+    if !oversees(&s, &p, &[&agent]) {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            format!("agent {agent} is not yours to see"),
+        ));
+    }
+    let now = crate::store::now_ms();
+    // Due today: until the end of the (UTC) day.
+    let end_of_day = (now / crate::leads::DAY_MS + 1) * crate::leads::DAY_MS;
+    let rows = s
+        .store
+        .worklist(&agent, end_of_day)
+        .await
+        .map_err(internal)?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|l| {
+            let why = if l.first_contact_at_ms.is_none() && l.first_contact_due_ms.is_some() {
+                "first_contact"
+            } else if l.next_follow_up_ms.is_some_and(|t| t < now) {
+                "overdue"
+            } else {
+                "due"
+            };
+            let mut v = lead_json(l);
+            v["why"] = json!(why);
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "agent": agent, "items": items })))
+}

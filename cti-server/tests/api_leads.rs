@@ -1,0 +1,320 @@
+//! The lead API against a running server and its real database file, as agents and
+//! supervisors use it: a web lead created by an agent (phones in any spelling, stored E.164),
+//! the duplicate refused, the 24-hour first contact on the agent's work list, the contact
+//! recorded with the next follow-up from the grade's cadence, a grade change, an agreed date,
+//! a handover by the supervisor, and who may see what.
+
+mod common;
+
+use common::Server;
+use serde_json::{Value, json};
+
+const DAY_MS: i64 = 86_400_000;
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+fn token(server: &Server, user: &str) -> String {
+    let body = format!(r#"{{"user":"{user}","password":"demo{user}"}}"#);
+    let (code, text) = server.http("POST", "/api/login", None, Some(&body));
+    assert_eq!(code, 200, "{text}");
+    json_of(&text)["token"].as_str().unwrap().to_string()
+}
+
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let body = body.map(|b| b.to_string());
+    let (code, text) = server.http(method, path, Some(token), body.as_deref());
+    (
+        code,
+        if text.is_empty() {
+            Value::Null
+        } else {
+            json_of(&text)
+        },
+    )
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn near(actual: &Value, expected: i64) -> bool {
+    actual
+        .as_i64()
+        .is_some_and(|a| (a - expected).abs() < 60_000)
+}
+
+#[test]
+fn an_agent_works_a_web_lead_from_creation_to_follow_up() {
+    let server = Server::start(&[]);
+    let alice = token(&server, "1001");
+    let bob = token(&server, "1002");
+    let sam = token(&server, "9001");
+    let sue = token(&server, "9002");
+
+    // Bad input gets a clear 400 and creates nothing.
+    for (body, what) in [
+        (json!({"name": "", "phones": ["030 555123"]}), "name"),
+        (json!({"name": "X", "phones": ["12"]}), "phone"),
+        (json!({"name": "X"}), "phone or an e-mail"),
+        (json!({"name": "X", "email": "nope"}), "e-mail"),
+        (
+            json!({"name": "X", "phones": ["030 555123"], "grade": "Z"}),
+            "grade",
+        ),
+        (
+            json!({"name": "X", "phones": ["030 555123"], "source": "tv"}),
+            "source",
+        ),
+        (
+            json!({"name": "X", "phones": ["030 555123"], "custom": [1]}),
+            "custom",
+        ),
+    ] {
+        let (code, v) = call(&server, "POST", "/api/leads", &alice, Some(body));
+        assert_eq!(code, 400, "{v}");
+        assert!(v["error"].as_str().unwrap().contains(what), "{v}");
+    }
+    let (code, _) = call(
+        &server,
+        "POST",
+        "/api/leads",
+        &alice,
+        Some(json!({"name": "X", "phones": ["030 555123"], "owner": "1002"})),
+    );
+    assert_eq!(code, 403, "agents create leads for themselves");
+
+    // A web lead: hers, due for a first contact within 24 hours, phones in E.164.
+    let created = now_ms();
+    let (code, v) = call(
+        &server,
+        "POST",
+        "/api/leads",
+        &alice,
+        Some(json!({
+            "name": "Lena Vogt",
+            "phones": ["030 555123", "+49 (170) 555-1234"],
+            "email": "lena@example.com",
+            "source": "web",
+            "grade": "H",
+            "product": "Model S",
+            "custom": {"trade_in": true}
+        })),
+    );
+    assert_eq!(code, 201, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    let (code, lead) = call(&server, "GET", &format!("/api/leads/{id}"), &alice, None);
+    assert_eq!(code, 200, "{lead}");
+    assert_eq!(lead["owner_agent"], "1001");
+    assert_eq!(lead["status"], "new");
+    assert_eq!(lead["custom"]["trade_in"], true);
+    assert!(
+        near(&lead["first_contact_due_ms"], created + DAY_MS),
+        "{lead}"
+    );
+    assert!(
+        near(&lead["next_follow_up_ms"], created + 3 * DAY_MS),
+        "{lead}"
+    );
+    let phones: Vec<&str> = lead["phones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phone"].as_str().unwrap())
+        .collect();
+    assert_eq!(phones, ["+4930555123", "+491705551234"]);
+    assert_eq!(lead["timeline"][0]["kind"], "created");
+
+    // The same number again, spelled otherwise: refused, naming the lead.
+    let (code, v) = call(
+        &server,
+        "POST",
+        "/api/leads",
+        &bob,
+        Some(json!({"name": "Lena V.", "phones": ["0049 30 555 123"]})),
+    );
+    assert_eq!(code, 409, "{v}");
+    assert_eq!(v["lead"], id);
+
+    // Who sees it: its owner and the sales supervisor, not a colleague or service's.
+    assert_eq!(
+        call(&server, "GET", &format!("/api/leads/{id}"), &bob, None).0,
+        404
+    );
+    assert_eq!(
+        call(&server, "GET", &format!("/api/leads/{id}"), &sue, None).0,
+        404
+    );
+    assert_eq!(
+        call(&server, "GET", &format!("/api/leads/{id}"), &sam, None).0,
+        200
+    );
+    let (_, found) = call(&server, "GET", "/api/leads?q=555123", &sam, None);
+    assert!(
+        found["leads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["id"] == id)
+    );
+    let (_, found) = call(&server, "GET", "/api/leads?q=555123", &bob, None);
+    assert!(
+        !found["leads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["id"] == id)
+    );
+
+    // Her work list: the first contact, before anything else.
+    let (code, list) = call(&server, "GET", "/api/worklist", &alice, None);
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(list["items"][0]["id"], id, "{list}");
+    assert_eq!(list["items"][0]["why"], "first_contact");
+    assert_eq!(
+        call(&server, "GET", "/api/worklist?agent=1001", &bob, None).0,
+        403
+    );
+    assert_eq!(
+        call(&server, "GET", "/api/worklist?agent=1001", &sam, None).0,
+        200
+    );
+
+    // She calls: reached. First contact met, status contacted, next follow-up in 3 days (H).
+    let (code, lead) = call(
+        &server,
+        "POST",
+        &format!("/api/leads/{id}/contacts"),
+        &alice,
+        Some(json!({"result": "reached", "note": "wants a test drive"})),
+    );
+    assert_eq!(code, 200, "{lead}");
+    assert_eq!(lead["status"], "contacted");
+    assert!(lead["first_contact_at_ms"].as_i64().is_some());
+    assert!(
+        near(&lead["next_follow_up_ms"], now_ms() + 3 * DAY_MS),
+        "{lead}"
+    );
+    let (_, list) = call(&server, "GET", "/api/worklist", &alice, None);
+    assert!(
+        !list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["id"] == id),
+        "not due for 3 days: {list}"
+    );
+
+    // Downgraded to A: a follow-up in 7 days, the change on the timeline.
+    let (code, lead) = call(
+        &server,
+        "PATCH",
+        &format!("/api/leads/{id}"),
+        &alice,
+        Some(json!({"grade": "A"})),
+    );
+    assert_eq!(code, 200, "{lead}");
+    assert!(
+        near(&lead["next_follow_up_ms"], now_ms() + 7 * DAY_MS),
+        "{lead}"
+    );
+    let kinds: Vec<&str> = lead["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["created", "contact", "grade", "next_follow_up_ms"]);
+    let grade = &lead["timeline"][2]["detail"];
+    assert_eq!(
+        (grade["from"].as_str(), grade["to"].as_str()),
+        (Some("H"), Some("A"))
+    );
+
+    // The customer asked to be called back yesterday's date (a missed agreement): overdue.
+    let (code, _) = call(
+        &server,
+        "POST",
+        &format!("/api/leads/{id}/contacts"),
+        &alice,
+        Some(json!({"result": "callback", "next_follow_up_ms": now_ms() - DAY_MS})),
+    );
+    assert_eq!(code, 200);
+    let (_, list) = call(&server, "GET", "/api/worklist", &alice, None);
+    let item = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(item["why"], "overdue");
+
+    // Handover: not hers to give; the supervisor gives it to Bob, and it moves lists.
+    let handover = json!({"owner": "1002"});
+    let path = format!("/api/leads/{id}");
+    assert_eq!(
+        call(&server, "PATCH", &path, &alice, Some(handover.clone())).0,
+        403
+    );
+    assert_eq!(
+        call(
+            &server,
+            "PATCH",
+            &path,
+            &sam,
+            Some(json!({"owner": "2001"}))
+        )
+        .0,
+        400,
+        "not one of the sales supervisor's agents"
+    );
+    let (code, lead) = call(&server, "PATCH", &path, &sam, Some(handover));
+    assert_eq!(code, 200, "{lead}");
+    assert_eq!(lead["owner_agent"], "1002");
+    assert_eq!(call(&server, "GET", &path, &alice, None).0, 404);
+    let (_, list) = call(&server, "GET", "/api/worklist", &bob, None);
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["id"] == id)
+    );
+
+    // Notes go on the timeline; an empty one is refused.
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            &format!("/api/leads/{id}/notes"),
+            &bob,
+            Some(json!({"text": " "}))
+        )
+        .0,
+        400
+    );
+    let (code, lead) = call(
+        &server,
+        "POST",
+        &format!("/api/leads/{id}/notes"),
+        &bob,
+        Some(json!({"text": "prefers mornings"})),
+    );
+    assert_eq!(code, 200);
+    let last = lead["timeline"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["kind"].as_str(), last["actor"].as_str()),
+        (Some("note"), Some("1002"))
+    );
+}
