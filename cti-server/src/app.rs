@@ -181,6 +181,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(error = %e, "demo leads not loaded"),
         }
     }
+    let cti = crate::cti::CtiHub::default();
     let hosting = Arc::new(Hosting {
         config: Arc::new(HostConfig {
             prompts_dir,
@@ -209,6 +210,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         flows,
         acd: acd.clone(),
         store: Some(store.clone()),
+        cti: cti.clone(),
     });
     let user_agent = format!("cti-server/{}", env!("CARGO_PKG_VERSION"));
     let call_config = CallConfig {
@@ -300,6 +302,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         session_ttl: crate::login::session_ttl(config.http.session_ttl_h),
         agents_hear_own: config.recording.agents_hear_own,
         leads: Arc::new(config.leads.clone()),
+        cti,
         media_dropped_events,
         media_clock,
         recording_failures,

@@ -30,6 +30,8 @@ pub struct AppState {
     pub agents_hear_own: bool,
     /// Lead rules: the default country and the follow-up cadence.
     pub leads: Arc<crate::config::LeadsConfig>,
+    /// CTI events to the users' WebSockets.
+    pub cti: crate::cti::CtiHub,
     /// Media events (DTMF, prompt ends, timeouts) the engine had to drop because the SIP
     /// task did not take them in time.
     pub media_dropped_events: Arc<std::sync::atomic::AtomicU64>,
@@ -51,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api::routes())
         .merge(crate::login::routes())
         .merge(crate::api_leads::routes())
+        .route("/api/events", get(crate::cti::events))
         .with_state(state)
 }
 

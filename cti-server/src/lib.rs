@@ -12,6 +12,7 @@ pub mod app;
 pub mod backup;
 pub mod call;
 pub mod config;
+pub mod cti;
 pub mod http;
 pub mod ivr;
 pub mod leads;

@@ -90,6 +90,8 @@ pub struct Hosting {
     pub acd: crate::acd::actor::AcdHandle,
     /// For lead lookups (reads; writes go through the writer task).
     pub store: Option<crate::store::Store>,
+    /// Screen pops and other CTI events for the agents' consoles.
+    pub cti: crate::cti::CtiHub,
 }
 
 impl Hosting {
@@ -706,6 +708,16 @@ impl CallActor {
                         });
                         let _ = inbox.send(CallEvent::Lead(lead)).await;
                     });
+                }
+                HostOutput::Offered(offer) => {
+                    if let Some(hosting) = &self.config.hosting {
+                        crate::cti::pop(
+                            &hosting.cti,
+                            hosting.store.clone(),
+                            hosting.config.lead_country.clone(),
+                            offer,
+                        );
+                    }
                 }
                 HostOutput::Monitor(m) => {
                     if let Some(store) = &self.store

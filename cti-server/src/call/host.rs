@@ -93,6 +93,8 @@ pub enum HostOutput {
     Voicemail(Voicemail),
     /// Store this monitor session in the audit log.
     Monitor(MonitorSession),
+    /// The call is offered to an agent: pop it on their screen.
+    Offered(crate::cti::Offer),
 }
 
 /// A supervisor's monitor session, for the audit log: who monitored whom, in which modes
@@ -833,7 +835,9 @@ impl Host {
             (Phase::Offering { agent, .. }, Ok(t)) if *agent == number => {
                 let agent = agent.clone();
                 let dialing = call.dial(t, None);
-                if !dialing {
+                if dialing {
+                    self.offered(call, &agent);
+                } else {
                     self.offer_failed_now(agent, OfferFailure::Unreachable);
                 }
             }
@@ -856,15 +860,36 @@ impl Host {
     /// cannot start sends the caller to the fallback voicemail.
     fn dial_target(&mut self, call: &mut Call, t: Target) {
         let ring = self.config.direct_ring_timeout;
-        if let Target::Agent { extension, .. } = &t {
+        let agent = t.agent_extension().map(str::to_string);
+        if let Some(agent) = &agent {
             self.acd(AcdEvent::DirectCallStarted {
-                agent: extension.clone(),
+                agent: agent.clone(),
             });
         }
         if !call.dial(t, Some(ring)) {
             let mailbox = self.config.fallback_voicemail.clone();
             self.start_voicemail(call, mailbox);
+        } else if let Some(agent) = agent {
+            self.offered(call, &agent);
         }
+    }
+
+    /// The agent's phone is being rung for this call: their screen pops.
+    fn offered(&mut self, call: &Call, agent: &str) {
+        let queue = match &self.phase {
+            Phase::Offering { queue, .. } => Some(queue.clone()),
+            _ => None,
+        };
+        self.out.push_back(HostOutput::Offered(crate::cti::Offer {
+            call: self.key.0,
+            agent: agent.to_string(),
+            caller: self.caller.clone(),
+            dialed: self.dialed.clone(),
+            queue,
+            path: call.services().to_vec(),
+            variables: self.variables().cloned().unwrap_or_default(),
+            ivr_lead: self.lead.as_ref().map(|l| l.lead_id),
+        }));
     }
 
     fn offer_failed_now(&mut self, agent: String, reason: OfferFailure) {

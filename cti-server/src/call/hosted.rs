@@ -74,6 +74,19 @@ impl Call {
         }
     }
 
+    /// The agent extension the call is put through to (a direct call), if any.
+    pub fn agent_extension(&self) -> Option<&str> {
+        self.record
+            .target
+            .as_ref()
+            .and_then(Target::agent_extension)
+    }
+
+    /// The services the call went through, in order (`flow:main`, `queue:sales`).
+    pub fn services(&self) -> &[String] {
+        &self.record.services
+    }
+
     /// The caller's number (From user) and the dialed number, for the service.
     pub fn caller_and_dialed(&self) -> (String, String) {
         let from = self

@@ -283,6 +283,29 @@ impl SipService {
                         };
                         match call {
                             Ok(call) => {
+                                // A caller put straight through to an agent: their screen
+                                // pops while the phone rings.
+                                if service.is_none()
+                                    && let Some(agent) = call.agent_extension()
+                                    && let Some(h) = plane.actor_config.hosting.as_ref()
+                                {
+                                    let (caller, dialed) = call.caller_and_dialed();
+                                    crate::cti::pop(
+                                        &h.cti,
+                                        h.store.clone(),
+                                        h.config.lead_country.clone(),
+                                        crate::cti::Offer {
+                                            call: key.0,
+                                            agent: agent.to_string(),
+                                            caller,
+                                            dialed,
+                                            queue: None,
+                                            path: Vec::new(),
+                                            variables: Default::default(),
+                                            ivr_lead: None,
+                                        },
+                                    );
+                                }
                                 let (events_tx, events_rx) = mpsc::channel(64);
                                 calls.insert(key, events_tx.clone());
                                 let host = service.and_then(|s| {

@@ -62,6 +62,29 @@ impl Store {
         }
     }
 
+    /// Every lead with the caller's number among its phones (as stored, or in E.164 with
+    /// `country`), newest first: a screen pop lists them all.
+    pub async fn leads_by_caller(
+        &self,
+        number: &str,
+        country: &str,
+    ) -> Result<Vec<i64>, StoreError> {
+        let plain = normalize_phone(number);
+        let intl = crate::leads::e164(number, country).unwrap_or_else(|| plain.clone());
+        if plain.trim_start_matches('+').is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "SELECT DISTINCT lead_id FROM lead_phones WHERE phone = ? OR phone = ?
+             ORDER BY lead_id DESC LIMIT 20",
+        )
+        .bind(&plain)
+        .bind(&intl)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
     /// The lead with this customer number.
     pub async fn lead_by_customer_no(&self, no: &str) -> Result<Option<LeadMatch>, StoreError> {
         let row: Option<(i64, String, Option<String>, Option<String>)> =
