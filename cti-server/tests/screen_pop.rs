@@ -1,8 +1,9 @@
 //! The screen pop, as an agent meets it: the agent's console holds a WebSocket
 //! (`/api/events`), a customer calls the sales queue from their lead's *alternate* number
 //! (spelled nationally), and while the agent's sipp phone rings (2 s before it answers) the
-//! console gets the offer with that lead, the queue and the IVR path. A caller no lead has
-//! gets a "new lead" prefilled with their number in E.164.
+//! console gets the offer with that lead, the queue and the IVR path; afterwards the call is
+//! on the lead's timeline with its recording. A caller no lead has gets a "new lead"
+//! prefilled with their number in E.164.
 
 mod common;
 
@@ -132,6 +133,33 @@ fn the_lead_pops_on_the_agents_console_while_the_phone_rings() {
         "popped at {popped_at} (server {}), answered at {connected}",
         pop["at_ms"]
     );
+
+    // The call is on the lead's timeline, with its recording.
+    let t0 = std::time::Instant::now();
+    let call = loop {
+        let (_, text) = server.http("GET", &format!("/api/leads/{lead}"), Some(&alice), None);
+        let v = json_of(&text);
+        if let Some(c) = v["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "call")
+        {
+            break c.clone();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no call on the timeline: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(call["actor"], "1001");
+    assert_eq!(call["detail"]["call_id"], pop["call"]);
+    assert_eq!(call["detail"]["direction"], "inbound");
+    assert_eq!(call["detail"]["connected"], true);
+    let recording = call["detail"]["recordings"][0].as_str().unwrap_or_default();
+    assert!(recording.ends_with(".wav"), "{call}");
+    assert!(std::path::Path::new(recording).exists());
 
     // A number no lead has, straight to the agent: a new lead, prefilled.
     let run = call_from(server.sip, "0304445556", "1001");

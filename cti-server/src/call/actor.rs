@@ -134,6 +134,8 @@ pub struct CallActor {
     pub recording_markers: Vec<(Duration, bool)>,
     /// Supervisors' tracks under way: their leg, and when each started (wall-clock ms).
     pub tracks: Vec<(LegId, i64)>,
+    /// The call's own recordings, closed (for the lead's timeline).
+    pub call_recordings: Vec<std::path::PathBuf>,
     /// The service side of a hosted call.
     pub host: Option<super::host::Host>,
     /// This actor's own inbox, for answers that come back from spawned work (lead lookups)
@@ -203,6 +205,7 @@ impl CallActor {
                             let _ = self.media.end_room(r).await;
                         }
                         fill_media_figures(&mut record, &record_legs);
+                        self.log_on_lead_timeline(&record);
                         tracing::info!(
                             cause = record.end_cause.map(|c| c.as_str()).unwrap_or_default(),
                             "call ended"
@@ -573,6 +576,7 @@ impl CallActor {
                             let started = self.recording_started_ms.take();
                             let markers = std::mem::take(&mut self.recording_markers);
                             if !voicemail && let Some(started_at_ms) = started {
+                                self.call_recordings.push(summary.path.clone());
                                 self.index_recording(crate::store::RecordingDone {
                                     call: key,
                                     path: summary.path.clone(),
@@ -592,6 +596,66 @@ impl CallActor {
                 }
             }
         }
+    }
+
+    /// Every call with a customer goes on their lead's timeline (the lead the IVR matched,
+    /// else every lead with the customer's number), with its recording.
+    fn log_on_lead_timeline(&self, record: &CallRecord) {
+        let (Some(hosting), Some(writer)) = (&self.config.hosting, &self.store) else {
+            return;
+        };
+        let Some(store) = hosting.store.clone() else {
+            return;
+        };
+        if self.host.as_ref().is_some_and(|h| h.monitoring().is_some()) {
+            return;
+        }
+        let Some(customer) = record.customer_number() else {
+            return;
+        };
+        let known = self.host.as_ref().and_then(|h| h.lead()).map(|l| l.lead_id);
+        let connected = record.connect_after.or(record.answer_after);
+        let detail = serde_json::json!({
+            "call_id": record.key.0,
+            "direction": if record.is_outbound() { "outbound" } else { "inbound" },
+            "number": customer,
+            "agent": record.agent_extension(),
+            "services": record.services,
+            "connected": connected.is_some(),
+            "talk_ms": match (connected, record.end_after) {
+                (Some(c), Some(e)) => Some(e.saturating_sub(c).as_millis() as u64),
+                _ => None,
+            },
+            "end_cause": record.end_cause.map(|c| c.as_str()),
+            "recordings": self.call_recordings.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        });
+        let actor = record
+            .agent_extension()
+            .map_or_else(|| "system".to_string(), str::to_string);
+        let (writer, country) = (writer.clone(), hosting.config.lead_country.clone());
+        tokio::spawn(async move {
+            let leads = match known {
+                Some(id) => vec![id],
+                None => store
+                    .leads_by_caller(&customer, &country)
+                    .await
+                    .unwrap_or_default(),
+            };
+            for lead in leads {
+                let ev = StoreEvent::LeadEvent {
+                    lead,
+                    actor: actor.clone(),
+                    kind: "call",
+                    detail: detail.clone(),
+                };
+                if writer.try_send(ev).is_err() {
+                    tracing::warn!(
+                        lead,
+                        "store writer lagging: call not on the lead's timeline"
+                    );
+                }
+            }
+        });
     }
 
     /// Pauses or resumes the call's recording; the marker's offset in the file.

@@ -143,6 +143,19 @@ impl CallRecord {
         self.services.is_empty() && matches!(self.target, Some(Target::Trunk { .. }))
     }
 
+    /// The customer's number: the one dialed for a call out through the trunk, else the
+    /// caller's (From user).
+    pub fn customer_number(&self) -> Option<String> {
+        if self.is_outbound()
+            && let Some(Target::Trunk { number, .. }) = &self.target
+        {
+            return Some(number.clone());
+        }
+        let from = self.from.split_once("sip:")?.1;
+        let user = from.split(['@', ';', '>']).next()?;
+        (!user.is_empty()).then(|| user.to_string())
+    }
+
     /// The agent the call went to; `None` for a call out through the trunk.
     pub fn agent_extension(&self) -> Option<&str> {
         self.target.as_ref().and_then(|t| t.agent_extension())

@@ -324,6 +324,7 @@ impl SipService {
                                         recording_not_started: None,
                                         recording_markers: Vec::new(),
                                         tracks: Vec::new(),
+                                        call_recordings: Vec::new(),
                                         host,
                                         inbox: events_tx,
                                     }

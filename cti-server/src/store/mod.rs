@@ -139,6 +139,13 @@ pub enum StoreEvent {
     Monitor(Box<crate::call::host::MonitorSession>),
     /// An entry for the audit log from the signalling path (a refused monitor attempt).
     Audit(Box<AuditNote>),
+    /// An entry on a lead's timeline (a call with the lead's customer).
+    LeadEvent {
+        lead: i64,
+        actor: String,
+        kind: &'static str,
+        detail: serde_json::Value,
+    },
 }
 
 /// An audit log entry made where nothing may wait for the database.
@@ -283,6 +290,24 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
                 .bind(v.path.to_string_lossy().into_owned())
                 .bind(wall_ms(v.started_at))
                 .bind(v.duration.as_millis() as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+            StoreEvent::LeadEvent {
+                lead,
+                actor,
+                kind,
+                detail,
+            } => {
+                sqlx::query(
+                    "INSERT INTO lead_events (lead_id, at_ms, actor, kind, detail)
+                     VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(lead)
+                .bind(now_ms())
+                .bind(actor)
+                .bind(kind)
+                .bind(detail.to_string())
                 .execute(&mut *tx)
                 .await?;
             }
