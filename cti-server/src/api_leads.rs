@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::http::AppState;
 use crate::leads::{Grade, SOURCES, STATUSES, e164, first_contact_due};
 use crate::login::{ApiError, err, oversees, principal};
-use crate::store::crm::{CreateError, LeadChanges, LeadDraft, LeadRow};
+use crate::store::crm::{CreateError, DuplicateMode, LeadChanges, LeadDraft, LeadRow};
 use crate::users::Principal;
 
 type ApiResult = Result<Json<Value>, ApiError>;
@@ -23,6 +23,11 @@ type ApiResult = Result<Json<Value>, ApiError>;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/leads", get(search).post(create))
+        .route(
+            "/api/leads/import",
+            post(import).layer(axum::extract::DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
+        .route("/api/leads/export.csv", get(export))
         .route("/api/leads/{id}", get(read).patch(change))
         .route("/api/leads/{id}/contacts", post(contact))
         .route("/api/leads/{id}/notes", post(note))
@@ -100,27 +105,24 @@ struct NewLead {
     custom: Option<Value>,
 }
 
-/// `POST /api/leads`: 201 with the id; 400 naming what is wrong; 409 with the lead that
-/// has one of the phones already.
-async fn create(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<NewLead>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let p = principal(&s, &headers).await?;
-    let Json(n) = body.map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
+/// An API error as status and message (an import row's rejection).
+fn reason(e: ApiError) -> (StatusCode, String) {
+    let msg = e.1["error"].as_str().unwrap_or_default().to_string();
+    (e.0, msg)
+}
+
+/// Checks a new lead as `p` would create it: phones to E.164, e-mail, grade, source,
+/// custom fields, owner. The error: status and what is wrong.
+fn to_draft(s: &AppState, p: &Principal, n: NewLead) -> Result<LeadDraft, (StatusCode, String)> {
+    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
     let name = n.name.trim().to_string();
     if name.is_empty() {
-        return Err(err(StatusCode::BAD_REQUEST, "a lead needs a name"));
+        return Err(bad("a lead needs a name".into()));
     }
     let mut phones = Vec::new();
-    for raw in &n.phones {
-        let phone = e164(raw, &s.leads.default_country).ok_or_else(|| {
-            err(
-                StatusCode::BAD_REQUEST,
-                format!("phone {raw:?} is not a phone number"),
-            )
-        })?;
+    for raw in n.phones.iter().filter(|p| !p.trim().is_empty()) {
+        let phone = e164(raw, &s.leads.default_country)
+            .ok_or_else(|| bad(format!("phone {raw:?} is not a phone number")))?;
         if !phones.contains(&phone) {
             phones.push(phone);
         }
@@ -132,57 +134,68 @@ async fn create(
     if let Some(e) = &email
         && (!e.contains('@') || e.starts_with('@') || e.ends_with('@'))
     {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            format!("e-mail {e:?} is not an address"),
-        ));
+        return Err(bad(format!("e-mail {e:?} is not an address")));
     }
     if phones.is_empty() && email.is_none() {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            "a lead needs a phone or an e-mail address",
-        ));
+        return Err(bad("a lead needs a phone or an e-mail address".into()));
     }
-    let grade = check_grade(&n.grade)?;
-    check_in("source", &n.source, SOURCES)?;
-    check_custom(&n.custom)?;
+    let grade = check_grade(&n.grade).map_err(reason)?;
+    let source = n
+        .source
+        .map(|x| x.trim().to_string())
+        .filter(|x| !x.is_empty());
+    check_in("source", &source, SOURCES).map_err(reason)?;
+    check_custom(&n.custom).map_err(reason)?;
     // An agent's new lead is theirs (first contact owns it); only supervisors and admins
     // give one to somebody else.
-    let owner = match n.owner.filter(|o| !o.is_empty()) {
+    let owner = match n
+        .owner
+        .map(|o| o.trim().to_string())
+        .filter(|o| !o.is_empty())
+    {
         Some(o) if o != p.name && !p.is_supervisor_or_admin() => {
-            return Err(err(
+            return Err((
                 StatusCode::FORBIDDEN,
-                "agents create leads for themselves",
+                "agents create leads for themselves".into(),
             ));
         }
-        Some(o) if !oversees(&s, &p, &[&o]) || s.access.role(&o).is_none() => {
-            return Err(err(
-                StatusCode::BAD_REQUEST,
-                format!("owner {o:?}: not one of your agents"),
-            ));
+        Some(o) if !oversees(s, p, &[&o]) || s.access.role(&o).is_none() => {
+            return Err(bad(format!("owner {o:?}: not one of your agents")));
         }
         Some(o) => Some(o),
         None if p.is_supervisor_or_admin() => None,
         None => Some(p.name.clone()),
     };
     let now = crate::store::now_ms();
-    let draft = LeadDraft {
+    Ok(LeadDraft {
         name,
-        company: n.company,
+        company: n.company.filter(|c| !c.trim().is_empty()),
         email,
         next_follow_up_ms: s
             .leads
             .cadence_days
             .next_follow_up(grade.as_deref().and_then(Grade::parse), now),
-        first_contact_due_ms: first_contact_due(n.source.as_deref(), now),
+        first_contact_due_ms: first_contact_due(source.as_deref(), now),
         grade,
-        source: n.source,
+        source,
         owner_agent: owner,
         customer_no: n.customer_no.filter(|c| !c.trim().is_empty()),
-        product: n.product,
+        product: n.product.filter(|c| !c.trim().is_empty()),
         custom: n.custom,
         phones,
-    };
+    })
+}
+
+/// `POST /api/leads`: 201 with the id; 400 naming what is wrong; 409 with the lead that
+/// has one of the phones already.
+async fn create(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<NewLead>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let p = principal(&s, &headers).await?;
+    let Json(n) = body.map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let draft = to_draft(&s, &p, n).map_err(|(code, m)| err(code, m))?;
     match s.store.create_lead(&draft, &p.name).await {
         Ok(id) => Ok((StatusCode::CREATED, Json(json!({ "id": id })))),
         Err(CreateError::Duplicate { lead, phone }) => Err((
@@ -194,6 +207,247 @@ async fn create(
         )),
         Err(CreateError::Store(e)) => Err(internal(e)),
     }
+}
+
+#[derive(Deserialize)]
+struct Import {
+    /// The file: a header row, then one lead a row (RFC 4180 quoting; `,` or `;`).
+    csv: String,
+    /// Lead field -> the file's column (`phones`: a list of columns); unset fields are
+    /// looked for under their own name.
+    #[serde(default)]
+    columns: std::collections::HashMap<String, Value>,
+    /// `skip` (default), `merge` or `add`.
+    duplicates: Option<String>,
+    /// For rows without one.
+    source: Option<String>,
+    owner: Option<String>,
+}
+
+/// Largest import body (about 100,000 rows).
+pub const MAX_IMPORT_BYTES: usize = 64 << 20;
+
+/// `POST /api/leads/import` (supervisors, admins): imports a CSV file with a column mapping.
+/// Rows that cannot be leads are rejected with their line and reason; duplicates (by
+/// phone, in the database or earlier in the file) are skipped, merged or added; the rest go
+/// in in one transaction, so an error leaves nothing half-imported.
+async fn import(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<Import>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let p = principal(&s, &headers).await?;
+    crate::login::require_supervisor(&p)?;
+    let Json(im) = body.map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let mode = match im.duplicates.as_deref().unwrap_or("skip") {
+        "skip" => DuplicateMode::Skip,
+        "merge" => DuplicateMode::Merge,
+        "add" => DuplicateMode::Add,
+        other => {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                format!("duplicates {other:?}: skip, merge or add"),
+            ));
+        }
+    };
+    let first_line = im.csv.lines().next().unwrap_or_default();
+    let delimiter = if first_line.matches(';').count() > first_line.matches(',').count() {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(im.csv.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| err(StatusCode::BAD_REQUEST, format!("the header row: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let column = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
+    // Field -> column indexes.
+    let mut map: std::collections::HashMap<&str, Vec<usize>> = Default::default();
+    for field in [
+        "name",
+        "phones",
+        "email",
+        "company",
+        "grade",
+        "source",
+        "owner",
+        "product",
+        "customer_no",
+    ] {
+        let wanted: Vec<String> = match im.columns.get(field) {
+            Some(Value::String(c)) => vec![c.clone()],
+            Some(Value::Array(cs)) => cs
+                .iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect(),
+            Some(_) => {
+                return Err(err(
+                    StatusCode::BAD_REQUEST,
+                    format!("columns.{field}: a column name or a list"),
+                ));
+            }
+            None if field == "phones" => ["phones", "phone"]
+                .into_iter()
+                .filter(|c| column(c).is_some())
+                .map(str::to_string)
+                .collect(),
+            None => column(field)
+                .map(|_| vec![field.to_string()])
+                .unwrap_or_default(),
+        };
+        let mut idx = Vec::new();
+        for c in &wanted {
+            let i = column(c).ok_or_else(|| {
+                err(
+                    StatusCode::BAD_REQUEST,
+                    format!("columns.{field}: no column {c:?} in the file"),
+                )
+            })?;
+            idx.push(i);
+        }
+        map.insert(field, idx);
+    }
+    if map["name"].is_empty() {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "no name column (map one with columns.name)",
+        ));
+    }
+    let mut rows = Vec::new();
+    let mut rejected = Vec::new();
+    for (i, rec) in reader.records().enumerate() {
+        let line = i + 2;
+        let rec = rec.map_err(|e| err(StatusCode::BAD_REQUEST, format!("line {line}: {e}")))?;
+        let get = |f: &str| {
+            map[f]
+                .first()
+                .and_then(|&c| rec.get(c))
+                .map(str::to_string)
+                .filter(|v| !v.is_empty())
+        };
+        let n = NewLead {
+            name: get("name").unwrap_or_default(),
+            phones: map["phones"]
+                .iter()
+                .filter_map(|&c| rec.get(c))
+                .flat_map(|v| v.split('|'))
+                .map(str::to_string)
+                .collect(),
+            email: get("email"),
+            company: get("company"),
+            source: get("source").or_else(|| im.source.clone()),
+            grade: get("grade"),
+            owner: get("owner").or_else(|| im.owner.clone()),
+            customer_no: get("customer_no"),
+            product: get("product"),
+            custom: None,
+        };
+        match to_draft(&s, &p, n) {
+            Ok(d) => rows.push((line, d)),
+            Err((_, reason)) => rejected.push(json!({ "line": line, "reason": reason })),
+        }
+    }
+    let report = s
+        .store
+        .import_leads(&rows, mode, &p.name)
+        .await
+        .map_err(internal)?;
+    tracing::info!(
+        created = report.created.len(),
+        merged = report.merged.len(),
+        skipped = report.skipped.len(),
+        rejected = rejected.len(),
+        "leads imported"
+    );
+    Ok(Json(json!({
+        "created": report.created.len(),
+        "merged": report.merged.len(),
+        "skipped": report.skipped,
+        "rejected": rejected,
+        "lead_ids": report.created,
+    })))
+}
+
+/// `GET /api/leads/export.csv`: the leads the user may see, as CSV (phones joined by `|`).
+async fn export(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    let p = principal(&s, &headers).await?;
+    let leads: Vec<LeadRow> = s
+        .store
+        .all_leads()
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .filter(|l| may_see(&s, &p, l))
+        .collect();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let io = |e: csv::Error| internal(e);
+    w.write_record([
+        "id",
+        "name",
+        "company",
+        "email",
+        "phones",
+        "grade",
+        "status",
+        "source",
+        "owner",
+        "product",
+        "customer_no",
+        "next_follow_up_ms",
+        "first_contact_due_ms",
+        "first_contact_at_ms",
+        "created_at_ms",
+    ])
+    .map_err(io)?;
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let num = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
+    for l in &leads {
+        let phones: Vec<String> = s
+            .store
+            .lead_phones(l.id)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|p| p.phone)
+            .collect();
+        w.write_record([
+            l.id.to_string(),
+            l.name.clone(),
+            opt(&l.company),
+            opt(&l.email),
+            phones.join("|"),
+            opt(&l.grade),
+            l.status.clone(),
+            opt(&l.source),
+            opt(&l.owner_agent),
+            opt(&l.product),
+            opt(&l.customer_no),
+            num(l.next_follow_up_ms),
+            num(l.first_contact_due_ms),
+            num(l.first_contact_at_ms),
+            l.created_at_ms.to_string(),
+        ])
+        .map_err(io)?;
+    }
+    let bytes = w.into_inner().map_err(|e| internal(e.to_string()))?;
+    Ok(axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")
+        .header(
+            axum::http::header::CONTENT_DISPOSITION,
+            "attachment; filename=\"leads.csv\"",
+        )
+        .body(axum::body::Body::from(bytes))
+        .expect("valid response"))
 }
 
 #[derive(Deserialize)]

@@ -318,3 +318,136 @@ fn an_agent_works_a_web_lead_from_creation_to_follow_up() {
         (Some("note"), Some("1002"))
     );
 }
+
+#[test]
+fn a_supervisor_imports_a_csv_with_a_column_mapping_and_exports_it_again() {
+    let server = Server::start(&[]);
+    let sam = token(&server, "9001");
+    let alice = token(&server, "1001");
+    let count = |t: &str| {
+        let (_, v) = call(&server, "GET", "/api/leads", t, None);
+        v["leads"].as_array().unwrap().len()
+    };
+    let before = count(&sam);
+    let file = "Full name;Mobile;Phone 2;E-Mail;Grade;Owner\n\
+                Max Muster;030 7770001;;max@example.com;H;1001\n\
+                Erika Beispiel;0171 8880002;030 7770001;;A;1002\n\
+                ;030 7770003;;;B;1001\n\
+                Bad Phone;12;;;A;1001\n\
+                Other Group;030 7770005;;;A;2001\n\
+                \"Kurz; Karl\";030 777 0006;;;C;\n";
+    let columns = json!({"name": "Full name", "phones": ["Mobile", "Phone 2"], "email": "E-Mail"});
+    let body = json!({"csv": file, "columns": columns, "duplicates": "skip", "source": "event"});
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            "/api/leads/import",
+            &alice,
+            Some(body.clone())
+        )
+        .0,
+        403,
+        "agents do not import"
+    );
+    // A mapping naming a column the file lacks: 400, nothing imported.
+    let wrong = json!({"csv": file, "columns": {"name": "Name"}});
+    let (code, v) = call(&server, "POST", "/api/leads/import", &sam, Some(wrong));
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(count(&sam), before);
+
+    let (code, report) = call(&server, "POST", "/api/leads/import", &sam, Some(body));
+    assert_eq!(code, 200, "{report}");
+    assert_eq!(report["created"], 2, "{report}");
+    assert_eq!(
+        report["skipped"][0]["line"], 3,
+        "the same phone earlier in the file"
+    );
+    let rejected: Vec<(u64, String)> = report["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(rejected.len(), 3, "{report}");
+    assert_eq!(rejected[0].0, 4);
+    assert!(rejected[0].1.contains("name"));
+    assert_eq!(rejected[1].0, 5);
+    assert!(rejected[1].1.contains("phone"));
+    assert_eq!(rejected[2].0, 6);
+    assert!(rejected[2].1.contains("owner"));
+    let ids: Vec<i64> = report["lead_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_i64().unwrap())
+        .collect();
+    let (_, max) = call(
+        &server,
+        "GET",
+        &format!("/api/leads/{}", ids[0]),
+        &sam,
+        None,
+    );
+    assert_eq!(max["name"], "Max Muster");
+    assert_eq!(max["source"], "event");
+    assert_eq!(max["owner_agent"], "1001");
+    assert_eq!(max["phones"][0]["phone"], "+49307770001");
+    let (_, karl) = call(
+        &server,
+        "GET",
+        &format!("/api/leads/{}", ids[1]),
+        &sam,
+        None,
+    );
+    assert_eq!(
+        karl["name"], "Kurz; Karl",
+        "quoted fields keep their delimiter"
+    );
+
+    // Merge: the known phone with a new address fills the gap, on the timeline.
+    let again = "name,phone,email\nMax M.,+49 30 7770001,max.m@example.com\n";
+    let (code, report) = call(
+        &server,
+        "POST",
+        "/api/leads/import",
+        &sam,
+        Some(json!({"csv": again, "duplicates": "merge"})),
+    );
+    assert_eq!(code, 200, "{report}");
+    assert_eq!(
+        (report["created"].as_u64(), report["merged"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let (_, max) = call(
+        &server,
+        "GET",
+        &format!("/api/leads/{}", ids[0]),
+        &sam,
+        None,
+    );
+    assert_eq!(max["email"], "max@example.com", "a known address stays");
+    assert_eq!(
+        max["timeline"].as_array().unwrap().last().unwrap()["kind"],
+        "merged"
+    );
+
+    // Export: what the supervisor sees, readable by a CSV reader.
+    let (code, text) = server.http("GET", "/api/leads/export.csv", Some(&sam), None);
+    assert_eq!(code, 200);
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(&r.headers().unwrap()[1], "name");
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    let max_row = rows
+        .iter()
+        .find(|r| &r[1] == "Max Muster")
+        .expect("Max exported");
+    assert_eq!(&max_row[4], "+49307770001");
+    assert_eq!(&max_row[8], "1001");
+    assert!(rows.iter().any(|r| &r[1] == "Kurz; Karl"));
+}

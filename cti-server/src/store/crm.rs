@@ -102,53 +102,44 @@ impl Store {
     /// another lead has already refuses it (duplicate check by normalised number).
     pub async fn create_lead(&self, d: &LeadDraft, actor: &str) -> Result<i64, CreateError> {
         let mut tx = self.pool().begin().await?;
-        for p in &d.phones {
-            let known: Option<(i64,)> =
-                sqlx::query_as("SELECT lead_id FROM lead_phones WHERE phone = ? LIMIT 1")
-                    .bind(p)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some((lead,)) = known {
-                return Err(CreateError::Duplicate {
-                    lead,
-                    phone: p.clone(),
-                });
-            }
+        if let Some((lead, phone)) = lead_with_phones(&mut tx, &d.phones).await? {
+            return Err(CreateError::Duplicate { lead, phone });
         }
-        let now = now_ms();
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO leads (name, company, email, grade, source, owner_agent, customer_no,
-               product, custom, status, next_follow_up_ms, first_contact_due_ms, created_at_ms,
-               updated_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(&d.name)
-        .bind(&d.company)
-        .bind(&d.email)
-        .bind(&d.grade)
-        .bind(&d.source)
-        .bind(&d.owner_agent)
-        .bind(&d.customer_no)
-        .bind(&d.product)
-        .bind(d.custom.as_ref().map(Value::to_string))
-        .bind(d.next_follow_up_ms)
-        .bind(d.first_contact_due_ms)
-        .bind(now)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        for (i, p) in d.phones.iter().enumerate() {
-            sqlx::query("INSERT INTO lead_phones (lead_id, phone, kind) VALUES (?, ?, ?)")
-                .bind(id)
-                .bind(p)
-                .bind(if i == 0 { "primary" } else { "alternate" })
-                .execute(&mut *tx)
-                .await?;
-        }
-        let detail = json!({ "source": d.source, "grade": d.grade, "owner": d.owner_agent });
-        add_event(&mut tx, id, actor, "created", Some(&detail), now).await?;
+        let id = insert_lead(&mut tx, d, actor, "created").await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Imports leads in one transaction: every row goes in, or (on a database error) none
+    /// does. A row whose phone a lead has already (in the database or earlier in the file)
+    /// is skipped, merged into that lead (missing fields and phones added, a `merged`
+    /// timeline entry), or added as a new lead, as `mode` says.
+    pub async fn import_leads(
+        &self,
+        rows: &[(usize, LeadDraft)],
+        mode: DuplicateMode,
+        actor: &str,
+    ) -> Result<ImportReport, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut report = ImportReport::default();
+        for (line, d) in rows {
+            let known = lead_with_phones(&mut tx, &d.phones).await?;
+            match (known, mode) {
+                (Some((lead, phone)), DuplicateMode::Skip) => report.skipped.push(json!({
+                    "line": line, "lead": lead, "reason": format!("phone {phone} belongs to lead {lead}")
+                })),
+                (Some((lead, _)), DuplicateMode::Merge) => {
+                    merge_into(&mut tx, lead, d, actor).await?;
+                    report.merged.push(lead);
+                }
+                (_, _) => {
+                    let id = insert_lead(&mut tx, d, actor, "imported").await?;
+                    report.created.push(id);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
     }
 
     pub async fn lead(&self, id: i64) -> Result<Option<LeadRow>, StoreError> {
@@ -156,6 +147,15 @@ impl Store {
             sqlx::query_as::<_, LeadRow>(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?"))
                 .bind(id)
                 .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// Every lead, oldest first (exports).
+    pub async fn all_leads(&self) -> Result<Vec<LeadRow>, StoreError> {
+        Ok(
+            sqlx::query_as::<_, LeadRow>(&format!("SELECT {LEAD_COLUMNS} FROM leads ORDER BY id"))
+                .fetch_all(self.pool())
                 .await?,
         )
     }
@@ -350,6 +350,120 @@ impl Store {
         .fetch_all(self.pool())
         .await?)
     }
+}
+
+/// What to do with an imported row whose phone a lead has already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicateMode {
+    Skip,
+    Merge,
+    Add,
+}
+
+/// What an import did.
+#[derive(Debug, Default, Serialize)]
+pub struct ImportReport {
+    pub created: Vec<i64>,
+    pub merged: Vec<i64>,
+    /// `{line, lead, reason}` of each row left out as a duplicate.
+    pub skipped: Vec<Value>,
+}
+
+/// The first lead holding one of `phones`.
+async fn lead_with_phones(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    phones: &[String],
+) -> Result<Option<(i64, String)>, sqlx::Error> {
+    for p in phones {
+        let known: Option<(i64,)> =
+            sqlx::query_as("SELECT lead_id FROM lead_phones WHERE phone = ? LIMIT 1")
+                .bind(p)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if let Some((lead,)) = known {
+            return Ok(Some((lead, p.clone())));
+        }
+    }
+    Ok(None)
+}
+
+async fn insert_lead(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    d: &LeadDraft,
+    actor: &str,
+    event: &str,
+) -> Result<i64, sqlx::Error> {
+    let now = now_ms();
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO leads (name, company, email, grade, source, owner_agent, customer_no,
+           product, custom, status, next_follow_up_ms, first_contact_due_ms, created_at_ms,
+           updated_at_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&d.name)
+    .bind(&d.company)
+    .bind(&d.email)
+    .bind(&d.grade)
+    .bind(&d.source)
+    .bind(&d.owner_agent)
+    .bind(&d.customer_no)
+    .bind(&d.product)
+    .bind(d.custom.as_ref().map(Value::to_string))
+    .bind(d.next_follow_up_ms)
+    .bind(d.first_contact_due_ms)
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    for (i, p) in d.phones.iter().enumerate() {
+        sqlx::query("INSERT OR IGNORE INTO lead_phones (lead_id, phone, kind) VALUES (?, ?, ?)")
+            .bind(id)
+            .bind(p)
+            .bind(if i == 0 { "primary" } else { "alternate" })
+            .execute(&mut **tx)
+            .await?;
+    }
+    let detail = json!({ "source": d.source, "grade": d.grade, "owner": d.owner_agent });
+    add_event(tx, id, actor, event, Some(&detail), now).await?;
+    Ok(id)
+}
+
+/// Adds what `d` knows and `lead` does not (fields left empty, phones it lacks).
+async fn merge_into(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    lead: i64,
+    d: &LeadDraft,
+    actor: &str,
+) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE leads SET company = COALESCE(company, ?), email = COALESCE(email, ?),
+           grade = COALESCE(grade, ?), source = COALESCE(source, ?),
+           owner_agent = COALESCE(owner_agent, ?), product = COALESCE(product, ?),
+           updated_at_ms = ?
+         WHERE id = ?",
+    )
+    .bind(&d.company)
+    .bind(&d.email)
+    .bind(&d.grade)
+    .bind(&d.source)
+    .bind(&d.owner_agent)
+    .bind(&d.product)
+    .bind(now)
+    .bind(lead)
+    .execute(&mut **tx)
+    .await?;
+    for p in &d.phones {
+        sqlx::query(
+            "INSERT OR IGNORE INTO lead_phones (lead_id, phone, kind) VALUES (?, ?, 'alternate')",
+        )
+        .bind(lead)
+        .bind(p)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let detail = json!({ "name": d.name, "phones": d.phones, "email": d.email });
+    add_event(tx, lead, actor, "merged", Some(&detail), now).await
 }
 
 async fn add_event(
