@@ -273,7 +273,15 @@ async fn recordings(
         .into_iter()
         .filter(|r| may_hear(&s, &p, r))
         .collect();
-    Ok(Json(json!({ "recordings": rows })))
+    // The index as users search it: with the call's queue and the leads it is filed under.
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+        v["queue"] = json!(r.queue());
+        v["lead_ids"] = json!(s.store.leads_of_call(r.call_id).await.unwrap_or_default());
+        out.push(v);
+    }
+    Ok(Json(json!({ "recordings": out })))
 }
 
 /// May `p` list and play this recording? Admins all; supervisors their groups' calls;

@@ -6,26 +6,16 @@
 
 mod common;
 
-use common::{Server, free_port, register_agent, spawn_sipp};
+use common::{Server, free_port, json_of, register_agent, spawn_sipp};
 use serde_json::Value;
 use std::time::Duration;
 
 const ADMIN_TOKEN: &str = "demo-api-token";
 
-fn json(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
 fn login(server: &Server, user: &str, password: &str) -> (u16, Value) {
     let body = format!(r#"{{"user":"{user}","password":"{password}"}}"#);
     let (code, text) = server.http("POST", "/api/login", None, Some(&body));
-    (code, json(&text))
-}
-
-fn token(server: &Server, user: &str) -> String {
-    let (code, v) = login(server, user, &format!("demo{user}"));
-    assert_eq!(code, 200, "{user} logs in: {v}");
-    v["token"].as_str().unwrap().to_string()
+    (code, json_of(&text))
 }
 
 /// One 3-second carrier call to agent `ext`, answered by a sipp phone; waits for both.
@@ -57,7 +47,7 @@ fn call_agent(server: &Server, ext: &str) {
 fn listed(server: &Server, token: &str) -> Vec<(i64, String)> {
     let (code, body) = server.http("GET", "/api/recordings", Some(token), None);
     assert_eq!(code, 200, "{body}");
-    json(&body)["recordings"]
+    json_of(&body)["recordings"]
         .as_array()
         .unwrap()
         .iter()
@@ -88,12 +78,12 @@ fn each_role_sees_its_own_and_every_recording_access_is_audited() {
     let (rec_1001, rec_2001) = (id_of("1001"), id_of("2001"));
 
     // The sales supervisor sees the sales agent's call only; the service one's, neither.
-    let sales = token(&server, "9001");
+    let sales = server.login("9001");
     assert_eq!(
         listed(&server, &sales),
         vec![(rec_1001, "1001".to_string())]
     );
-    let service = token(&server, "9002");
+    let service = server.login("9002");
     assert_eq!(
         listed(&server, &service),
         vec![(rec_2001, "2001".to_string())]
@@ -111,7 +101,7 @@ fn each_role_sees_its_own_and_every_recording_access_is_audited() {
     assert_eq!(code, 404, "another group's recording is not there for them");
 
     // Agents: by default not even their own; never another agent's.
-    let alice = token(&server, "1001");
+    let alice = server.login("1001");
     assert!(listed(&server, &alice).is_empty());
     for id in [rec_1001, rec_2001] {
         let (code, _, _) = server.http_get_raw(
@@ -132,7 +122,7 @@ fn each_role_sees_its_own_and_every_recording_access_is_audited() {
     assert_eq!(server.http("GET", "/api/agents/1001", bearer, None).0, 200);
     assert_eq!(server.http("GET", "/api/queues/sales", bearer, None).0, 200);
     let (code, me) = server.http("GET", "/api/me", bearer, None);
-    assert_eq!((code, json(&me)["role"].as_str()), (200, Some("agent")));
+    assert_eq!((code, json_of(&me)["role"].as_str()), (200, Some("agent")));
 
     // No token, a made-up token: 401.
     assert_eq!(server.http("GET", "/api/recordings", None, None).0, 401);
@@ -144,7 +134,7 @@ fn each_role_sees_its_own_and_every_recording_access_is_audited() {
     // The audit log has each play and each refusal, by whom.
     let (code, body) = server.http("GET", "/api/audit", Some(ADMIN_TOKEN), None);
     assert_eq!(code, 200, "{body}");
-    let entries = json(&body)["entries"].as_array().unwrap().clone();
+    let entries = json_of(&body)["entries"].as_array().unwrap().clone();
     let has = |actor: &str, action: &str, target: i64| {
         entries.iter().any(|e| {
             e["actor"] == actor
@@ -173,7 +163,7 @@ fn agents_may_hear_their_own_calls_when_the_configuration_says_so() {
         2,
         Duration::from_secs(10),
     );
-    let alice = token(&server, "1001");
+    let alice = server.login("1001");
     let own = listed(&server, &alice);
     assert_eq!(own.len(), 1);
     assert_eq!(own[0].1, "1001");
@@ -215,7 +205,7 @@ fn wrong_passwords_are_refused_then_throttled_and_a_new_password_ends_old_sessio
     );
     assert_eq!(code, 200);
     assert_eq!(
-        json(&body)["entries"].as_array().unwrap().len(),
+        json_of(&body)["entries"].as_array().unwrap().len(),
         5,
         "{body}"
     );
@@ -223,8 +213,8 @@ fn wrong_passwords_are_refused_then_throttled_and_a_new_password_ends_old_sessio
     // (The address is held back too now; a fresh server for the rest.)
     drop(server);
     let server = Server::start(&[]);
-    let first = token(&server, "2002");
-    let second = token(&server, "2002");
+    let first = server.login("2002");
+    let second = server.login("2002");
     let change = r#"{"old":"demo2002","new":"short"}"#;
     assert_eq!(
         server
@@ -250,7 +240,7 @@ fn wrong_passwords_are_refused_then_throttled_and_a_new_password_ends_old_sessio
     assert_eq!(login(&server, "2002", "demo2002").0, 401);
     assert_eq!(login(&server, "2002", "a longer secret").0, 200);
     // Logging out ends the session.
-    let t = token(&server, "2001");
+    let t = server.login("2001");
     assert_eq!(server.http("POST", "/api/logout", Some(&t), None).0, 200);
     assert_eq!(server.http("GET", "/api/me", Some(&t), None).0, 401);
 }
@@ -269,7 +259,7 @@ fn retention_deletes_old_recordings_but_not_those_on_legal_hold() {
         Duration::from_secs(10),
     );
     let held = listed(&server, ADMIN_TOKEN)[0].0;
-    let sales = token(&server, "9001");
+    let sales = server.login("9001");
     let hold = |id: i64, body: &str| {
         server.http(
             "POST",
@@ -318,7 +308,7 @@ fn retention_deletes_old_recordings_but_not_those_on_legal_hold() {
     assert_eq!(&wav[..4], b"RIFF");
     // Both on record.
     let (_, body) = server.http("GET", "/api/audit", Some(ADMIN_TOKEN), None);
-    let entries = json(&body)["entries"].as_array().unwrap().clone();
+    let entries = json_of(&body)["entries"].as_array().unwrap().clone();
     assert!(entries.iter().any(|e| e["actor"] == "retention"
         && e["action"] == "recording.deleted"
         && e["target"].as_str() == Some(&*gone_id.to_string())));

@@ -6,21 +6,10 @@
 
 mod common;
 
-use common::Server;
+use common::{Server, json_of};
 use serde_json::{Value, json};
 
 const DAY_MS: i64 = 86_400_000;
-
-fn json_of(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
-fn token(server: &Server, user: &str) -> String {
-    let body = format!(r#"{{"user":"{user}","password":"demo{user}"}}"#);
-    let (code, text) = server.http("POST", "/api/login", None, Some(&body));
-    assert_eq!(code, 200, "{text}");
-    json_of(&text)["token"].as_str().unwrap().to_string()
-}
 
 fn call(
     server: &Server,
@@ -57,10 +46,10 @@ fn near(actual: &Value, expected: i64) -> bool {
 #[test]
 fn an_agent_works_a_web_lead_from_creation_to_follow_up() {
     let server = Server::start(&[]);
-    let alice = token(&server, "1001");
-    let bob = token(&server, "1002");
-    let sam = token(&server, "9001");
-    let sue = token(&server, "9002");
+    let alice = server.login("1001");
+    let bob = server.login("1002");
+    let sam = server.login("9001");
+    let sue = server.login("9002");
 
     // Bad input gets a clear 400 and creates nothing.
     for (body, what) in [
@@ -322,8 +311,8 @@ fn an_agent_works_a_web_lead_from_creation_to_follow_up() {
 #[test]
 fn a_supervisor_imports_a_csv_with_a_column_mapping_and_exports_it_again() {
     let server = Server::start(&[]);
-    let sam = token(&server, "9001");
-    let alice = token(&server, "1001");
+    let sam = server.login("9001");
+    let alice = server.login("1001");
     let count = |t: &str| {
         let (_, v) = call(&server, "GET", "/api/leads", t, None);
         v["leads"].as_array().unwrap().len()

@@ -7,20 +7,9 @@
 
 mod common;
 
-use common::{Server, free_port, register_agent, spawn_sipp};
+use common::{Server, free_port, json_of, register_agent, spawn_sipp};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn json_of(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
-fn token(server: &Server, user: &str) -> String {
-    let body = format!(r#"{{"user":"{user}","password":"demo{user}"}}"#);
-    let (code, text) = server.http("POST", "/api/login", None, Some(&body));
-    assert_eq!(code, 200, "{text}");
-    json_of(&text)["token"].as_str().unwrap().to_string()
-}
 
 type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
 
@@ -82,7 +71,7 @@ fn call_from(sip: std::net::SocketAddr, from: &str, to: &str) -> common::SippRun
 #[test]
 fn the_lead_pops_on_the_agents_console_while_the_phone_rings() {
     let server = Server::start(&[]);
-    let sam = token(&server, "9001");
+    let sam = server.login("9001");
     let body = json!({
         "name": "Nora Lind",
         "phones": ["+49 30 999000", "0171 2223334"],
@@ -94,7 +83,7 @@ fn the_lead_pops_on_the_agents_console_while_the_phone_rings() {
     assert_eq!(code, 201, "{text}");
     let lead = json_of(&text)["id"].as_i64().unwrap();
 
-    let alice = token(&server, "1001");
+    let alice = server.login("1001");
     let mut ws = console(&server, &alice);
     let phone = slow_phone(&server, "1001", 2);
 
@@ -160,6 +149,19 @@ fn the_lead_pops_on_the_agents_console_while_the_phone_rings() {
     let recording = call["detail"]["recordings"][0].as_str().unwrap_or_default();
     assert!(recording.ends_with(".wav"), "{call}");
     assert!(std::path::Path::new(recording).exists());
+    // And the recordings index files it under the lead and the queue.
+    let (_, text) = server.http("GET", "/api/recordings", Some(&sam), None);
+    let index = json_of(&text);
+    let rec = index["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["call_id"] == pop["call"])
+        .cloned()
+        .unwrap_or_else(|| panic!("{index}"));
+    assert_eq!(rec["queue"], "sales");
+    assert_eq!(rec["lead_ids"], json!([lead]));
+    assert_eq!(rec["agent"], "1001");
 
     // A number no lead has, straight to the agent: a new lead, prefilled.
     let run = call_from(server.sip, "0304445556", "1001");

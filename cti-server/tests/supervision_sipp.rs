@@ -129,13 +129,7 @@ fn a_supervisor_listens_whispers_and_barges_from_a_sip_phone() {
     let listen = window(Instant::now());
     // The supervisors' wall: the sales supervisor sees the call, talking, with themselves
     // listening; the service supervisor does not see it.
-    let login = |user: &str| {
-        let body = format!(r#"{{"user":"{user}","password":"demo{user}"}}"#);
-        let (code, text) = server.http("POST", "/api/login", None, Some(&body));
-        assert_eq!(code, 200, "{text}");
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        v["token"].as_str().unwrap().to_string()
-    };
+    let login = |user: &str| server.login(user);
     let calls = |token: &str| {
         let (code, text) = server.http("GET", "/api/calls", Some(token), None);
         assert_eq!(code, 200, "{text}");

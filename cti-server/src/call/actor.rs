@@ -369,13 +369,7 @@ impl CallActor {
                     return;
                 };
                 let started_at_ms = crate::store::now_ms();
-                let made = match path.parent() {
-                    Some(dir) => tokio::fs::create_dir_all(dir)
-                        .await
-                        .map_err(|e| format!("{}: {e}", dir.display())),
-                    None => Ok(()),
-                };
-                let made = match made {
+                let made = match make_parent(&path).await {
                     Ok(()) => self
                         .media
                         .start_track(r, leg, path.clone())
@@ -517,13 +511,7 @@ impl CallActor {
                 };
                 let _ = self.media.join(r, leg).await;
                 self.recording_started_ms = Some(crate::store::now_ms());
-                let started = match path.parent() {
-                    Some(dir) => tokio::fs::create_dir_all(dir)
-                        .await
-                        .map_err(|e| format!("{}: {e}", dir.display())),
-                    None => Ok(()),
-                };
-                let started = match started {
+                let started = match make_parent(&path).await {
                     Ok(()) => self
                         .media
                         .start_recording(r, leg, path.clone())
@@ -813,6 +801,16 @@ impl CallActor {
         cfg.rtcp_mux = p.rtcp_mux;
         cfg.media_timeout = self.config.media_timeout;
         cfg
+    }
+}
+
+/// Makes the folder a recording goes in (its dated folder); the error names it.
+async fn make_parent(path: &std::path::Path) -> Result<(), String> {
+    match path.parent() {
+        Some(dir) => tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| format!("{}: {e}", dir.display())),
+        None => Ok(()),
     }
 }
 

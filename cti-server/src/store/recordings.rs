@@ -33,6 +33,20 @@ pub struct RecordingRow {
     pub deleted_at_ms: Option<i64>,
     /// A supervisor's track (what they said while monitoring): their call's id.
     pub monitor_call_id: Option<i64>,
+    /// The call's services, space-separated (`flow:main queue:sales`).
+    #[serde(skip)]
+    pub services: Option<String>,
+}
+
+impl RecordingRow {
+    /// The last queue the call went through.
+    pub fn queue(&self) -> Option<&str> {
+        self.services
+            .as_deref()?
+            .split_whitespace()
+            .rev()
+            .find_map(|s| s.strip_prefix("queue:"))
+    }
 }
 
 /// A recording retention may delete.
@@ -59,7 +73,7 @@ impl RecordingRow {
 
 const COLUMNS: &str = "r.id, r.call_id, r.path, r.started_at_ms, r.duration_ms, r.bytes, r.sha256,
      r.overrun_ms, r.written_ms, r.error, r.markers, c.agent, c.from_uri, r.legal_hold,
-     r.hold_reason, r.deleted_at_ms, r.monitor_call_id
+     r.hold_reason, r.deleted_at_ms, r.monitor_call_id, c.services
      FROM recordings r LEFT JOIN calls c ON c.id = r.call_id";
 
 impl Store {
@@ -83,6 +97,19 @@ impl Store {
                 .fetch_optional(self.pool())
                 .await?,
         )
+    }
+
+    /// The leads whose timeline has this call.
+    pub async fn leads_of_call(&self, call_id: i64) -> Result<Vec<i64>, StoreError> {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "SELECT DISTINCT lead_id FROM lead_events
+             WHERE kind = 'call' AND json_extract(detail, '$.call_id') = ?
+             ORDER BY lead_id",
+        )
+        .bind(call_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     /// Recordings not deleted and not on hold, with their call's services.

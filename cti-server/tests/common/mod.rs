@@ -856,3 +856,18 @@ fn poll_rows<T>(
         }
     })
 }
+
+/// A JSON body, or a panic that shows it.
+pub fn json_of(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+impl Server {
+    /// Logs `user` in with the demo password (`demo<user>`); their session token.
+    pub fn login(&self, user: &str) -> String {
+        let body = format!(r#"{{"user":"{user}","password":"demo{user}"}}"#);
+        let (code, text) = self.http("POST", "/api/login", None, Some(&body));
+        assert_eq!(code, 200, "{user} logs in: {text}");
+        json_of(&text)["token"].as_str().unwrap().to_string()
+    }
+}

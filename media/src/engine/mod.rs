@@ -502,23 +502,15 @@ impl MediaHandle {
         customer: LegId,
         path: PathBuf,
     ) -> Result<(), EngineError> {
-        let rec =
-            tokio::task::spawn_blocking(move || Recorder::create(path, RecorderConfig::default()))
-                .await
-                .map_err(|_| EngineError::Stopped)??;
-        self.on_room(room, Op::StartRecording(room, customer, Box::new(rec)))
+        let rec = create_recorder(path).await?;
+        self.on_room(room, Op::StartRecording(room, customer, rec))
             .await
             .map(|_| ())
     }
 
     /// Finishes a room's recording (the final flush runs on a blocking thread).
     pub async fn stop_recording(&self, room: RoomId) -> Result<RecordingSummary, EngineError> {
-        match self.on_room(room, Op::StopRecording(room)).await? {
-            Reply::Recorder(rec) => Ok(tokio::task::spawn_blocking(move || rec.finish())
-                .await
-                .map_err(|_| EngineError::Stopped)??),
-            _ => Err(EngineError::Stopped),
-        }
+        finish_recorder(self.on_room(room, Op::StopRecording(room)).await?).await
     }
 
     /// Records one member's voice alone to its own file (a supervisor's whisper track): left
@@ -530,11 +522,8 @@ impl MediaHandle {
         leg: LegId,
         path: PathBuf,
     ) -> Result<(), EngineError> {
-        let rec =
-            tokio::task::spawn_blocking(move || Recorder::create(path, RecorderConfig::default()))
-                .await
-                .map_err(|_| EngineError::Stopped)??;
-        self.on_room(room, Op::StartTap(room, leg, Box::new(rec)))
+        let rec = create_recorder(path).await?;
+        self.on_room(room, Op::StartTap(room, leg, rec))
             .await
             .map(|_| ())
     }
@@ -545,12 +534,7 @@ impl MediaHandle {
         room: RoomId,
         leg: LegId,
     ) -> Result<RecordingSummary, EngineError> {
-        match self.on_room(room, Op::StopTap(room, leg)).await? {
-            Reply::Recorder(rec) => Ok(tokio::task::spawn_blocking(move || rec.finish())
-                .await
-                .map_err(|_| EngineError::Stopped)??),
-            _ => Err(EngineError::Stopped),
-        }
+        finish_recorder(self.on_room(room, Op::StopTap(room, leg)).await?).await
     }
 
     /// Pauses (`true`) or resumes a room's recording; silence is recorded while paused.
@@ -579,6 +563,25 @@ impl MediaHandle {
             }
         }
         result
+    }
+}
+
+/// Creates a recorder's file on a blocking thread, never on the engine task.
+async fn create_recorder(path: PathBuf) -> Result<Box<Recorder>, EngineError> {
+    let rec =
+        tokio::task::spawn_blocking(move || Recorder::create(path, RecorderConfig::default()))
+            .await
+            .map_err(|_| EngineError::Stopped)??;
+    Ok(Box::new(rec))
+}
+
+/// The final flush of a recorder a shard gave back, on a blocking thread.
+async fn finish_recorder(reply: Reply) -> Result<RecordingSummary, EngineError> {
+    match reply {
+        Reply::Recorder(rec) => Ok(tokio::task::spawn_blocking(move || rec.finish())
+            .await
+            .map_err(|_| EngineError::Stopped)??),
+        _ => Err(EngineError::Stopped),
     }
 }
 
