@@ -1303,31 +1303,36 @@ fn media_timeout_on_the_agent_leg_is_recorded_as_the_agents() {
     assert_eq!(rec.ended_by, Some(Side::Agent));
 }
 
+/// A call the server answers itself, for `service`: key `key`, legs `2 key` and `2 key + 1`.
+fn start_hosted(key: u64, service: &str) -> Harness {
+    let now = Instant::now();
+    let call = Call::new_hosted(
+        CallKey(key),
+        config(),
+        now,
+        1_000,
+        TxId::for_test(CALLER_TX),
+        invite(CALLER_SDP),
+        caller_peer(),
+        (LegId(key * 2), LegId(key * 2 + 1)),
+        service.into(),
+    )
+    .expect("usable offer");
+    let mut h = Harness {
+        call,
+        now,
+        out: Vec::new(),
+    };
+    h.drain();
+    h
+}
+
 mod hosted {
     //! Calls the server answers itself: prompts, keys, dialing agents one attempt at a time.
     use super::*;
 
     fn start() -> Harness {
-        let now = Instant::now();
-        let call = Call::new_hosted(
-            CallKey(7),
-            config(),
-            now,
-            1_000,
-            TxId::for_test(CALLER_TX),
-            invite(CALLER_SDP),
-            caller_peer(),
-            (LegId(14), LegId(15)),
-            "flow:main".into(),
-        )
-        .expect("usable offer");
-        let mut h = Harness {
-            call,
-            now,
-            out: Vec::new(),
-        };
-        h.drain();
-        h
+        super::start_hosted(7, "flow:main")
     }
 
     fn notices(h: &Harness) -> Vec<Notice> {
@@ -2295,26 +2300,9 @@ mod monitoring {
 
     /// The supervisor's call to the monitor code, answered (key 9, leg 18), and our tag.
     fn supervisor() -> (Harness, String) {
-        let now = Instant::now();
-        let call = Call::new_hosted(
-            CallKey(9),
-            config(),
-            now,
-            1_000,
-            TxId::for_test(CALLER_TX),
-            invite(CALLER_SDP),
-            caller_peer(),
-            (LegId(18), LegId(19)),
-            "monitor:1001".into(),
-        )
-        .expect("usable offer");
-        let mut h = Harness {
-            call,
-            now,
-            out: Vec::new(),
-        };
+        let mut h = super::start_hosted(9, "monitor:1001");
         h.call
-            .media_ready(now, LegId(18), "127.0.0.1:40010".parse().unwrap());
+            .media_ready(h.now, LegId(18), "127.0.0.1:40010".parse().unwrap());
         h.drain();
         assert_eq!(h.responses(CALLER_TX)[0].code, 200);
         let tag = h.responses(CALLER_TX)[0].to_tag().unwrap();
