@@ -1335,16 +1335,6 @@ mod hosted {
         super::start_hosted(7, "flow:main")
     }
 
-    fn notices(h: &Harness) -> Vec<Notice> {
-        h.out
-            .iter()
-            .filter_map(|o| match o {
-                Output::Notice(n) => Some(n.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
     /// The caller leg up and answered; returns our To tag.
     fn answered_by_us(h: &mut Harness) -> String {
         h.call
@@ -1358,7 +1348,7 @@ mod hosted {
                 .unwrap()
                 .contains("m=audio 40000 RTP/AVP 8")
         );
-        assert_eq!(notices(h), vec![Notice::Answered]);
+        assert_eq!(h.notices(), vec![Notice::Answered]);
         ok[0].to_tag().unwrap()
     }
 
@@ -1444,10 +1434,10 @@ mod hosted {
         assert!(
             matches!(&h.media_ops()[..], [MediaOp::Play { prompt, .. }] if prompt == &PathBuf::from("b.wav"))
         );
-        assert!(notices(&h).is_empty());
+        assert!(h.notices().is_empty());
         h.call.prompt_ended(LegId(14), id, false);
         h.drain();
-        assert_eq!(notices(&h), vec![Notice::PromptFinished]);
+        assert_eq!(h.notices(), vec![Notice::PromptFinished]);
         assert!(!h.call.is_playing());
     }
 
@@ -1459,7 +1449,7 @@ mod hosted {
         h.drain();
         h.call.dtmf(h.now, LegId(14), '1');
         h.drain();
-        assert_eq!(notices(&h), vec![Notice::Digit('1')]);
+        assert_eq!(h.notices(), vec![Notice::Digit('1')]);
         assert!(!h.call.is_playing());
         // Keys from the agent leg are not the caller's.
         h.call.dtmf(h.now, LegId(15), '9');
@@ -1488,7 +1478,7 @@ mod hosted {
             matches!(&h.media_ops()[..], [MediaOp::Play { prompt: a, .. }, MediaOp::Play { prompt: b, .. }] if a == &PathBuf::from("moh.wav") && b == &PathBuf::from("pos.wav")),
             "a looped sequence starts over"
         );
-        assert!(notices(&h).is_empty());
+        assert!(h.notices().is_empty());
     }
 
     #[test]
@@ -1508,7 +1498,7 @@ mod hosted {
         );
         h.drain();
         assert_eq!(h.responses(70)[0].code, 200);
-        assert_eq!(notices(&h), vec![Notice::Digit('5')]);
+        assert_eq!(h.notices(), vec![Notice::Digit('5')]);
         for (ctype, body, want) in [
             ("application/dtmf", "#", Some('#')),
             ("application/dtmf-relay", "Signal=11", Some('#')),
@@ -1539,7 +1529,7 @@ mod hosted {
             Some("1001")
         );
         h.agent_says(req, &inv, 180, None);
-        assert_eq!(notices(&h), vec![Notice::AgentRinging]);
+        assert_eq!(h.notices(), vec![Notice::AgentRinging]);
         assert!(
             h.responses(CALLER_TX).is_empty(),
             "nothing relayed to an answered caller"
@@ -1556,10 +1546,10 @@ mod hosted {
             caller: LegId(14),
             agent: LegId(15)
         }));
-        assert_eq!(notices(&h), vec![Notice::AgentAnswered]);
+        assert_eq!(h.notices(), vec![Notice::AgentAnswered]);
         assert!(h.call.agent_connected());
         caller_bye(&mut h, &tag);
-        assert_eq!(notices(&h), vec![Notice::Ending(EndCause::CallerHangup)]);
+        assert_eq!(h.notices(), vec![Notice::Ending(EndCause::CallerHangup)]);
         let (bye_ref, bye, _) = h
             .sent()
             .into_iter()
@@ -1586,7 +1576,7 @@ mod hosted {
         let (req, inv) = dial(&mut h, None);
         assert!(!h.call.dial(target(), None), "one attempt at a time");
         h.agent_says(req, &inv, 486, None);
-        assert_eq!(notices(&h), vec![Notice::AgentFailed(EndCause::AgentBusy)]);
+        assert_eq!(h.notices(), vec![Notice::AgentFailed(EndCause::AgentBusy)]);
         assert!(h.media_ops().contains(&MediaOp::EndLeg {
             leg: LegId(15),
             side: Side::Agent
@@ -1600,7 +1590,7 @@ mod hosted {
             "a new dialog for a new attempt"
         );
         h.agent_says(req2, &inv2, 200, Some(AGENT_ANSWER));
-        assert_eq!(notices(&h), vec![Notice::AgentAnswered]);
+        assert_eq!(h.notices(), vec![Notice::AgentAnswered]);
     }
 
     #[test]
@@ -1618,11 +1608,11 @@ mod hosted {
                 .iter()
                 .any(|o| matches!(o, Output::Sip(SipCommand::Cancel { req: r }) if *r == req))
         );
-        assert_eq!(notices(&h), vec![Notice::AgentFailed(EndCause::NoAnswer)]);
+        assert_eq!(h.notices(), vec![Notice::AgentFailed(EndCause::NoAnswer)]);
         // The agent picked up just as we cancelled.
         h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
         assert!(
-            notices(&h).is_empty(),
+            h.notices().is_empty(),
             "the service heard of this attempt already"
         );
         assert!(h.sent().iter().any(|(_, r, _)| r.method == Method::Bye));
@@ -1658,10 +1648,10 @@ mod hosted {
             sent.iter()
                 .any(|(_, r, _)| r.method == Method::Bye && r.call_id() == inv1.call_id())
         );
-        assert!(notices(&h).is_empty());
+        assert!(h.notices().is_empty());
         // The second attempt goes on normally.
         h.agent_says(req2, &inv2, 200, Some(AGENT_ANSWER));
-        assert_eq!(notices(&h), vec![Notice::AgentAnswered]);
+        assert_eq!(h.notices(), vec![Notice::AgentAnswered]);
         assert!(h.call.agent_connected());
     }
 
@@ -1686,7 +1676,7 @@ mod hosted {
         let (req, inv) = dial(&mut h, None);
         h.agent_says(req, &inv, 180, None);
         caller_bye(&mut h, &tag);
-        assert_eq!(notices(&h), vec![Notice::Ending(EndCause::CallerHangup)]);
+        assert_eq!(h.notices(), vec![Notice::Ending(EndCause::CallerHangup)]);
         assert!(
             h.out
                 .iter()
@@ -1733,7 +1723,7 @@ mod hosted {
         assert!(h.drain().is_empty());
         h.call.media_timeout(h.now, LegId(14));
         h.drain();
-        assert_eq!(notices(&h), vec![Notice::Ending(EndCause::MediaTimeout)]);
+        assert_eq!(h.notices(), vec![Notice::Ending(EndCause::MediaTimeout)]);
     }
 }
 
@@ -2319,16 +2309,6 @@ mod monitoring {
             .collect()
     }
 
-    fn notices(h: &Harness) -> Vec<Notice> {
-        h.out
-            .iter()
-            .filter_map(|o| match o {
-                Output::Notice(n) => Some(n.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
     /// Passes the one message `from` sent to `to`; returns it.
     fn pass(from: &Harness, to: &mut Harness) -> Linked {
         let mut t = tells(from);
@@ -2375,7 +2355,7 @@ mod monitoring {
         );
         assert!(agent_call.sent().is_empty(), "nothing goes to the parties");
         pass(&agent_call, &mut sup);
-        assert_eq!(notices(&sup), vec![Notice::MonitorStarted]);
+        assert_eq!(sup.notices(), vec![Notice::MonitorStarted]);
         let live = agent_call.call.live(false);
         assert_eq!(live.state, "talking");
         assert_eq!(
@@ -2431,7 +2411,7 @@ mod monitoring {
         let over = pass(&agent_call, &mut sup);
         assert!(matches!(over, Linked::MonitorOver { code: 200, .. }));
         assert!(matches!(
-            notices(&sup)[..],
+            sup.notices()[..],
             [Notice::MonitorOver { code: 200, .. }, Notice::Ending(_)]
         ));
         let byes: Vec<_> = sup
