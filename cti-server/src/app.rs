@@ -131,7 +131,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => router,
     };
+    let softphones =
+        crate::softphone::Softphones::new(Duration::from_secs(config.softphone.reattach_grace_s));
     let router = router
+        .with_softphones(softphones.clone())
         .with_services(service_numbers(&config))
         .with_supervision(&config.supervision.monitor_prefix, access(&config));
 
@@ -211,6 +214,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         acd: acd.clone(),
         store: Some(store.clone()),
         cti: cti.clone(),
+        softphones: softphones.clone(),
     });
     let user_agent = format!("cti-server/{}", env!("CARGO_PKG_VERSION"));
     let call_config = CallConfig {
@@ -261,6 +265,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let media_clock = media.clock();
     let recording_failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let live_calls = crate::call::live::LiveCalls::default();
+    let console = crate::softphone::Console {
+        phones: softphones,
+        media: media.clone(),
+        live: live_calls.clone(),
+        acd: Some(acd.clone()),
+    };
     let service = SipService {
         core,
         transports,
@@ -309,6 +319,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         live: live_calls,
         hosting: Some(hosting_api),
         prompts: Some(prompts_api),
+        console: Some(console),
     });
     let mut http_shutdown = shutdown_rx.clone();
     let http_task = tokio::spawn(async move {

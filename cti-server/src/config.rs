@@ -44,6 +44,8 @@ pub struct Config {
     #[serde(default)]
     pub leads: LeadsConfig,
     #[serde(default)]
+    pub softphone: SoftphoneConfig,
+    #[serde(default)]
     pub log: LogConfig,
     /// The outbound SIP trunk for external numbers (none unless `host` is set).
     #[serde(default)]
@@ -231,6 +233,23 @@ impl Default for RecordingConfig {
             retention_days: None,
             retention_sweep_s: 3600,
             keypad_code: "*1".into(),
+        }
+    }
+}
+
+/// Browser softphones (`[softphone]`, see [`crate::softphone`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SoftphoneConfig {
+    /// How long a call waits, the customer on hold music, for an agent's console that went
+    /// away mid-call (a page reload) to come back before it ends.
+    pub reattach_grace_s: u64,
+}
+
+impl Default for SoftphoneConfig {
+    fn default() -> Self {
+        SoftphoneConfig {
+            reattach_grace_s: 30,
         }
     }
 }

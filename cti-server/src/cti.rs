@@ -149,14 +149,40 @@ pub async fn events(
     }
     let p = principal(&s, &headers).await?;
     let rx = s.cti.subscribe(&p.name);
-    Ok(ws.on_upgrade(move |socket| serve(socket, p.name, p.role, rx)))
+    let console = s.console.clone();
+    Ok(ws.on_upgrade(move |socket| serve(socket, p.name, p.role, rx, console)))
 }
 
+/// One console's socket: CTI events out; softphone messages in ([`crate::softphone`]).
 async fn serve(
     mut socket: WebSocket,
     user: String,
     role: crate::access::Role,
     mut rx: mpsc::Receiver<Value>,
+    console: Option<crate::softphone::Console>,
+) {
+    let mut phone = crate::softphone::SocketPhone::default();
+    serve_socket(
+        &mut socket,
+        &user,
+        role,
+        &mut rx,
+        console.as_ref(),
+        &mut phone,
+    )
+    .await;
+    if let Some(c) = &console {
+        c.closed(&user, phone);
+    }
+}
+
+async fn serve_socket(
+    socket: &mut WebSocket,
+    user: &str,
+    role: crate::access::Role,
+    rx: &mut mpsc::Receiver<Value>,
+    console: Option<&crate::softphone::Console>,
+    phone: &mut crate::softphone::SocketPhone,
 ) {
     let hello = json!({ "type": "hello", "user": user, "role": role.as_str() });
     if socket
@@ -175,8 +201,19 @@ async fn serve(
                 }
             }
             msg = socket.recv() => match msg {
-                // The client speaks through the REST API; pings are answered by axum.
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Text(t))) => {
+                    let reply = match console {
+                        Some(c) => c.handle(user, phone, t.as_str()).await,
+                        None => Some(json!({ "type": "error", "error": "no softphone here" })),
+                    };
+                    if let Some(r) = reply
+                        && socket.send(Message::Text(r.to_string().into())).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                // Pings are answered by axum.
                 Some(Ok(_)) => {}
             }
         }

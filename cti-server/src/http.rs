@@ -45,6 +45,8 @@ pub struct AppState {
     pub hosting: Option<Arc<crate::call::actor::Hosting>>,
     /// The prompt cache, to forget a replaced file.
     pub prompts: Option<Arc<crate::call::prompts::Prompts>>,
+    /// The browser softphones (WebRTC over the CTI WebSocket).
+    pub console: Option<crate::softphone::Console>,
 }
 
 pub fn router(state: AppState) -> Router {

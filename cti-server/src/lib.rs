@@ -20,5 +20,6 @@ pub mod login;
 pub mod retention;
 pub mod sdp;
 pub mod sip;
+pub mod softphone;
 pub mod store;
 pub mod users;

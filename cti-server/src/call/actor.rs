@@ -44,6 +44,11 @@ pub enum CallEvent {
         mode: super::monitor::MonitorMode,
         reply: tokio::sync::oneshot::Sender<bool>,
     },
+    /// The agent's browser console (answer, hang up, hold, keys, transfer, reload).
+    Softphone {
+        agent: String,
+        input: super::browser::SoftphoneInput,
+    },
     /// Start recording now (the on-demand policy): the agent asked.
     RecordNow {
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
@@ -92,6 +97,8 @@ pub struct Hosting {
     pub store: Option<crate::store::Store>,
     /// Screen pops and other CTI events for the agents' consoles.
     pub cti: crate::cti::CtiHub,
+    /// The agents' browser consoles and their media legs.
+    pub softphones: crate::softphone::Softphones,
 }
 
 impl Hosting {
@@ -178,6 +185,11 @@ impl CallActor {
                     Output::Media(op) => {
                         self.media_op(op, &mut room, &mut anchor, &mut record_legs)
                             .await;
+                    }
+                    Output::Softphone(ev) => {
+                        if let Some(h) = &self.config.hosting {
+                            crate::softphone::deliver(&h.softphones, &h.cti, key, ev);
+                        }
                     }
                     Output::Notice(notice) => {
                         if self.host.is_none() && matches!(notice, Notice::TransferRequested(_)) {
@@ -289,6 +301,9 @@ impl CallActor {
                                 None => false,
                             };
                             let _ = reply.send(done);
+                        }
+                        Some(CallEvent::Softphone { agent, input }) => {
+                            self.call.softphone(Instant::now(), &agent, input);
                         }
                         Some(CallEvent::RecordNow { reply }) => {
                             let _ = reply.send(self.call.record_on_demand().map_err(str::to_string));

@@ -343,6 +343,7 @@ impl Host {
                         Service::Queue(q) => self.enter_queue(call, q, 0),
                         Service::Voicemail(b) => self.start_voicemail(call, b),
                         Service::Monitor(t) => self.start_monitor(call, t, now),
+                        Service::Agent(a) => self.dial_direct(call, a),
                     }
                 }
             }
@@ -387,7 +388,7 @@ impl Host {
                 }
                 _ => {}
             },
-            Notice::Resolved(number, target) => self.resolved(call, number, *target),
+            Notice::Resolved(number, target) => self.resolved(call, number, *target, now),
             Notice::AgentRinging => {
                 if let Phase::Offering { agent, .. } = &self.phase {
                     let agent = agent.clone();
@@ -660,6 +661,10 @@ impl Host {
             Route::Hosted(Service::Flow(f)) => self.start_flow(call, &f, now),
             Route::Hosted(Service::Voicemail(b)) => self.start_voicemail(call, b),
             Route::Hosted(Service::Monitor(_)) => {}
+            Route::Hosted(Service::Agent(a)) => {
+                call.play(vec![self.config.hold_music.clone()], true, false);
+                self.dial_direct(call, a);
+            }
             Route::Direct(target) => {
                 self.phase = Phase::Direct {
                     number,
@@ -667,7 +672,7 @@ impl Host {
                 };
                 // Hold music while the new party's phone rings.
                 call.play(vec![self.config.hold_music.clone()], true, false);
-                self.dial_target(call, target);
+                self.dial_target(call, target, now);
             }
         }
     }
@@ -830,11 +835,12 @@ impl Host {
         call: &mut Call,
         number: String,
         target: Result<Target, (u16, &'static str)>,
+        now: Now,
     ) {
         match (&self.phase, target) {
             (Phase::Offering { agent, .. }, Ok(t)) if *agent == number => {
                 let agent = agent.clone();
-                let dialing = call.dial(t, None);
+                let dialing = call.dial(now.mono, t, None);
                 if dialing {
                     self.offered(call, &agent);
                 } else {
@@ -846,7 +852,9 @@ impl Host {
                 tracing::info!(call = %self.key, agent, code, "offered agent not reachable");
                 self.offer_failed_now(agent, OfferFailure::Unreachable);
             }
-            (Phase::Direct { number: n, .. }, Ok(t)) if *n == number => self.dial_target(call, t),
+            (Phase::Direct { number: n, .. }, Ok(t)) if *n == number => {
+                self.dial_target(call, t, now)
+            }
             (Phase::Direct { number: n, .. }, Err((code, _))) if *n == number => {
                 tracing::info!(call = %self.key, number, code, "direct number not reachable: voicemail");
                 let mailbox = self.config.fallback_voicemail.clone();
@@ -858,7 +866,7 @@ impl Host {
 
     /// Dials an agent or number outside the ACD, with the direct ring timeout; a dial that
     /// cannot start sends the caller to the fallback voicemail.
-    fn dial_target(&mut self, call: &mut Call, t: Target) {
+    fn dial_target(&mut self, call: &mut Call, t: Target, now: Now) {
         let ring = self.config.direct_ring_timeout;
         let agent = t.agent_extension().map(str::to_string);
         if let Some(agent) = &agent {
@@ -866,7 +874,7 @@ impl Host {
                 agent: agent.clone(),
             });
         }
-        if !call.dial(t, Some(ring)) {
+        if !call.dial(now.mono, t, Some(ring)) {
             let mailbox = self.config.fallback_voicemail.clone();
             self.start_voicemail(call, mailbox);
         } else if let Some(agent) = agent {
@@ -1029,6 +1037,7 @@ mod tests {
 
     use super::*;
     use crate::acd::OverflowReason;
+    use crate::call::browser::{SoftphoneEventKind, SoftphoneInput};
     use crate::call::{CallConfig, MediaOp, Output, ReqRef, SipCommand, SipInput};
     use crate::sdp::Codec;
     use crate::sip::dialog::LocalVia;
@@ -1077,6 +1086,8 @@ mod tests {
         media: Vec<MediaOp>,
         sip: Vec<SipCommand>,
         host_out: Vec<HostOutput>,
+        /// What the agent's browser console was told.
+        console: Vec<SoftphoneEventKind>,
     }
 
     impl World {
@@ -1130,6 +1141,7 @@ mod tests {
                 media: vec![],
                 sip: vec![],
                 host_out: vec![],
+                console: vec![],
             };
             w.pump();
             w.call
@@ -1158,6 +1170,7 @@ mod tests {
                     }
                     Output::Media(m) => self.media.push(m),
                     Output::Sip(s) => self.sip.push(s),
+                    Output::Softphone(e) => self.console.push(e.kind),
                     Output::Ended(_) => {}
                 }
             }
@@ -1319,6 +1332,221 @@ mod tests {
         w.pump();
         assert!(
             matches!(&w.take_acd()[..], [AcdEvent::CallEnded { agent, .. }] if agent == "1001")
+        );
+    }
+
+    fn resolve(w: &mut World, target: Target) {
+        let number = w
+            .sip
+            .iter()
+            .rev()
+            .find_map(|s| match s {
+                SipCommand::Resolve { number } => Some(number.clone()),
+                _ => None,
+            })
+            .expect("a resolve");
+        w.call.handle_sip(
+            w.now,
+            SipInput::Resolved {
+                number,
+                target: Ok(target),
+            },
+        );
+        w.pump();
+    }
+
+    fn console(w: &mut World, input: SoftphoneInput) {
+        w.call.softphone(w.now, "1001", input);
+        w.pump();
+    }
+
+    fn browser_1001(session: u64, leg: u64) -> Target {
+        Target::Browser {
+            extension: "1001".into(),
+            session,
+            leg: LegId(leg),
+        }
+    }
+
+    fn music_plays(w: &World) -> bool {
+        matches!(w.media.iter().rev().find(|m| matches!(m, MediaOp::Play { .. } | MediaOp::StopPlay { .. })),
+            Some(MediaOp::Play { looped: true, prompt, .. }) if prompt.ends_with("hold-music.wav"))
+    }
+
+    #[test]
+    fn a_browser_agent_rings_answers_holds_reloads_and_hangs_up_without_sip() {
+        let mut w = World::start(Service::Queue("sales".into()));
+        w.acd(AcdAction::Offer {
+            call: CallRef(9),
+            agent: "1001".into(),
+            queue: "sales".into(),
+            ring_timeout: Duration::from_secs(15),
+        });
+        w.take_media();
+        w.take_acd();
+        resolve(&mut w, browser_1001(1, 900));
+        // The console rings at once: no media leg made, no INVITE; the ACD hears ringing
+        // and the agent's screen pops.
+        assert!(
+            matches!(&w.console[..], [SoftphoneEventKind::Ringing { caller, .. }] if caller == "+4930111001"),
+            "{:?}",
+            w.console
+        );
+        assert!(
+            w.sip.iter().all(|s| !matches!(s, SipCommand::Send { .. })),
+            "{:?}",
+            w.sip
+        );
+        assert!(
+            !w.media
+                .iter()
+                .any(|m| matches!(m, MediaOp::CreateLeg { .. }))
+        );
+        assert!(
+            matches!(&w.take_acd()[..], [AcdEvent::OfferRinging { agent, .. }] if agent == "1001")
+        );
+        assert!(
+            w.host_out
+                .iter()
+                .any(|o| matches!(o, HostOutput::Offered(o) if o.agent == "1001"))
+        );
+        assert!(w.call.is_dialing());
+        // Somebody else's console cannot answer it.
+        w.call.softphone(w.now, "1002", SoftphoneInput::Answer);
+        w.pump();
+        assert!(!w.call.agent_connected());
+
+        // Answer: the console's leg joins the caller, the music stops, the ACD hears it.
+        w.console.clear();
+        console(&mut w, SoftphoneInput::Answer);
+        assert!(w.call.agent_connected());
+        assert!(w.media.contains(&MediaOp::Bridge {
+            caller: LegId(18),
+            agent: LegId(900)
+        }));
+        assert!(w.media.contains(&MediaOp::StopPlay { leg: LegId(18) }));
+        assert!(
+            matches!(&w.take_acd()[..], [AcdEvent::OfferAnswered { agent, .. }] if agent == "1001")
+        );
+        assert!(matches!(
+            &w.console[..],
+            [SoftphoneEventKind::Connected { held: false, .. }]
+        ));
+
+        // Hold: the customer hears music and neither hears the other; resume undoes it.
+        w.take_media();
+        console(&mut w, SoftphoneInput::Hold(true));
+        assert!(music_plays(&w));
+        assert!(w.media.contains(&MediaOp::Hears {
+            listener: LegId(18),
+            speaker: LegId(900),
+            hears: false
+        }));
+        console(&mut w, SoftphoneInput::Hold(false));
+        assert!(!music_plays(&w));
+        assert!(w.media.contains(&MediaOp::Hears {
+            listener: LegId(18),
+            speaker: LegId(900),
+            hears: true
+        }));
+
+        // A key on the console's keypad goes to the customer as RFC 4733.
+        console(&mut w, SoftphoneInput::Digit('5'));
+        assert!(w.media.contains(&MediaOp::SendDtmf {
+            leg: LegId(18),
+            digit: '5'
+        }));
+
+        // The page reloads: music meanwhile; the new console's leg takes the call over.
+        w.take_media();
+        console(&mut w, SoftphoneInput::Lost);
+        assert!(music_plays(&w));
+        assert!(w.call.agent_connected(), "the call waits for the console");
+        w.console.clear();
+        console(
+            &mut w,
+            SoftphoneInput::Reattach {
+                session: 2,
+                leg: LegId(902),
+            },
+        );
+        assert!(w.media.contains(&MediaOp::Leave { leg: LegId(900) }));
+        assert!(w.media.contains(&MediaOp::Bridge {
+            caller: LegId(18),
+            agent: LegId(902)
+        }));
+        assert!(!music_plays(&w));
+        assert!(matches!(
+            &w.console[..],
+            [SoftphoneEventKind::Connected { held: false, .. }]
+        ));
+
+        // The agent hangs up: the console's leg leaves (it stays up), the caller gets a BYE,
+        // the ACD hears the call ended.
+        w.take_media();
+        w.sip.clear();
+        console(&mut w, SoftphoneInput::Hangup);
+        assert!(w.media.contains(&MediaOp::Leave { leg: LegId(902) }));
+        assert!(!w.media.contains(&MediaOp::EndLeg {
+            leg: LegId(902),
+            side: crate::call::Side::Agent
+        }));
+        assert!(w.sip.iter().any(
+            |s| matches!(s, SipCommand::Send { request, .. } if request.method == Method::Bye)
+        ));
+        assert!(matches!(
+            w.console.last(),
+            Some(SoftphoneEventKind::Ended { .. })
+        ));
+        assert!(
+            w.take_acd()
+                .iter()
+                .any(|e| matches!(e, AcdEvent::CallEnded { agent, .. } if agent == "1001"))
+        );
+    }
+
+    #[test]
+    fn a_browser_that_does_not_answer_or_declines_leaves_the_caller_queued() {
+        let mut w = World::start(Service::Queue("sales".into()));
+        let offer = |w: &mut World| {
+            w.acd(AcdAction::Offer {
+                call: CallRef(9),
+                agent: "1001".into(),
+                queue: "sales".into(),
+                ring_timeout: Duration::from_secs(15),
+            });
+            resolve(w, browser_1001(1, 900));
+            w.take_acd();
+        };
+        offer(&mut w);
+        // The ACD's ring timeout: it cancels; the console stops ringing.
+        w.console.clear();
+        w.acd(AcdAction::CancelOffer {
+            call: CallRef(9),
+            agent: "1001".into(),
+        });
+        assert_eq!(w.console, vec![SoftphoneEventKind::Cancelled]);
+        assert!(!w.call.is_dialing());
+        assert!(music_plays(&w));
+        // A late click answers nothing.
+        console(&mut w, SoftphoneInput::Answer);
+        assert!(!w.call.agent_connected());
+        // Offered again, declined: the ACD hears the offer failed; the caller waits on.
+        offer(&mut w);
+        console(&mut w, SoftphoneInput::Decline);
+        assert!(
+            w.take_acd()
+                .iter()
+                .any(|e| matches!(e, AcdEvent::OfferFailed { agent, .. } if agent == "1001"))
+        );
+        assert!(!w.call.is_dialing());
+        // The console vanishes while ringing (after its grace period): the same.
+        offer(&mut w);
+        console(&mut w, SoftphoneInput::Gone);
+        assert!(
+            w.take_acd()
+                .iter()
+                .any(|e| matches!(e, AcdEvent::OfferFailed { agent, .. } if agent == "1001"))
         );
     }
 

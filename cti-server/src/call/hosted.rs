@@ -221,7 +221,7 @@ impl Call {
     /// already under way). The ring timeout, when given, is enforced here (CANCEL, then
     /// [`Notice::AgentFailed`] with [`EndCause::NoAnswer`]); the ACD passes `None` and
     /// cancels by itself.
-    pub fn dial(&mut self, target: Target, ring_timeout: Option<Duration>) -> bool {
+    pub fn dial(&mut self, now: Instant, target: Target, ring_timeout: Option<Duration>) -> bool {
         if self.state != State::Hosted || self.agent.bridged {
             return false;
         }
@@ -245,11 +245,13 @@ impl Call {
         if h.pending_dial.is_some() {
             return false;
         }
+        let (Some(peer), Some(uri)) = (target.peer(), target.request_uri().cloned()) else {
+            self.dial_browser(now, target, ring_timeout);
+            return true;
+        };
         h.pending_dial = Some(ring_timeout);
-        let leg = self.agent.leg;
-        self.agent = AgentLeg::new(leg, self.config.media_ip, target.peer(), {
-            target.request_uri().clone()
-        });
+        let leg = self.own_agent_leg;
+        self.agent = AgentLeg::new(leg, self.config.media_ip, peer, uri);
         self.record.target = Some(target);
         let params = self.agent_leg_params();
         self.media(MediaOp::CreateLeg {
@@ -272,17 +274,21 @@ impl Call {
             .as_ref()
             .is_some_and(|h| h.pending_dial.is_some())
             || (self.agent.req.is_some() && !self.agent.finished && !self.agent.cancelled)
+            || self.browser_ringing()
     }
 
     /// True once an agent answered and is bridged with the caller.
     pub fn agent_connected(&self) -> bool {
-        self.agent.bridged && self.agent.dialog.is_some()
+        self.agent.bridged && (self.agent.dialog.is_some() || self.browser_connected())
     }
 
     /// Cancels the dial under way (ring-no-answer, ring-all answered elsewhere, the service
     /// moving the caller). The caller stays; no notice follows for this attempt.
     pub fn cancel_dial(&mut self, now: Instant) {
         let _ = now;
+        if self.cancel_browser_ring() {
+            return;
+        }
         if let Some(h) = self.hosted.as_mut()
             && h.pending_dial.take().is_some()
         {

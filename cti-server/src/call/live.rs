@@ -127,7 +127,9 @@ impl Call {
     pub fn live(&self, recording_paused: bool) -> LiveCall {
         let (caller, dialed) = self.caller_and_dialed();
         let agent = self.record.target.as_ref().map(|t| match t {
-            super::Target::Agent { extension, .. } => extension.clone(),
+            super::Target::Agent { extension, .. } | super::Target::Browser { extension, .. } => {
+                extension.clone()
+            }
             super::Target::Trunk { number, .. } => number.clone(),
         });
         LiveCall {

@@ -14,6 +14,7 @@
 //! when the call ends, whatever the path; nothing a peer sends panics the machine.
 
 pub mod actor;
+pub mod browser;
 pub mod host;
 mod hosted;
 mod keys;
@@ -80,34 +81,46 @@ pub enum Target {
         /// Caller id user to present instead of the caller's number.
         from_user: Option<String>,
     },
+    /// An agent's browser softphone ([`crate::softphone`]): its WebRTC leg is up already
+    /// (one per logged-in console, kept across calls); the call rings it over the agent's
+    /// WebSocket and joins that leg to the call's room on answer. No SIP on this leg.
+    Browser {
+        extension: String,
+        /// The console's softphone session (a reload makes a new one).
+        session: u64,
+        /// The console's media leg.
+        leg: LegId,
+    },
 }
 
 impl Target {
     /// The agent's extension; `None` for a trunk call.
     pub fn agent_extension(&self) -> Option<&str> {
         match self {
-            Target::Agent { extension, .. } => Some(extension),
+            Target::Agent { extension, .. } | Target::Browser { extension, .. } => Some(extension),
             Target::Trunk { .. } => None,
         }
     }
 
-    /// The Request-URI of the outgoing INVITE.
-    fn request_uri(&self) -> &Uri {
+    /// The Request-URI of the outgoing INVITE (`None` for a browser: no INVITE).
+    fn request_uri(&self) -> Option<&Uri> {
         match self {
-            Target::Agent { contact, .. } => contact,
-            Target::Trunk { uri, .. } => uri,
+            Target::Agent { contact, .. } => Some(contact),
+            Target::Trunk { uri, .. } => Some(uri),
+            Target::Browser { .. } => None,
         }
     }
 
-    fn peer(&self) -> Peer {
+    fn peer(&self) -> Option<Peer> {
         match self {
-            Target::Agent { peer, .. } | Target::Trunk { peer, .. } => *peer,
+            Target::Agent { peer, .. } | Target::Trunk { peer, .. } => Some(*peer),
+            Target::Browser { .. } => None,
         }
     }
 
     fn credentials(&self) -> Option<&TrunkCredentials> {
         match self {
-            Target::Agent { .. } => None,
+            Target::Agent { .. } | Target::Browser { .. } => None,
             Target::Trunk { credentials, .. } => credentials.as_ref(),
         }
     }
@@ -369,6 +382,8 @@ impl LegParams {
 pub enum Output {
     Sip(SipCommand),
     Media(MediaOp),
+    /// For the agent's browser console.
+    Softphone(browser::SoftphoneEvent),
     /// For the service driving a hosted call.
     Notice(Notice),
     /// The call is over. The record is complete but for per-leg media figures, which the
@@ -461,6 +476,8 @@ struct AgentLeg {
     /// (Hosted calls) the media leg exists; it is made for each dial and ended after a failed
     /// one, so an idle leg's media timeout never concerns the call.
     media_up: bool,
+    /// The agent answers in a browser console, not a phone ([`browser`]).
+    browser: Option<browser::BrowserAgent>,
 }
 
 impl AgentLeg {
@@ -482,12 +499,19 @@ impl AgentLeg {
             bye: None,
             bridged: false,
             media_up: false,
+            browser: None,
         }
     }
 
     /// An attempt is under way: INVITE in flight, or answered and not hung up.
     fn busy(&self) -> bool {
-        (self.req.is_some() && !self.finished) || self.dialog.is_some() || self.bye.is_some()
+        (self.req.is_some() && !self.finished)
+            || self.dialog.is_some()
+            || self.bye.is_some()
+            || self
+                .browser
+                .as_ref()
+                .is_some_and(|b| b.ringing || b.connected)
     }
 }
 
@@ -535,6 +559,8 @@ pub struct Call {
     start: Instant,
     caller: CallerLeg,
     agent: AgentLeg,
+    /// The media leg the call made for its agent side (a browser agent brings its own).
+    own_agent_leg: LegId,
     ring_deadline: Option<Instant>,
     end_deadline: Option<Instant>,
     /// RFC 4028 session timer on the caller leg, once answered.
@@ -576,8 +602,10 @@ impl Call {
     ) -> Result<Call, Response> {
         let mut call = Call::build(key, config, now, wall_ms, tx, invite, source, legs)?;
         call.record.target = Some(target.clone());
-        call.agent.dest = target.peer();
-        call.agent.contact = target.request_uri().clone();
+        if let (Some(peer), Some(uri)) = (target.peer(), target.request_uri()) {
+            call.agent.dest = peer;
+            call.agent.contact = uri.clone();
+        }
         call.legs_pending = 2;
         // The agent leg starts with the caller's codec, offered first: if the agent takes it,
         // the two legs agree and nothing is transcoded.
@@ -662,6 +690,7 @@ impl Call {
                 bye: None,
             },
             agent,
+            own_agent_leg: legs.1,
             ring_deadline: None,
             end_deadline: None,
             session: None,
@@ -962,6 +991,8 @@ impl Call {
         // in the trunk's domain, To is the number, From the caller's number unless a caller
         // id is configured (then the caller's name is not passed either).
         let (to_user, domain, caller_user) = match &target {
+            // A console is rung over its WebSocket ([`browser`]), never with an INVITE.
+            Target::Browser { .. } => return,
             Target::Agent { extension, .. } => {
                 (extension.clone(), self.config.host.clone(), caller_user)
             }
@@ -1731,6 +1762,16 @@ impl Call {
 
     /// Sends BYE on a leg whose dialog is confirmed.
     fn send_bye(&mut self, side: Side) {
+        if side == Side::Agent && self.agent.browser.is_some() {
+            let reason = match self.record.end_cause {
+                Some(EndCause::CallerHangup) => "the customer hung up",
+                Some(EndCause::AgentHangup) => "you hung up",
+                Some(_) => "the call ended",
+                None => "the call went on without you",
+            };
+            self.hang_up_browser(reason);
+            return;
+        }
         let via = match side {
             Side::Caller => self.caller_via(),
             Side::Agent => self.agent_via(),
@@ -1786,7 +1827,8 @@ impl Call {
         }
         if self.agent.answered {
             self.send_bye(Side::Agent);
-        } else if let Some(req) = self.agent.req
+        } else if !self.cancel_browser_ring()
+            && let Some(req) = self.agent.req
             && !self.agent.finished
             && !self.agent.cancelled
         {
@@ -1829,10 +1871,19 @@ impl Call {
             leg: self.caller.leg,
             side: Side::Caller,
         });
-        self.media(MediaOp::EndLeg {
-            leg: self.agent.leg,
-            side: Side::Agent,
-        });
+        if self.agent.browser.is_none() {
+            self.media(MediaOp::EndLeg {
+                leg: self.agent.leg,
+                side: Side::Agent,
+            });
+        } else {
+            // The console's leg is not the call's: it only leaves (it did on hang-up) and
+            // the call's own agent leg, if an earlier dial made it, goes.
+            self.media(MediaOp::EndLeg {
+                leg: self.own_agent_leg,
+                side: Side::Agent,
+            });
+        }
         self.out
             .push_back(Output::Ended(Box::new(self.record.clone())));
     }

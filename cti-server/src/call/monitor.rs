@@ -239,6 +239,14 @@ impl Call {
         });
     }
 
+    /// The agent's leg changed (a browser console re-attached): the supervisors hear the
+    /// new one, in their modes.
+    pub(super) fn relink_watchers(&mut self) {
+        for w in self.monitors.watchers.clone() {
+            self.monitor_media(&w);
+        }
+    }
+
     fn monitor_media(&mut self, w: &Watcher) {
         let (customer, agent) = match w.agent_side {
             Side::Agent => (self.caller.leg, self.agent.leg),

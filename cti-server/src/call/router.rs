@@ -88,6 +88,9 @@ pub enum Service {
     Voicemail(String),
     /// A supervisor listening to (whispering to, barging into) an agent's call.
     Monitor(MonitorTarget),
+    /// An agent dialed directly whose console is a browser: the server answers the caller
+    /// and rings the console (voicemail if nobody answers), as a flow's "agent" destination.
+    Agent(String),
 }
 
 /// Who monitors whom, and which call.
@@ -108,6 +111,7 @@ impl std::fmt::Display for Service {
             Service::Queue(n) => write!(f, "queue:{n}"),
             Service::Voicemail(n) => write!(f, "voicemail:{n}"),
             Service::Monitor(m) => write!(f, "monitor:{}", m.agent),
+            Service::Agent(a) => write!(f, "agent:{a}"),
         }
     }
 }
@@ -132,6 +136,8 @@ pub struct Router {
     /// Dialed `<prefix><extension>`: a supervisor monitors that agent.
     monitor_prefix: Option<String>,
     access: crate::access::Access,
+    /// Agents' browser consoles ([`crate::softphone`]).
+    softphones: Option<crate::softphone::Softphones>,
 }
 
 impl Router {
@@ -142,6 +148,7 @@ impl Router {
             trunk: None,
             monitor_prefix: None,
             access: crate::access::Access::default(),
+            softphones: None,
         }
     }
 
@@ -187,6 +194,12 @@ impl Router {
             Some(t) if t.is_external(number) => Ok(t.target(number.to_string())),
             _ => Err((404, "Not Found")),
         }
+    }
+
+    /// Rings agents in their browser console when it is open.
+    pub fn with_softphones(mut self, softphones: crate::softphone::Softphones) -> Router {
+        self.softphones = Some(softphones);
+        self
     }
 
     /// Sends external numbers out through `trunk`.
@@ -256,6 +269,10 @@ impl Router {
         let Some(AgentRoute { static_contact, .. }) = self.agents.get(&dialed) else {
             return Err((404, "Not Found"));
         };
+        // A console open in the browser wins over the desk phone: the agent is at it.
+        if let Some(t) = self.softphones.as_ref().and_then(|s| s.target(&dialed)) {
+            return Ok(t);
+        }
         // A registered phone wins over the static contact; the newest binding first.
         let mut bindings = registrar.lookup(&dialed, now);
         bindings.sort_by_key(|b| std::cmp::Reverse(b.expires_at));

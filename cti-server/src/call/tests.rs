@@ -1354,7 +1354,7 @@ mod hosted {
 
     /// Dials the agent; returns the INVITE once its media leg is up.
     fn dial(h: &mut Harness, ring: Option<Duration>) -> (ReqRef, Request) {
-        assert!(h.call.dial(target(), ring));
+        assert!(h.call.dial(h.now, target(), ring));
         h.drain();
         assert!(h.media_ops().iter().any(|o| matches!(
             o,
@@ -1574,7 +1574,7 @@ mod hosted {
         let mut h = start();
         answered_by_us(&mut h);
         let (req, inv) = dial(&mut h, None);
-        assert!(!h.call.dial(target(), None), "one attempt at a time");
+        assert!(!h.call.dial(h.now, target(), None), "one attempt at a time");
         h.agent_says(req, &inv, 486, None);
         assert_eq!(h.notices(), vec![Notice::AgentFailed(EndCause::AgentBusy)]);
         assert!(h.media_ops().contains(&MediaOp::EndLeg {
@@ -1659,7 +1659,7 @@ mod hosted {
     fn cancel_dial_while_the_leg_is_being_made_sends_nothing() {
         let mut h = start();
         answered_by_us(&mut h);
-        assert!(h.call.dial(target(), None));
+        assert!(h.call.dial(h.now, target(), None));
         h.drain();
         h.call.cancel_dial(h.now);
         h.call

@@ -136,7 +136,8 @@ impl Links {
 impl Call {
     /// True when both parties are connected: the only time a transfer makes sense.
     pub(super) fn both_connected(&self) -> bool {
-        let agent_up = self.agent.bridged && self.agent.dialog.is_some();
+        let agent_up =
+            self.agent.bridged && (self.agent.dialog.is_some() || self.browser_connected());
         let caller_up = self.caller.dialog.is_some();
         match self.state {
             State::Talking => agent_up && caller_up,
@@ -217,6 +218,33 @@ impl Call {
                 });
             }
         }
+    }
+
+    /// A blind transfer asked for from the agent's browser console (what a REFER with a
+    /// number is from a phone); its progress goes back to the console.
+    pub(super) fn browser_transfer(&mut self, number: String) -> Result<(), &'static str> {
+        if !self.both_connected() || self.links.partner.is_some() {
+            return Err("403 Forbidden (no connected call to transfer)");
+        }
+        if self.links.pending.is_some() {
+            return Err("491 Request Pending (a transfer is under way)");
+        }
+        if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '+') {
+            return Err("400 Bad Request (not a number)");
+        }
+        self.links.pending = Some(Pending {
+            side: Side::Agent,
+            event_id: 0,
+            attended: false,
+        });
+        self.notify_transfer(Side::Agent, 0, "100 Trying", false);
+        if self.hosted.is_none() {
+            self.hosted = Some(super::hosted::HostedState::default());
+            self.state = State::Hosted;
+        }
+        self.out
+            .push_back(Output::Notice(Notice::TransferRequested(number)));
+        Ok(())
     }
 
     /// Asks the SIP task where `number` goes; [`Notice::Routed`] answers.
@@ -445,6 +473,13 @@ impl Call {
     /// NOTIFY of the transfer's progress to the transferor (RFC 3515 §2.4.4), its body the
     /// status line as a sipfrag; `done` ends the implicit subscription.
     fn notify_transfer(&mut self, side: Side, event_id: u32, status: &str, done: bool) {
+        if side == Side::Agent && self.agent.browser.is_some() {
+            self.softphone_event(super::browser::SoftphoneEventKind::Transfer {
+                status: status.to_string(),
+                done,
+            });
+            return;
+        }
         let (via, dest) = match side {
             Side::Caller => (self.caller_via(), self.caller.source),
             Side::Agent => (self.agent_via(), self.agent.dest),

@@ -445,6 +445,11 @@ impl SipCore {
             Ok(t) => t,
             Err((code, reason)) => return refuse(self, code, reason, false),
         };
+        // An agent at their browser console: the server answers the caller and rings the
+        // console (it has no SIP dialog to relay to), with voicemail if nobody answers.
+        if let Route::Direct(crate::call::Target::Browser { extension, .. }) = &route {
+            route = Route::Hosted(Service::Agent(extension.clone()));
+        }
         // Monitoring is for supervisors who prove who they are (digest, as for REGISTER).
         if let Route::Hosted(Service::Monitor(m)) = &mut route {
             let tag = Tag::generate();
