@@ -63,13 +63,36 @@ impl Denied {
 #[derive(Debug, Clone, Default)]
 pub struct Access {
     staff: HashMap<String, Staff>,
+    /// Queues and the skill group each serves.
+    queues: Vec<(String, String)>,
 }
 
 impl Access {
     pub fn new(staff: impl IntoIterator<Item = (String, Staff)>) -> Access {
         Access {
             staff: staff.into_iter().collect(),
+            queues: Vec::new(),
         }
+    }
+
+    /// Names the queues (and their skill groups) so [`Access::queues_of`] can answer.
+    pub fn with_queues(mut self, queues: impl IntoIterator<Item = (String, String)>) -> Access {
+        self.queues = queues.into_iter().collect();
+        self
+    }
+
+    /// The queues `user` works in or supervises (admins: all), in configuration order.
+    pub fn queues_of(&self, user: &str) -> Vec<String> {
+        let Some(s) = self.staff.get(user) else {
+            return Vec::new();
+        };
+        self.queues
+            .iter()
+            .filter(|(_, skill)| {
+                s.role == Role::Admin || s.skills.contains(skill) || s.supervises.contains(skill)
+            })
+            .map(|(q, _)| q.clone())
+            .collect()
     }
 
     pub fn role(&self, user: &str) -> Option<Role> {

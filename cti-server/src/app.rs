@@ -457,4 +457,10 @@ fn access(config: &Config) -> crate::access::Access {
             },
         )
     }))
+    .with_queues(config.queues.iter().map(|q| {
+        (
+            q.name.clone(),
+            q.skill.clone().unwrap_or_else(|| q.name.clone()),
+        )
+    }))
 }

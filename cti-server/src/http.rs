@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::login::routes())
         .merge(crate::api_leads::routes())
         .route("/api/events", get(crate::cti::events))
+        .merge(crate::ui::routes())
         .with_state(state)
 }
 

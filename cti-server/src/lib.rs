@@ -22,4 +22,5 @@ pub mod sdp;
 pub mod sip;
 pub mod softphone;
 pub mod store;
+pub mod ui;
 pub mod users;

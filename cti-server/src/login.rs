@@ -226,7 +226,11 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Va
 
 async fn me(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let p = principal(&s, &headers).await?;
-    Ok(Json(json!({ "user": p.name, "role": p.role.as_str() })))
+    Ok(Json(json!({
+        "user": p.name,
+        "role": p.role.as_str(),
+        "queues": s.access.queues_of(&p.name),
+    })))
 }
 
 #[derive(Deserialize)]

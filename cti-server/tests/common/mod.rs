@@ -581,18 +581,35 @@ pub fn probe_call_for(
     number: &str,
     talk: Duration,
 ) -> (SippChild, UdpSocket, Option<SocketAddr>) {
+    let d = talk.as_millis().to_string();
+    probe_call_with(server, number, "caller_media_probe.xml", &["-d", &d])
+}
+
+/// A carrier call from `from_user` (`caller_probe_hung_up.xml`: it waits for the server's
+/// BYE) with its media on a socket of ours; as [`probe_call`].
+pub fn probe_call_server(
+    server: &Server,
+    number: &str,
+    from_user: &str,
+    scenario: &str,
+) -> (SippChild, UdpSocket, Option<SocketAddr>) {
+    probe_call_with(server, number, scenario, &["-key", "from_user", from_user])
+}
+
+fn probe_call_with(
+    server: &Server,
+    number: &str,
+    scenario: &str,
+    extra: &[&str],
+) -> (SippChild, UdpSocket, Option<SocketAddr>) {
     let media = UdpSocket::bind("127.0.0.1:0").expect("bind caller media");
     let key = media.local_addr().unwrap().port().to_string();
     let mp = free_port().to_string();
-    let d = talk.as_millis().to_string();
-    let caller = spawn_sipp(
-        Some(server.sip),
-        "caller_media_probe.xml",
-        free_port(),
-        &[
-            "-s", number, "-m", "1", "-mp", &mp, "-key", "rtp_port", &key, "-d", &d,
-        ],
-    );
+    let mut args = vec![
+        "-s", number, "-m", "1", "-mp", &mp, "-key", "rtp_port", &key,
+    ];
+    args.extend_from_slice(extra);
+    let caller = spawn_sipp(Some(server.sip), scenario, free_port(), &args);
     let target = server_media(&caller, Duration::from_secs(10));
     (caller, media, target)
 }
@@ -672,6 +689,8 @@ pub struct TonePeer {
 struct Heard {
     at: std::time::Instant,
     loud: bool,
+    /// Not silence: an RMS above 300 (hold music is about 1,500).
+    audible: bool,
     tones: [f64; PROBE_HZ.len()],
 }
 
@@ -761,6 +780,7 @@ impl TonePeer {
                         h.lock().unwrap().push(Heard {
                             at: std::time::Instant::now(),
                             loud,
+                            audible: (energy / 160.0).sqrt() > 300.0,
                             tones,
                         });
                     }
@@ -799,6 +819,25 @@ impl TonePeer {
         window.fold((0, 0), |(n, t), h| {
             (n + 1, t + u32::from(h.tones[k] > 1000.0))
         })
+    }
+
+    /// What came back between `from` and `to`, a character a packet: `#` the tone `hz`,
+    /// `+` other audio (music, another voice), `.` silence.
+    pub fn pattern(&self, hz: f64, from: std::time::Instant, to: std::time::Instant) -> String {
+        let k = PROBE_HZ
+            .iter()
+            .position(|&p| p == hz)
+            .expect("one of PROBE_HZ");
+        let heard = self.heard.lock().unwrap();
+        heard
+            .iter()
+            .filter(|h| h.at >= from && h.at < to)
+            .map(|h| match (h.tones[k] > 1000.0, h.audible) {
+                (true, _) => '#',
+                (false, true) => '+',
+                (false, false) => '.',
+            })
+            .collect()
     }
 
     /// Sends a key as RFC 4733 events (payload type 101) in place of the tone, 160 ms.

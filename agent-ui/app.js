@@ -1,0 +1,554 @@
+// The agent console: a softphone (WebRTC to the server, signalling on the CTI WebSocket),
+// the caller's lead when a call rings, wrap-up, state and queue figures, the work list.
+// Plain JavaScript, no build step.
+'use strict';
+
+const $ = (sel) => document.querySelector(sel);
+const state = {
+  token: sessionStorage.getItem('token'),
+  me: null,
+  ws: null,
+  pc: null,
+  mic: null,
+  calls: new Map(), // call id -> {id, state, caller, held, muted, pop}
+  // call id -> offer event; kept in the tab's storage so a reload mid-call keeps the lead.
+  pops: new Map(JSON.parse(sessionStorage.getItem('pops') || '[]')),
+  wrapup: null, // the call being wrapped up
+  ringer: null,
+  retry: 0,
+};
+
+function showError(text) {
+  const e = $('#error');
+  e.textContent = text;
+  e.hidden = !text;
+}
+
+async function api(method, path, body) {
+  const r = await fetch(path, {
+    method,
+    headers: Object.assign(
+      { 'Content-Type': 'application/json' },
+      state.token ? { Authorization: 'Bearer ' + state.token } : {},
+    ),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch (_) { /* not JSON */ }
+  if (!r.ok) {
+    const why = (json && json.error) || text || r.statusText;
+    if (r.status === 401 && path !== '/api/login') logout(false);
+    throw new Error(why);
+  }
+  return json;
+}
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null) e.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+function fmtTime(ms) {
+  return ms ? new Date(ms).toLocaleString() : '';
+}
+
+// ---- login -------------------------------------------------------------------------------
+
+$('#login').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  try {
+    const r = await api('POST', '/api/login', { user: f.get('user'), password: f.get('password') });
+    state.token = r.token;
+    sessionStorage.setItem('token', r.token);
+    showError('');
+    await start();
+  } catch (e) {
+    showError('Login failed: ' + e.message);
+  }
+});
+
+$('#logout').addEventListener('click', () => logout(true));
+
+function logout(tellServer) {
+  if (tellServer && state.token) api('POST', '/api/logout').catch(() => {});
+  sessionStorage.removeItem('token');
+  state.token = null;
+  if (state.ws) state.ws.close();
+  if (state.pc) state.pc.close();
+  state.ws = null;
+  state.pc = null;
+  $('#console').hidden = true;
+  $('#logout').hidden = true;
+  $('#login').hidden = false;
+  $('#who').textContent = '';
+}
+
+async function start() {
+  try {
+    state.me = await api('GET', '/api/me');
+  } catch (e) {
+    $('#login').hidden = false;
+    return;
+  }
+  $('#login').hidden = true;
+  $('#console').hidden = false;
+  $('#logout').hidden = false;
+  $('#who').textContent = state.me.user + ' (' + state.me.role + ')';
+  await listDevices();
+  connect();
+  refresh();
+  setInterval(refresh, 3000);
+}
+
+// ---- the socket and the softphone ------------------------------------------------------
+
+function connect() {
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(proto + '//' + location.host + '/api/events?token=' + encodeURIComponent(state.token));
+  state.ws = ws;
+  ws.onmessage = (m) => onEvent(JSON.parse(m.data));
+  ws.onclose = () => {
+    if (state.ws !== ws) return;
+    setLink('off', 'offline');
+    if (state.pc) state.pc.close();
+    state.pc = null;
+    if (state.token) setTimeout(connect, Math.min(5000, 500 * ++state.retry));
+  };
+}
+
+function send(msg) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(msg));
+}
+
+function setLink(cls, text) {
+  const l = $('#link');
+  l.className = 'pill ' + cls;
+  l.textContent = text;
+}
+
+async function microphone() {
+  const id = $('#mic').value;
+  // `?raw` turns the browser's voice processing off (measurements, studio microphones).
+  const processed = !new URLSearchParams(location.search).has('raw');
+  const audio = {
+    echoCancellation: processed,
+    noiseSuppression: processed,
+    autoGainControl: processed,
+  };
+  if (id) audio.deviceId = { exact: id };
+  const stream = await navigator.mediaDevices.getUserMedia({ audio });
+  meter(stream);
+  return stream;
+}
+
+async function startPhone() {
+  setLink('wait', 'connecting audio');
+  try {
+    state.mic = await microphone();
+  } catch (e) {
+    showError('No microphone: ' + e.message);
+    setLink('off', 'no microphone');
+    return;
+  }
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  state.pc = pc;
+  for (const t of state.mic.getAudioTracks()) pc.addTrack(t, state.mic);
+  pc.ontrack = (ev) => {
+    const audio = $('#remote');
+    audio.srcObject = ev.streams[0] || new MediaStream([ev.track]);
+    audio.play().catch(() => {});
+  };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === 'connected') {
+      setLink('on', 'phone ready');
+      state.retry = 0;
+    } else if (pc.connectionState === 'failed') {
+      setLink('off', 'audio failed');
+    }
+  };
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  await gathered(pc);
+  send({ op: 'webrtc', sdp: pc.localDescription.sdp });
+}
+
+function gathered(pc) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState === 'complete') resolve();
+    };
+    pc.addEventListener('icegatheringstatechange', done);
+    setTimeout(resolve, 2000);
+  });
+}
+
+function onEvent(ev) {
+  switch (ev.type) {
+    case 'hello':
+      startPhone();
+      break;
+    case 'webrtc':
+      if (state.pc) state.pc.setRemoteDescription({ type: 'answer', sdp: ev.sdp }).catch((e) => showError('Audio: ' + e.message));
+      break;
+    case 'offer':
+      state.pops.set(ev.call, ev);
+      savePops();
+      showPop(ev);
+      break;
+    case 'call':
+      onCall(ev);
+      break;
+    case 'error':
+      showError((ev.op ? ev.op + ': ' : '') + ev.error);
+      break;
+  }
+}
+
+function savePops() {
+  // The last few calls' pops are enough: a wrap-up is for the call just ended.
+  const keep = [...state.pops.entries()].slice(-5);
+  sessionStorage.setItem('pops', JSON.stringify(keep));
+}
+
+function onCall(ev) {
+  let c = state.calls.get(ev.call);
+  if (!c) {
+    c = { id: ev.call, caller: ev.caller, held: false, muted: false };
+    state.calls.set(ev.call, c);
+  }
+  if (ev.caller) c.caller = ev.caller;
+  switch (ev.state) {
+    case 'ringing':
+      c.state = 'ringing';
+      ring(true);
+      if (state.pops.has(ev.call)) showPop(state.pops.get(ev.call));
+      break;
+    case 'connected':
+      c.state = 'talking';
+      c.held = !!ev.held;
+      ring(false);
+      if (state.pops.has(ev.call)) showPop(state.pops.get(ev.call));
+      break;
+    case 'held':
+      c.held = !!ev.held;
+      break;
+    case 'transfer':
+      showError(ev.done && !String(ev.status).startsWith('200') ? 'Transfer: ' + ev.status : '');
+      break;
+    case 'cancelled':
+      state.calls.delete(ev.call);
+      ring([...state.calls.values()].some((x) => x.state === 'ringing'));
+      break;
+    case 'ended':
+      state.calls.delete(ev.call);
+      ring([...state.calls.values()].some((x) => x.state === 'ringing'));
+      if (c.state === 'talking') startWrapup(ev.call);
+      break;
+  }
+  renderLines();
+}
+
+function renderLines() {
+  const box = $('#lines');
+  box.replaceChildren();
+  if (state.calls.size === 0) {
+    box.append(el('p', { class: 'muted' }, 'No call.'));
+    return;
+  }
+  for (const c of state.calls.values()) {
+    const line = el('div', { class: 'line ' + c.state, 'data-call': c.id });
+    line.append(el('strong', {}, c.caller || 'unknown caller'), ' ');
+    if (c.state === 'ringing') {
+      line.append(el('span', { class: 'pill wait' }, 'ringing'), ' ');
+      line.append(el('button', { class: 'answer', onclick: () => answer(c.id) }, 'Answer'));
+      line.append(el('button', { class: 'decline', onclick: () => send({ op: 'decline', call: c.id }) }, 'Decline'));
+    } else {
+      line.append(el('span', { class: 'pill ' + (c.held ? 'wait' : 'on') }, c.held ? 'on hold' : 'talking'), ' ');
+      line.append(el('button', { class: 'hangup', onclick: () => send({ op: 'hangup', call: c.id }) }, 'Hang up'));
+      line.append(el('button', { class: 'hold', onclick: () => send({ op: c.held ? 'resume' : 'hold', call: c.id }) }, c.held ? 'Resume' : 'Hold'));
+      line.append(el('button', { class: 'mute', onclick: () => mute(c) }, c.muted ? 'Unmute' : 'Mute'));
+      const num = el('input', { class: 'transfer-to', placeholder: 'number', size: 8, 'aria-label': 'Transfer to' });
+      line.append(num, el('button', { class: 'transfer', onclick: () => num.value && send({ op: 'transfer', call: c.id, number: num.value }) }, 'Transfer'));
+    }
+    box.append(line);
+  }
+}
+
+function answer(id) {
+  // One call talks at a time: the one talking now goes on hold (a second line).
+  for (const c of state.calls.values()) {
+    if (c.id !== id && c.state === 'talking' && !c.held) send({ op: 'hold', call: c.id });
+  }
+  send({ op: 'answer', call: id });
+}
+
+function mute(c) {
+  c.muted = !c.muted;
+  if (state.mic) for (const t of state.mic.getAudioTracks()) t.enabled = !c.muted;
+  renderLines();
+}
+
+function current(kind) {
+  return [...state.calls.values()].find((c) => c.state === kind && !c.held);
+}
+
+document.addEventListener('keydown', (ev) => {
+  if (!ev.altKey) return;
+  const k = ev.key.toLowerCase();
+  if (k === 'a') {
+    const c = current('ringing');
+    if (c) answer(c.id);
+  } else if (k === 'h') {
+    const c = current('talking');
+    if (c) send({ op: 'hangup', call: c.id });
+  } else if (k === 'm') {
+    const c = current('talking');
+    if (c) mute(c);
+  } else return;
+  ev.preventDefault();
+});
+
+for (const b of document.querySelectorAll('#keypad button')) {
+  b.addEventListener('click', () => {
+    const c = current('talking');
+    if (c) send({ op: 'dtmf', call: c.id, digit: b.textContent });
+  });
+}
+
+// A ring the agent hears on their speaker: two tones, made here (no sound file to fetch).
+function ring(on) {
+  if (!on) {
+    if (state.ringer) clearInterval(state.ringer.timer);
+    state.ringer = null;
+    return;
+  }
+  if (state.ringer) return;
+  const ctx = new AudioContext();
+  const burst = () => {
+    const o = ctx.createOscillator();
+    const g = ctx.createGain();
+    o.frequency.value = 440;
+    g.gain.value = 0.1;
+    o.connect(g).connect(ctx.destination);
+    o.start();
+    o.stop(ctx.currentTime + 0.8);
+  };
+  burst();
+  state.ringer = { timer: setInterval(burst, 2000), ctx };
+}
+
+// ---- the caller's lead ---------------------------------------------------------------------
+
+async function showPop(offer) {
+  const box = $('#pop');
+  box.replaceChildren();
+  box.append(el('p', {}, 'Call from ', el('strong', {}, offer.caller), offer.queue ? ' in queue ' + offer.queue : ''));
+  if (offer.ivr_path && offer.ivr_path.length) box.append(el('p', { class: 'muted' }, 'Path: ' + offer.ivr_path.join(' → ')));
+  if (!offer.leads.length) {
+    box.append(el('p', {}, 'No lead has this number.'));
+    box.append(newLeadForm(offer));
+    return;
+  }
+  if (offer.leads.length > 1) box.append(el('p', {}, offer.leads.length + ' leads have this number: choose one.'));
+  for (const l of offer.leads) {
+    const card = el('div', { class: 'lead', 'data-lead': l.id });
+    card.append(
+      el('h3', {}, l.name || '(no name)', ' ', el('span', { class: 'grade' }, l.grade || '?')),
+      el('p', {}, [l.company, l.status, l.owner_agent ? 'owner ' + l.owner_agent : null].filter(Boolean).join(' · ')),
+      el('p', { class: 'muted' }, 'Next follow-up: ' + (fmtTime(l.next_follow_up_ms) || 'none')),
+    );
+    box.append(card);
+    loadTimeline(l.id, card);
+  }
+}
+
+async function loadTimeline(id, card) {
+  try {
+    const lead = await api('GET', '/api/leads/' + id);
+    const list = el('ul', { class: 'timeline' });
+    for (const e of (lead.timeline || []).slice(-8).reverse()) {
+      const rec = e.detail && e.detail.recordings && e.detail.recordings.length ? ' (recorded)' : '';
+      list.append(el('li', {}, fmtTime(e.at_ms) + ' ' + e.kind + (e.actor ? ' by ' + e.actor : '') + rec));
+    }
+    card.append(list);
+  } catch (e) {
+    card.append(el('p', { class: 'muted' }, 'Timeline: ' + e.message));
+  }
+}
+
+function newLeadForm(offer) {
+  const f = el('form', { class: 'new-lead' });
+  const phone = (offer.new_lead && offer.new_lead.phones && offer.new_lead.phones[0]) || offer.caller;
+  f.append(
+    el('label', {}, 'Name ', el('input', { name: 'name', required: '' })),
+    el('label', {}, 'Phone ', el('input', { name: 'phone', value: phone })),
+    el('button', { type: 'submit' }, 'Create lead'),
+  );
+  f.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const d = new FormData(f);
+    try {
+      const r = await api('POST', '/api/leads', { name: d.get('name'), phones: [d.get('phone')], source: 'inbound_call', owner: state.me.user });
+      offer.leads = [{ id: r.id, name: d.get('name'), grade: r.grade, status: r.status }];
+      showPop(offer);
+    } catch (e) {
+      showError('New lead: ' + e.message);
+    }
+  });
+  return f;
+}
+
+// ---- wrap-up ---------------------------------------------------------------------------------
+
+function startWrapup(call) {
+  const offer = state.pops.get(call);
+  const leads = (offer && offer.leads) || [];
+  state.wrapup = call;
+  const sel = $('#wrapup-lead');
+  sel.replaceChildren(...leads.map((l) => el('option', { value: l.id }, l.name || '#' + l.id)));
+  $('#wrapup-panel').hidden = false;
+  if (!leads.length) sel.append(el('option', { value: '' }, '(no lead)'));
+}
+
+$('#wrapup').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const d = new FormData(ev.target);
+  const lead = d.get('lead');
+  try {
+    if (lead) {
+      const body = { result: d.get('result'), note: d.get('note') || null };
+      if (d.get('next')) body.next_follow_up_ms = new Date(d.get('next') + 'T09:00:00').getTime();
+      await api('POST', '/api/leads/' + lead + '/contacts', body);
+    }
+    await setState('available');
+    $('#wrapup-panel').hidden = true;
+    ev.target.reset();
+    state.pops.delete(state.wrapup);
+    savePops();
+    state.wrapup = null;
+    showError('');
+  } catch (e) {
+    showError('Wrap-up not saved: ' + e.message);
+  }
+});
+
+// ---- state, queues, work list -------------------------------------------------------------
+
+for (const b of document.querySelectorAll('#state-panel button[data-state]')) {
+  b.addEventListener('click', () => setState(b.dataset.state).catch((e) => showError(e.message)));
+}
+
+async function setState(s) {
+  // Available from logged out is a login (the queues take the agent back).
+  if (s === 'available' && state.agentState === 'logged_out') s = 'login';
+  const body = { state: s };
+  if (s === 'break') body.reason = $('#break-reason').value;
+  const a = await api('POST', '/api/agents/' + state.me.user + '/state', body);
+  showState(a);
+}
+
+function showState(a) {
+  state.agentState = a.state;
+  $('#state').textContent = a.state.replace('_', ' ') + (a.reason ? ' (' + a.reason + ')' : '');
+  $('#state-since').textContent = a.since_s != null ? 'for ' + a.since_s + ' s' : '';
+}
+
+async function refresh() {
+  if (!state.token || !state.me) return;
+  try {
+    if (state.me.role !== 'admin') showState(await api('GET', '/api/agents/' + state.me.user));
+  } catch (_) { /* not an ACD agent */ }
+  const rows = [];
+  for (const q of state.me.queues || []) {
+    try {
+      const s = await api('GET', '/api/queues/' + q);
+      rows.push(el('tr', {}, el('td', {}, q), el('td', {}, String(s.waiting.length)),
+        el('td', {}, s.longest_wait_s != null ? s.longest_wait_s + ' s' : '–'),
+        el('td', {}, String(s.agents.available)), el('td', {}, String(s.agents.on_call))));
+    } catch (_) { /* queue gone */ }
+  }
+  $('#queues tbody').replaceChildren(...rows);
+  try {
+    const w = await api('GET', '/api/worklist');
+    $('#worklist tbody').replaceChildren(...w.items.map((l) => el('tr', {},
+      el('td', {}, l.name || '#' + l.id), el('td', {}, l.grade || ''),
+      el('td', {}, fmtTime(l.why === 'first_contact' ? l.first_contact_due_ms : l.next_follow_up_ms)),
+      el('td', {}, l.why.replace('_', ' ')))));
+  } catch (_) { /* no work list */ }
+}
+
+// ---- headset ---------------------------------------------------------------------------------
+
+async function listDevices() {
+  let devices = [];
+  try {
+    devices = await navigator.mediaDevices.enumerateDevices();
+  } catch (_) { return; }
+  const fill = (sel, kind) => {
+    const keep = sel.value;
+    sel.replaceChildren(...devices.filter((d) => d.kind === kind).map((d, i) => el('option', { value: d.deviceId }, d.label || kind + ' ' + (i + 1))));
+    if (keep) sel.value = keep;
+  };
+  fill($('#mic'), 'audioinput');
+  fill($('#speaker'), 'audiooutput');
+}
+
+$('#mic').addEventListener('change', async () => {
+  if (!state.pc) return;
+  try {
+    const stream = await microphone();
+    const track = stream.getAudioTracks()[0];
+    for (const s of state.pc.getSenders()) if (s.track && s.track.kind === 'audio') await s.replaceTrack(track);
+    if (state.mic) for (const t of state.mic.getTracks()) t.stop();
+    state.mic = stream;
+  } catch (e) {
+    showError('Microphone: ' + e.message);
+  }
+});
+
+$('#speaker').addEventListener('change', () => {
+  const a = $('#remote');
+  if (a.setSinkId) a.setSinkId($('#speaker').value).catch((e) => showError('Speaker: ' + e.message));
+});
+
+function meter(stream) {
+  const ctx = new AudioContext();
+  const an = ctx.createAnalyser();
+  an.fftSize = 512;
+  ctx.createMediaStreamSource(stream).connect(an);
+  const buf = new Float32Array(an.fftSize);
+  const tick = () => {
+    an.getFloatTimeDomainData(buf);
+    let peak = 0;
+    for (const v of buf) peak = Math.max(peak, Math.abs(v));
+    $('#level').value = peak;
+    requestAnimationFrame(tick);
+  };
+  tick();
+}
+
+// For tests and the curious: the audio figures of the softphone.
+window.softphoneStats = async () => {
+  if (!state.pc) return null;
+  const out = { sent: 0, received: 0, level: 0, state: state.pc.connectionState };
+  (await state.pc.getStats()).forEach((r) => {
+    if (r.type === 'outbound-rtp' && r.kind === 'audio') out.sent = r.packetsSent;
+    if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+      out.received = r.packetsReceived;
+      out.level = r.audioLevel || 0;
+    }
+  });
+  return out;
+};
+
+renderLines();
+if (state.token) start();
+else $('#login').hidden = false;

@@ -1,0 +1,223 @@
+//! The agent console in a real browser (Debian's Chromium driven by Playwright,
+//! `tests/browser/agent.mjs`), with a sipp carrier as the customer:
+//!
+//! the customer calls the IVR and presses 1 (sales); the agent's page, logged in and
+//! available, rings and pops the customer's lead; the agent answers with the keyboard
+//! shortcut. The customer's RTP end is the test's own socket sending a 600 Hz tone and
+//! measuring what comes back; the browser's fake microphone plays a 1,400 Hz tone. So both
+//! directions are measured: the browser's WebRTC statistics show packets sent and received,
+//! and the customer hears the agent's tone. Hold gives the customer music instead of the
+//! agent; resume brings the agent back. Reloading the page mid-call re-attaches the call
+//! (music meanwhile). The agent hangs up, saves the disposition with a follow-up date, and
+//! the lead's timeline has it. Screenshots of each step are kept in
+//! `target/browser-screenshots/` for review.
+
+mod common;
+
+use common::{PROBE_HZ, Server, TonePeer, json_of, probe_call_server, repo_root};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CALLER: f64 = PROBE_HZ[0];
+const AGENT: f64 = PROBE_HZ[2];
+
+/// The browser driver: its JSON steps as they come, and its stdin to say "go on".
+struct Driver {
+    child: std::process::Child,
+    steps: std::sync::mpsc::Receiver<Value>,
+}
+
+impl Driver {
+    fn start(server: &Server, wav: &std::path::Path, shots: &std::path::Path) -> Driver {
+        let mut child = Command::new("node")
+            .arg(repo_root().join("tests/browser/agent.mjs"))
+            .env("BASE", format!("http://{}", server.http))
+            .env("AGENT", "1001")
+            .env("PASSWORD", "demo1001")
+            .env("LEAD_NAME", "Greta Hansen")
+            .env("NEXT_DATE", "2031-05-06")
+            .env("WAV", wav)
+            .env("SHOTS", shots)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node runs tests/browser/agent.mjs (./scripts/test installs playwright-core)");
+        let out = child.stdout.take().unwrap();
+        let (tx, steps) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        let _ = tx.send(v);
+                    }
+                    Err(_) => eprintln!("browser: {line}"),
+                }
+            }
+        });
+        Driver { child, steps }
+    }
+
+    fn expect(&mut self, step: &str, wait: Duration) -> Value {
+        let v = self
+            .steps
+            .recv_timeout(wait)
+            .unwrap_or_else(|_| panic!("no step {step:?} from the browser within {wait:?}"));
+        assert_eq!(v["step"], step, "browser: {v:#}");
+        v
+    }
+
+    fn go_on(&mut self) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "next").unwrap();
+        stdin.flush().unwrap();
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Of the packets the customer got in the `window` from now: (all, carrying the agent's
+/// tone).
+fn customer_hears(peer: &TonePeer, window: Duration) -> (u32, u32, String) {
+    let from = Instant::now();
+    std::thread::sleep(window);
+    let to = Instant::now();
+    let (n, tone) = peer.heard_tone(AGENT, from, to);
+    (n, tone, peer.pattern(AGENT, from, to))
+}
+
+#[test]
+fn an_agent_answers_holds_reloads_and_wraps_up_in_the_browser() {
+    let shots = repo_root().join("target/browser-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let server = Server::start(&["ivr.entry=menu"]);
+    // The agent's microphone: a steady tone (sox), 16-bit PCM as Chromium wants it.
+    let wav = server.dir.path().join("agent-voice.wav");
+    let made = Command::new("sox")
+        .args(["-n", "-r", "48000", "-c", "1", "-b", "16"])
+        .arg(&wav)
+        .args(["synth", "120", "sine", &AGENT.to_string(), "vol", "0.5"])
+        .status()
+        .expect("sox runs");
+    assert!(made.success());
+
+    // The customer is a lead (national spelling of their number).
+    let sam = server.login("9001");
+    let lead = json!({ "name": "Greta Hansen", "phones": ["030 5550123"], "grade": "A", "source": "web", "owner": "1001" });
+    let (code, text) = server.http("POST", "/api/leads", Some(&sam), Some(&lead.to_string()));
+    assert_eq!(code, 201, "{text}");
+    let lead_id = json_of(&text)["id"].as_i64().unwrap();
+
+    let mut browser = Driver::start(&server, &wav, &shots);
+    let ready = browser.expect("ready", Duration::from_secs(60));
+    assert!(
+        ready["refused"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Login failed"),
+        "a wrong password is refused with a clear error: {ready}"
+    );
+    browser.go_on();
+
+    // The customer calls the IVR and presses 1 for sales.
+    let (caller, media, server_media) =
+        probe_call_server(&server, "100", "0305550123", "caller_probe_hung_up.xml");
+    let server_media = server_media.expect("the IVR answers");
+    let peer = TonePeer::tone(media, server_media, CALLER);
+    std::thread::sleep(Duration::from_millis(1500));
+    peer.press('1');
+
+    let talking = browser.expect("talking", Duration::from_secs(60));
+    let pop = talking["pop"].as_str().unwrap_or_default();
+    assert!(
+        pop.contains("Greta Hansen") && pop.contains("sales"),
+        "pop: {pop}"
+    );
+    let s = &talking["stats"];
+    assert!(
+        s["sent"].as_u64().unwrap_or(0) > 20 && s["received"].as_u64().unwrap_or(0) > 20,
+        "browser WebRTC stats: {s}"
+    );
+    assert!(
+        s["level"].as_f64().unwrap_or(0.0) > 0.01,
+        "the agent hears the customer's tone: {s}"
+    );
+    let (n, tone, pattern) = customer_hears(&peer, Duration::from_secs(2));
+    assert!(
+        n > 80 && tone * 10 > n * 8,
+        "the customer hears the agent: {tone} of {n} packets {pattern}"
+    );
+    browser.go_on();
+
+    browser.expect("held", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(500));
+    let (n, tone, pattern) = customer_hears(&peer, Duration::from_secs(2));
+    assert!(
+        n > 80 && tone * 20 < n,
+        "on hold the customer does not hear the agent: {tone} of {n} packets {pattern}"
+    );
+    let music = pattern.matches('+').count();
+    assert!(
+        music * 10 > pattern.len() * 6,
+        "on hold the customer hears music: {pattern}"
+    );
+    browser.go_on();
+
+    browser.expect("resumed", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(500));
+    let (n, tone, pattern) = customer_hears(&peer, Duration::from_secs(2));
+    assert!(
+        n > 80 && tone * 10 > n * 8,
+        "resumed, the customer hears the agent again: {tone} of {n} packets {pattern}"
+    );
+    browser.go_on();
+
+    let reattached = browser.expect("reattached", Duration::from_secs(40));
+    let s = &reattached["stats"];
+    assert!(
+        s["sent"].as_u64().unwrap_or(0) > 20 && s["received"].as_u64().unwrap_or(0) > 20,
+        "after the reload the new page's audio flows: {s}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (n, tone, pattern) = customer_hears(&peer, Duration::from_secs(2));
+    assert!(
+        n > 80 && tone * 10 > n * 8,
+        "after the reload the customer hears the agent: {tone} of {n} packets {pattern}"
+    );
+    browser.go_on();
+
+    let done = browser.expect("done", Duration::from_secs(30));
+    assert_eq!(done["problems"], json!([]), "no console errors: {done}");
+    let run = caller.wait(Duration::from_secs(20));
+    assert!(run.success, "the customer was hung up on: {}", run.report());
+
+    // The disposition is on the lead: a contact by 1001, the agreed follow-up date.
+    let (_, text) = server.http("GET", &format!("/api/leads/{lead_id}"), Some(&sam), None);
+    let v = json_of(&text);
+    let contact = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "contact")
+        .unwrap_or_else(|| panic!("no contact on the timeline: {v:#}"));
+    assert_eq!(contact["actor"], "1001", "{contact}");
+    assert_eq!(contact["detail"]["result"], "callback", "{contact}");
+    let next = v["next_follow_up_ms"].as_i64().unwrap_or(0);
+    assert!(
+        (1_935_700_000_000..1_935_950_000_000).contains(&next),
+        "next follow-up on 2031-05-06: {next}"
+    );
+    // The call record: answered in the browser, ended by the agent.
+    let rows = server.rows(
+        "SELECT end_cause, ended_by FROM calls WHERE connected_at_ms IS NOT NULL",
+        1,
+        Duration::from_secs(10),
+    );
+    assert_eq!(rows[0][0].as_deref(), Some("agent_hangup"), "{rows:?}");
+}

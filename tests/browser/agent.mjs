@@ -1,0 +1,96 @@
+// Drives the agent console in Debian's Chromium for cti-server/tests/browser_softphone.rs.
+// Each step prints one JSON line ({"step": ...}) and, where the Rust test measures what the
+// caller hears, waits for a line on stdin before going on. Screenshots go to $SHOTS.
+//
+// Env: BASE (http://127.0.0.1:PORT), AGENT, PASSWORD, LEAD_NAME, WAV (fake microphone), SHOTS.
+import { chromium } from 'playwright-core';
+import readline from 'node:readline';
+
+const env = process.env;
+const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const say = (step, extra = {}) => console.log(JSON.stringify({ step, ...extra }));
+const next = async () => { await lines.next(); };
+const problems = [];
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: [
+    '--no-sandbox',
+    '--use-fake-ui-for-media-stream',
+    '--use-fake-device-for-media-stream',
+    '--allow-loopback-in-peer-connection',
+    '--autoplay-policy=no-user-gesture-required',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+    `--use-file-for-fake-audio-capture=${env.WAV}`,
+  ],
+});
+try {
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text()); });
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  const stats = () => page.evaluate(() => window.softphoneStats());
+  const shot = (name) => page.screenshot({ path: `${env.SHOTS}/${name}.png`, fullPage: true });
+
+  // Raw audio (no echo cancellation, noise suppression or gain): the test measures a tone.
+  await page.goto(`${env.BASE}/agent/?raw`);
+  await page.fill('#login input[name=user]', env.AGENT);
+  await page.fill('#login input[name=password]', 'wrong password');
+  await page.click('#login button');
+  await page.waitForSelector('#error:not([hidden])');
+  const refused = await page.textContent('#error');
+  await shot('agent-login-refused');
+  problems.splice(0); // the 401 of the wrong password is logged by the browser, as it should
+  await page.fill('#login input[name=password]', env.PASSWORD);
+  await page.click('#login button');
+  await page.waitForSelector('#link.on', { timeout: 20000 });
+  await page.waitForSelector('#login', { state: 'hidden' });
+  await page.click('button[data-state=available]');
+  await page.waitForFunction(() => document.querySelector('#state').textContent.startsWith('available'));
+  await shot('agent-ready');
+  say('ready', { refused });
+  await next();
+
+  await page.waitForSelector('.line.ringing', { timeout: 60000 });
+  await page.waitForFunction((name) => document.querySelector('#pop').textContent.includes(name), env.LEAD_NAME, { timeout: 10000 });
+  const pop = await page.textContent('#pop');
+  await shot('agent-ringing');
+  await page.keyboard.press('Alt+a'); // the answer shortcut
+  await page.waitForSelector('.line.talking', { timeout: 10000 });
+  await page.waitForTimeout(1500);
+  say('talking', { pop, stats: await stats() });
+  await next();
+  await shot('agent-talking');
+
+  await page.click('.line .hold');
+  await page.waitForSelector('.line .pill.wait', { timeout: 5000 });
+  say('held', { stats: await stats() });
+  await next();
+
+  await page.click('.line .hold');
+  await page.waitForSelector('.line .pill.on', { timeout: 5000 });
+  say('resumed', { stats: await stats() });
+  await next();
+
+  await page.reload();
+  await page.waitForSelector('#link.on', { timeout: 20000 });
+  await page.waitForSelector('.line.talking', { timeout: 10000 });
+  await page.waitForTimeout(1500);
+  say('reattached', { stats: await stats() });
+  await next();
+
+  await page.keyboard.press('Alt+h'); // the hang-up shortcut
+  await page.waitForSelector('#wrapup-panel:not([hidden])', { timeout: 10000 });
+  await page.selectOption('#wrapup select[name=result]', 'callback');
+  await page.fill('#wrapup input[name=next]', env.NEXT_DATE);
+  await page.fill('#wrapup textarea[name=note]', 'wants a call back about the offer');
+  await shot('agent-wrapup');
+  await page.click('#wrapup button[type=submit]');
+  await page.waitForSelector('#wrapup-panel[hidden]', { state: 'attached', timeout: 10000 });
+  await shot('agent-after-call');
+  say('done', { problems });
+} catch (e) {
+  say('failed', { error: String(e && e.stack || e), problems });
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
