@@ -1550,6 +1550,27 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_direct_call_to_a_browser_agent_rings_the_console_then_voicemail_on_no_answer() {
+        let mut w = World::start(Service::Agent("1001".into()));
+        resolve(&mut w, browser_1001(3, 906));
+        assert!(matches!(
+            &w.console[..],
+            [SoftphoneEventKind::Ringing { .. }]
+        ));
+        assert!(
+            w.take_acd()
+                .iter()
+                .any(|e| matches!(e, AcdEvent::DirectCallStarted { agent } if agent == "1001"))
+        );
+        // The direct ring timeout (15 s) passes: the console stops, the caller gets voicemail.
+        w.now += Duration::from_secs(16);
+        w.call.handle_timeout(w.now);
+        w.pump();
+        assert_eq!(w.console.last(), Some(&SoftphoneEventKind::Cancelled));
+        assert!(w.media.iter().any(|m| matches!(m, MediaOp::Play { prompt, .. } if prompt.to_string_lossy().contains("voicemail"))), "{:?}", w.media);
+    }
+
     /// A queue caller connected to agent 1001; returns the agent INVITE.
     fn connected_to_1001() -> (World, Request) {
         let mut w = World::start(Service::Queue("sales".into()));
