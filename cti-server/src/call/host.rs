@@ -1224,23 +1224,7 @@ mod tests {
 
         /// Answers a Resolve with `target`; returns the agent INVITE once its leg is up.
         fn resolve_and_ring(&mut self, target: Target) -> (ReqRef, Request) {
-            let number = self
-                .sip
-                .iter()
-                .rev()
-                .find_map(|s| match s {
-                    SipCommand::Resolve { number } => Some(number.clone()),
-                    _ => None,
-                })
-                .expect("a resolve");
-            self.call.handle_sip(
-                self.now,
-                SipInput::Resolved {
-                    number,
-                    target: Ok(target),
-                },
-            );
-            self.pump();
+            resolve(self, target);
             self.call
                 .media_ready(self.now, LegId(19), "127.0.0.1:40002".parse().unwrap());
             self.pump();
