@@ -275,8 +275,8 @@ function renderLines() {
       line.append(el('button', { class: 'hangup', onclick: () => send({ op: 'hangup', call: c.id }) }, 'Hang up'));
       line.append(el('button', { class: 'hold', onclick: () => send({ op: c.held ? 'resume' : 'hold', call: c.id }) }, c.held ? 'Resume' : 'Hold'));
       line.append(el('button', { class: 'mute', onclick: () => mute(c) }, c.muted ? 'Unmute' : 'Mute'));
-      const num = el('input', { class: 'transfer-to', placeholder: 'number', size: 8, 'aria-label': 'Transfer to' });
-      line.append(num, el('button', { class: 'transfer', onclick: () => num.value && send({ op: 'transfer', call: c.id, number: num.value }) }, 'Transfer'));
+      const num = el('input', { class: 'transfer-to', size: 8, inputmode: 'tel' });
+      line.append(el('label', {}, 'to ', num), el('button', { class: 'transfer', onclick: () => num.value && send({ op: 'transfer', call: c.id, number: num.value }) }, 'Transfer'));
     }
     box.append(line);
   }

@@ -1216,6 +1216,16 @@ mod tests {
             self.pump();
         }
 
+        /// The ACD offers the call to `agent` of `queue` (15 s ring).
+        fn offer(&mut self, agent: &str, queue: &str) {
+            self.acd(AcdAction::Offer {
+                call: CallRef(9),
+                agent: agent.into(),
+                queue: queue.into(),
+                ring_timeout: Duration::from_secs(15),
+            });
+        }
+
         fn acd(&mut self, a: AcdAction) {
             let t = self.t();
             self.host.on_acd(&mut self.call, a, t);
@@ -1294,12 +1304,7 @@ mod tests {
         }
         assert_eq!(w.last_play().1, "hold-music.wav");
         // The offer: resolve, dial, ring, answer.
-        w.acd(AcdAction::Offer {
-            call: CallRef(9),
-            agent: "1001".into(),
-            queue: "sales".into(),
-            ring_timeout: Duration::from_secs(15),
-        });
+        w.offer("1001", "sales");
         let (req, inv) = w.resolve_and_ring(agent_target("1001"));
         w.agent_says(req, &inv, 180);
         assert!(
@@ -1360,12 +1365,7 @@ mod tests {
     #[test]
     fn a_browser_agent_rings_answers_holds_reloads_and_hangs_up_without_sip() {
         let mut w = World::start(Service::Queue("sales".into()));
-        w.acd(AcdAction::Offer {
-            call: CallRef(9),
-            agent: "1001".into(),
-            queue: "sales".into(),
-            ring_timeout: Duration::from_secs(15),
-        });
+        w.offer("1001", "sales");
         w.take_media();
         w.take_acd();
         resolve(&mut w, browser_1001(1, 900));
@@ -1493,12 +1493,7 @@ mod tests {
     fn a_browser_that_does_not_answer_or_declines_leaves_the_caller_queued() {
         let mut w = World::start(Service::Queue("sales".into()));
         let offer = |w: &mut World| {
-            w.acd(AcdAction::Offer {
-                call: CallRef(9),
-                agent: "1001".into(),
-                queue: "sales".into(),
-                ring_timeout: Duration::from_secs(15),
-            });
+            w.offer("1001", "sales");
             resolve(w, browser_1001(1, 900));
             w.take_acd();
         };
@@ -1558,12 +1553,7 @@ mod tests {
     /// A queue caller connected to agent 1001; returns the agent INVITE.
     fn connected_to_1001() -> (World, Request) {
         let mut w = World::start(Service::Queue("sales".into()));
-        w.acd(AcdAction::Offer {
-            call: CallRef(9),
-            agent: "1001".into(),
-            queue: "sales".into(),
-            ring_timeout: Duration::from_secs(15),
-        });
+        w.offer("1001", "sales");
         let (req, inv) = w.resolve_and_ring(agent_target("1001"));
         w.agent_says(req, &inv, 200);
         assert!(w.call.agent_connected());
@@ -1695,12 +1685,7 @@ mod tests {
             matches!(w.media.last(), Some(MediaOp::Play { looped: true, prompt, .. }) if prompt.ends_with("hold-music.wav"))
         );
         // The service queue's agent takes the caller.
-        w.acd(AcdAction::Offer {
-            call: CallRef(9),
-            agent: "2001".into(),
-            queue: "service".into(),
-            ring_timeout: Duration::from_secs(15),
-        });
+        w.offer("2001", "service");
         let (req, inv2) = w.resolve_and_ring(agent_target("2001"));
         w.agent_says(req, &inv2, 200);
         assert!(w.call.agent_connected());
@@ -1772,12 +1757,7 @@ mod tests {
     fn a_failed_offer_keeps_the_caller_queued_and_an_unreachable_agent_fails_at_once() {
         let mut w = World::start(Service::Queue("sales".into()));
         assert!(matches!(&w.take_acd()[..], [AcdEvent::CallQueued { .. }]));
-        w.acd(AcdAction::Offer {
-            call: CallRef(9),
-            agent: "1001".into(),
-            queue: "sales".into(),
-            ring_timeout: Duration::from_secs(15),
-        });
+        w.offer("1001", "sales");
         let (req, inv) = w.resolve_and_ring(agent_target("1001"));
         w.agent_says(req, &inv, 486);
         assert!(matches!(
@@ -1789,12 +1769,7 @@ mod tests {
         ));
         assert!(!w.call.is_ended());
         // An agent whose phone is gone: the offer fails without a dial.
-        w.acd(AcdAction::Offer {
-            call: CallRef(9),
-            agent: "1002".into(),
-            queue: "sales".into(),
-            ring_timeout: Duration::from_secs(15),
-        });
+        w.offer("1002", "sales");
         w.call.handle_sip(
             w.now,
             SipInput::Resolved {
@@ -1819,12 +1794,7 @@ mod tests {
     fn an_answer_crossing_the_acds_cancel_is_let_go_and_the_caller_waits_on() {
         let mut w = World::start(Service::Queue("sales".into()));
         w.take_acd();
-        w.acd(AcdAction::Offer {
-            call: CallRef(9),
-            agent: "1001".into(),
-            queue: "sales".into(),
-            ring_timeout: Duration::from_secs(15),
-        });
+        w.offer("1001", "sales");
         let (req, inv) = w.resolve_and_ring(agent_target("1001"));
         w.agent_says(req, &inv, 200);
         assert!(w.call.agent_connected());
