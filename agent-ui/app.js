@@ -101,6 +101,10 @@ async function start() {
   $('#console').hidden = false;
   $('#logout').hidden = false;
   $('#who').textContent = state.me.user + ' (' + state.me.role + ')';
+  $('#wall-panel').hidden = state.me.role === 'agent';
+  const title = { agent: 'Agent console', supervisor: 'Supervisor console', admin: 'Admin console' }[state.me.role];
+  $('h1').textContent = title || 'Console';
+  document.title = $('h1').textContent;
   await listDevices();
   connect();
   refresh();
@@ -205,6 +209,9 @@ function onEvent(ev) {
       break;
     case 'call':
       onCall(ev);
+      break;
+    case 'monitor':
+      onMonitor(ev);
       break;
     case 'error':
       showError((ev.op ? ev.op + ': ' : '') + ev.error);
@@ -476,6 +483,7 @@ async function refresh() {
     } catch (_) { /* queue gone */ }
   }
   $('#queues tbody').replaceChildren(...rows);
+  if (state.me.role !== 'agent') await refreshWall();
   try {
     const w = await api('GET', '/api/worklist');
     $('#worklist tbody').replaceChildren(...w.items.map((l) => el('tr', {},
@@ -483,6 +491,90 @@ async function refresh() {
       el('td', {}, fmtTime(l.why === 'first_contact' ? l.first_contact_due_ms : l.next_follow_up_ms)),
       el('td', {}, l.why.replace('_', ' ')))));
   } catch (_) { /* no work list */ }
+}
+
+// ---- the supervisor's floor: calls, agents, monitoring, recordings ----------------------
+
+function since(ms) {
+  if (!ms) return '';
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 60 ? s + ' s' : Math.floor(s / 60) + ' min ' + (s % 60) + ' s';
+}
+
+async function refreshWall() {
+  try {
+    const { calls } = await api('GET', '/api/calls');
+    // Rows are rebuilt only when the calls change, so a button is never replaced under the
+    // supervisor's click; the times tick in place.
+    const sig = JSON.stringify(calls.map((c) => [c.id, c.state, c.agent, c.queue, c.connected, c.monitors]));
+    if (sig !== state.wallSig) {
+      state.wallSig = sig;
+      $('#wall-calls tbody').replaceChildren(...calls.map((c) => {
+        const buttons = el('td', {});
+        if (c.connected && c.agent) {
+          for (const mode of ['listen', 'whisper', 'barge']) {
+            buttons.append(el('button', { class: 'monitor-' + mode, onclick: () => monitor(c.id, mode) }, mode[0].toUpperCase() + mode.slice(1)));
+          }
+        }
+        return el('tr', { 'data-call': c.id }, el('td', {}, c.caller), el('td', {}, c.agent || ''),
+          el('td', {}, c.queue || ''), el('td', {}, c.state + (c.monitors.length ? ' (monitored)' : '')),
+          el('td', { class: 'since' }), buttons);
+      }));
+    }
+    for (const c of calls) {
+      const cell = document.querySelector(`#wall-calls tr[data-call="${c.id}"] .since`);
+      if (cell) cell.textContent = since(c.connected_at_ms || c.offered_at_ms);
+    }
+  } catch (e) { showError('Calls: ' + e.message); }
+  try {
+    const a = await api('GET', '/api/agents');
+    $('#wall-agents tbody').replaceChildren(...a.agents.map((x) => el('tr', {},
+      el('td', {}, x.extension), el('td', {}, x.state.replace('_', ' ') + (x.reason ? ' (' + x.reason + ')' : '') + (x.reachable ? '' : ', unreachable')),
+      el('td', {}, x.since_s != null ? x.since_s + ' s' : ''), el('td', {}, String(x.answered_today)))));
+  } catch (e) { showError('Agents: ' + e.message); }
+  try {
+    const { recordings } = await api('GET', '/api/recordings');
+    $('#wall-recordings tbody').replaceChildren(...recordings.slice(0, 10).map((x) => el('tr', {},
+      el('td', {}, fmtTime(x.started_at_ms)), el('td', {}, x.agent || ''), el('td', {}, x.from_uri || ''),
+      el('td', {}, Math.round((x.duration_ms || 0) / 1000) + ' s'),
+      el('td', {}, x.deleted_at_ms ? 'deleted' : el('button', { onclick: () => play(x.id) }, 'Play')))));
+  } catch (e) { showError('Recordings: ' + e.message); }
+}
+
+function monitor(call, mode) {
+  if (state.monitoring && state.monitoring.call === call) send({ op: 'monitor_mode', mode });
+  else send({ op: 'monitor', call, mode });
+}
+
+function onMonitor(ev) {
+  const status = $('#monitor-status');
+  if (ev.state === 'over') {
+    state.monitoring = null;
+    status.textContent = 'Not monitoring (' + ev.reason + ').';
+    $('#monitor-stop').hidden = true;
+    return;
+  }
+  state.monitoring = { call: ev.call, mode: ev.mode };
+  status.textContent = (ev.state === 'started' || ev.state === 'mode' ? '' : 'Joining: ') + ev.mode + ' on ' + ev.agent + "'s call";
+  status.className = 'monitoring';
+  $('#monitor-stop').hidden = false;
+}
+
+$('#monitor-stop').addEventListener('click', () => send({ op: 'monitor_stop' }));
+
+// The audio needs the session token: fetched, then played from memory.
+async function play(id) {
+  try {
+    const r = await fetch('/api/recordings/' + id + '/audio', { headers: { Authorization: 'Bearer ' + state.token } });
+    if (!r.ok) throw new Error(r.status + ' ' + r.statusText);
+    const a = $('#playback');
+    if (a.src) URL.revokeObjectURL(a.src);
+    a.src = URL.createObjectURL(await r.blob());
+    a.hidden = false;
+    a.play().catch(() => {});
+  } catch (e) {
+    showError('Recording: ' + e.message);
+  }
 }
 
 // ---- headset ---------------------------------------------------------------------------------

@@ -128,6 +128,18 @@ impl Access {
                 _ => false,
             }
     }
+
+    /// The agents (role agent) `user` oversees, by extension: a supervisor's wall.
+    pub fn agents_of(&self, user: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .staff
+            .iter()
+            .filter(|(name, s)| s.role == Role::Agent && self.oversees(user, name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        v.sort();
+        v
+    }
 }
 
 #[cfg(test)]

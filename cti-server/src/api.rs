@@ -21,6 +21,7 @@ type ApiResult = Result<Json<Value>, (StatusCode, Json<Value>)>;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/agents", get(agents))
         .route("/api/agents/{ext}", get(agent))
         .route("/api/agents/{ext}/state", post(set_agent_state))
         .route("/api/queues/{name}", get(queue))
@@ -462,6 +463,21 @@ async fn agent(
         Some(a) => Ok(Json(agent_json(&ext, &a, Instant::now()))),
         None => Err(err(StatusCode::NOT_FOUND, format!("no agent {ext}"))),
     }
+}
+
+/// `GET /api/agents`: the agents the user oversees (a supervisor's wall), with their ACD
+/// state; for an agent, themselves.
+async fn agents(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let p = principal(&s, &headers).await?;
+    let handle = acd(&s)?;
+    let now = Instant::now();
+    let mut out = Vec::new();
+    for ext in s.access.agents_of(&p.name) {
+        if let Some(a) = handle.agent(&ext).await {
+            out.push(agent_json(&ext, &a, now));
+        }
+    }
+    Ok(Json(json!({ "agents": out })))
 }
 
 #[derive(Deserialize)]

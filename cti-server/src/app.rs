@@ -131,8 +131,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => router,
     };
+    let cti = crate::cti::CtiHub::default();
     let softphones =
-        crate::softphone::Softphones::new(Duration::from_secs(config.softphone.reattach_grace_s));
+        crate::softphone::Softphones::new(Duration::from_secs(config.softphone.reattach_grace_s))
+            .with_outputs(cti.clone(), Some(writer.clone()));
     let router = router
         .with_softphones(softphones.clone())
         .with_services(service_numbers(&config))
@@ -184,7 +186,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(error = %e, "demo leads not loaded"),
         }
     }
-    let cti = crate::cti::CtiHub::default();
     let hosting = Arc::new(Hosting {
         config: Arc::new(HostConfig {
             prompts_dir,
@@ -270,6 +271,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         media: media.clone(),
         live: live_calls.clone(),
         acd: Some(acd.clone()),
+        access: Arc::new(access(&config)),
     };
     let service = SipService {
         core,

@@ -12,6 +12,14 @@
 //! hold music, and a console of the same agent that connects within the grace period
 //! (`softphone.reattach_grace_s`) takes the call over with its new leg. After the grace
 //! period the call ends and the agent is no longer reachable in the browser.
+//!
+//! A supervisor's console is a phone too, and monitors from it: `{"op":"monitor","call":N,
+//! "mode":"listen"}` puts the console's leg into the agent's call as a watcher (exactly as a
+//! supervisor's SIP call does, [`crate::call::monitor`]), `monitor_mode` switches listen /
+//! whisper / barge in place, `monitor_stop` leaves. The session has a key of its own in the
+//! call-key space ([`monitor_key`]); what the monitored call tells that key (started, over)
+//! comes back here through the SIP task ([`Softphones::linked`]) and goes to the console and
+//! the monitor-session audit log.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -20,14 +28,45 @@ use std::time::Duration;
 use media::engine::LegId;
 use serde_json::{Value, json};
 
-use crate::call::CallKey;
-use crate::call::Target;
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+
 use crate::call::actor::CallEvent;
 use crate::call::browser::{SoftphoneEvent, SoftphoneEventKind, SoftphoneInput};
+use crate::call::host::MonitorSession;
+use crate::call::monitor::MonitorMode;
+use crate::call::{CallKey, Linked, SipInput, Target};
+use crate::store::StoreEvent;
 
 /// Browser legs are numbered from here, far above the legs calls make for themselves
 /// (two per call key), so engine events of a browser leg never reach a call by mistake.
 const BROWSER_LEGS: u64 = 1 << 60;
+
+/// Browser monitor sessions are keyed from here in the call-key space (real call keys are
+/// wall-clock milliseconds times 1,000, far below).
+const MONITOR_KEYS: u64 = 1 << 61;
+
+/// The key of the monitor session of console session `session`.
+pub fn monitor_key(session: u64) -> CallKey {
+    CallKey(MONITOR_KEYS + session)
+}
+
+/// True for a browser monitor session's key (not a call).
+pub fn is_monitor_key(key: CallKey) -> bool {
+    key.0 >= MONITOR_KEYS
+}
+
+/// A supervisor's console monitoring an agent's call.
+#[derive(Debug, Clone)]
+struct Watch {
+    supervisor: String,
+    agent: String,
+    call: CallKey,
+    started_at: SystemTime,
+    modes: Vec<(SystemTime, MonitorMode)>,
+    connected: bool,
+}
 
 /// One agent's console phone.
 #[derive(Debug, Clone)]
@@ -45,6 +84,8 @@ pub struct Phone {
 struct Inner {
     phones: HashMap<String, Phone>,
     next: u64,
+    /// Monitor sessions by key.
+    watches: HashMap<CallKey, Watch>,
 }
 
 /// The consoles' phones, by agent extension. Shared by the router (who is reachable in the
@@ -54,6 +95,10 @@ pub struct Softphones {
     inner: Arc<Mutex<Inner>>,
     /// How long a call waits for a console that went away.
     pub grace: Duration,
+    /// The consoles' sockets (monitor events).
+    hub: crate::cti::CtiHub,
+    /// The monitor-session audit log.
+    store: Option<mpsc::Sender<StoreEvent>>,
 }
 
 impl std::fmt::Debug for Softphones {
@@ -69,17 +114,34 @@ impl Softphones {
         Softphones {
             inner: Arc::default(),
             grace,
+            hub: crate::cti::CtiHub::default(),
+            store: None,
         }
+    }
+
+    /// Monitor events go to `hub`'s sockets, monitor sessions to the store writer.
+    pub fn with_outputs(
+        mut self,
+        hub: crate::cti::CtiHub,
+        store: Option<mpsc::Sender<StoreEvent>>,
+    ) -> Softphones {
+        self.hub = hub;
+        self.store = store;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Where to ring `extension` in the browser, if their console is online.
+    /// Where to ring `extension` in the browser, if their console is online (and not busy
+    /// monitoring somebody's call).
     pub fn target(&self, extension: &str) -> Option<Target> {
         let inner = self.lock();
-        let p = inner.phones.get(extension).filter(|p| p.online)?;
+        let p = inner
+            .phones
+            .get(extension)
+            .filter(|p| p.online && !inner.watches.contains_key(&monitor_key(p.session)))?;
         Some(Target::Browser {
             extension: extension.to_string(),
             session: p.session,
@@ -161,6 +223,69 @@ impl Softphones {
     }
 }
 
+impl Softphones {
+    /// What a monitored call told a browser monitor session (through the SIP task).
+    pub fn linked(&self, key: CallKey, msg: Linked) {
+        match msg {
+            Linked::MonitorStarted => {
+                let watch = {
+                    let mut inner = self.lock();
+                    let Some(w) = inner.watches.get_mut(&key) else {
+                        return;
+                    };
+                    w.connected = true;
+                    w.clone()
+                };
+                self.publish_monitor(&watch, "started", None);
+            }
+            Linked::MonitorOver { reason, .. } => self.finish(key, reason),
+            _ => {}
+        }
+    }
+
+    /// A monitor session is over: the console hears why, the audit log gets the session.
+    fn finish(&self, key: CallKey, outcome: &str) {
+        let Some(w) = self.lock().watches.remove(&key) else {
+            return;
+        };
+        tracing::info!(supervisor = %w.supervisor, agent = %w.agent, outcome, "browser monitor over");
+        self.publish_monitor(&w, "over", Some(outcome));
+        let session = MonitorSession {
+            call: key,
+            monitored: w.call,
+            supervisor: w.supervisor.clone(),
+            agent: w.agent.clone(),
+            started_at: w.started_at,
+            ended_at: SystemTime::now(),
+            modes: w.modes.clone(),
+            connected: w.connected,
+            outcome: outcome.to_string(),
+        };
+        if let Some(store) = &self.store
+            && store
+                .try_send(StoreEvent::Monitor(Box::new(session)))
+                .is_err()
+        {
+            tracing::warn!("store writer lagging: monitor session not logged");
+        }
+    }
+
+    fn publish_monitor(&self, w: &Watch, state: &str, reason: Option<&str>) {
+        let mode = w.modes.last().map(|(_, m)| m.as_str());
+        self.hub.publish(
+            &w.supervisor,
+            json!({
+                "type": "monitor",
+                "state": state,
+                "call": w.call.0,
+                "agent": w.agent,
+                "mode": mode,
+                "reason": reason,
+            }),
+        );
+    }
+}
+
 /// A call's event for a console: the registry learns which calls the phone has, and the
 /// console gets it as `{"type":"call", ...}`.
 pub fn deliver(phones: &Softphones, hub: &crate::cti::CtiHub, call: CallKey, ev: SoftphoneEvent) {
@@ -206,6 +331,8 @@ pub struct Console {
     pub media: media::engine::MediaHandle,
     pub live: crate::call::live::LiveCalls,
     pub acd: Option<crate::acd::actor::AcdHandle>,
+    /// Who may monitor whom.
+    pub access: Arc<crate::access::Access>,
 }
 
 /// A socket's phone state: the session it made, if any.
@@ -226,6 +353,12 @@ impl Console {
                 return Some(error(&op, "no sdp"));
             };
             return Some(self.webrtc(user, mine, sdp.to_string()).await);
+        }
+        match op.as_str() {
+            "monitor" => return self.monitor(user, mine, &v).await,
+            "monitor_mode" => return self.monitor_mode(user, mine, &v).await,
+            "monitor_stop" => return self.monitor_stop(mine, "the supervisor stopped").await,
+            _ => {}
         }
         let Some(call) = v["call"].as_u64() else {
             return Some(error(&op, "no call"));
@@ -282,16 +415,9 @@ impl Console {
         tracing::info!(agent = user, session, "browser softphone connected");
         if let Some(old) = old {
             // A reload (or a second tab): the calls move to the new leg, the old one goes.
-            for call in &old.calls {
-                if let Some(inbox) = self.live.inbox(CallKey(*call)) {
-                    let _ = inbox
-                        .send(CallEvent::Softphone {
-                            agent: user.to_string(),
-                            input: SoftphoneInput::Reattach { session, leg },
-                        })
-                        .await;
-                }
-            }
+            let calls: Vec<u64> = old.calls.iter().copied().collect();
+            self.tell(user, &calls, SoftphoneInput::Reattach { session, leg })
+                .await;
             let _ = self.media.end_leg(old.leg).await;
         }
         if let Some(acd) = &self.acd {
@@ -305,11 +431,143 @@ impl Console {
         json!({ "type": "webrtc", "sdp": answer, "session": session })
     }
 
-    /// The socket closed: its calls wait for the console to come back, for the grace period.
+    /// `{"op":"monitor","call":N,"mode":"listen"}`: the console joins the agent's call.
+    async fn monitor(&self, user: &str, mine: &mut SocketPhone, v: &Value) -> Option<Value> {
+        let op = "monitor";
+        let mode = match v["mode"].as_str().map(MonitorMode::parse) {
+            None => MonitorMode::Listen,
+            Some(Some(m)) => m,
+            Some(None) => return Some(error(op, "mode: listen, whisper or barge")),
+        };
+        let Some(call) = v["call"].as_u64() else {
+            return Some(error(op, "no call"));
+        };
+        let phone = self.phones.phone(user).filter(|p| p.online);
+        let (Some(session), Some(phone)) = (mine.session, phone) else {
+            return Some(error(op, "no audio: connect the console's phone first"));
+        };
+        if phone.session != session {
+            return Some(error(op, "the phone is in another window"));
+        }
+        if !phone.calls.is_empty() {
+            return Some(error(op, "finish your own call first"));
+        }
+        let live = self.live.list().into_iter().find(|c| c.id == call);
+        let Some(agent) = live.filter(|c| c.connected).and_then(|c| c.agent) else {
+            return Some(error(op, &format!("no connected call {call}")));
+        };
+        if let Err(denied) = self.access.may_monitor(user, &agent) {
+            tracing::warn!(
+                supervisor = user,
+                agent,
+                why = denied.as_str(),
+                "monitor refused"
+            );
+            self.audit(user, &agent, denied.as_str());
+            return Some(error(op, &format!("you may not monitor {agent}")));
+        }
+        // One monitor at a time: a new one ends the one before.
+        self.monitor_stop(mine, "the supervisor moved to another call")
+            .await;
+        let key = monitor_key(session);
+        let now = SystemTime::now();
+        self.phones.lock().watches.insert(
+            key,
+            Watch {
+                supervisor: user.to_string(),
+                agent: agent.clone(),
+                call: CallKey(call),
+                started_at: now,
+                modes: vec![(now, mode)],
+                connected: false,
+            },
+        );
+        let request = Linked::MonitorRequest {
+            monitor: key,
+            leg: phone.leg,
+            agent_side: crate::call::Side::Agent,
+            mode,
+        };
+        if !self.tell_call(CallKey(call), request).await {
+            self.phones.finish(key, "the monitored call ended");
+        }
+        None
+    }
+
+    /// `{"op":"monitor_mode","mode":"whisper"}`: switches the console's monitor in place.
+    async fn monitor_mode(&self, user: &str, mine: &SocketPhone, v: &Value) -> Option<Value> {
+        let Some(mode) = v["mode"].as_str().and_then(MonitorMode::parse) else {
+            return Some(error("monitor_mode", "mode: listen, whisper or barge"));
+        };
+        let key = mine.session.map(monitor_key);
+        let call = key.and_then(|k| {
+            let mut inner = self.phones.lock();
+            let w = inner.watches.get_mut(&k)?;
+            w.modes.push((SystemTime::now(), mode));
+            Some(w.call)
+        });
+        let (Some(key), Some(call)) = (key, call) else {
+            return Some(error("monitor_mode", "not monitoring"));
+        };
+        tracing::info!(
+            supervisor = user,
+            mode = mode.as_str(),
+            "browser monitor mode"
+        );
+        self.tell_call(call, Linked::MonitorMode { monitor: key, mode })
+            .await;
+        let w = self.phones.lock().watches.get(&key).cloned();
+        if let Some(w) = w {
+            self.phones.publish_monitor(&w, "mode", None);
+        }
+        None
+    }
+
+    /// Ends the console's monitor session, if any.
+    async fn monitor_stop(&self, mine: &SocketPhone, why: &str) -> Option<Value> {
+        let key = monitor_key(mine.session?);
+        let call = self.phones.lock().watches.get(&key).map(|w| w.call)?;
+        self.tell_call(call, Linked::MonitorEnded { monitor: key })
+            .await;
+        self.phones.finish(key, why);
+        None
+    }
+
+    /// Sends `msg` to call `call` as the SIP task would; false when the call is gone.
+    async fn tell_call(&self, call: CallKey, msg: Linked) -> bool {
+        match self.live.inbox(call) {
+            Some(inbox) => inbox
+                .send(CallEvent::Sip(SipInput::Linked(msg)))
+                .await
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    fn audit(&self, user: &str, agent: &str, why: &str) {
+        if let Some(store) = &self.phones.store {
+            let _ = store.try_send(StoreEvent::Audit(Box::new(crate::store::AuditNote {
+                actor: user.to_string(),
+                action: "monitor_refused",
+                target: Some(agent.to_string()),
+                detail: Some(why.to_string()),
+                source: Some("console".into()),
+            })));
+        }
+    }
+
+    /// The socket closed: its calls wait for the console to come back, for the grace period;
+    /// a monitor session ends at once.
     pub fn closed(&self, user: &str, mine: SocketPhone) {
         let Some(session) = mine.session else {
             return;
         };
+        let console = self.clone();
+        tokio::spawn(async move {
+            console
+                .monitor_stop(&mine, "the supervisor's console closed")
+                .await;
+        });
         let Some(calls) = self.phones.offline(user, session) else {
             return;
         };
@@ -388,6 +646,67 @@ mod tests {
         assert!(phones.offline("1001", s2).unwrap().is_empty());
         assert!(phones.expire("1001", s2).is_some());
         assert!(phones.phone("1001").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_monitoring_console_is_not_rung_and_its_session_is_audited_when_over() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let hub = crate::cti::CtiHub::default();
+        let mut events = hub.subscribe("9001");
+        let phones = Softphones::new(Duration::from_secs(30)).with_outputs(hub, Some(tx));
+        let (session, _, _) = phones.connect("9001");
+        assert!(phones.target("9001").is_some());
+        let key = monitor_key(session);
+        assert!(is_monitor_key(key) && !is_monitor_key(CallKey(1_763_000_000_000_000)));
+        let t0 = SystemTime::now();
+        phones.lock().watches.insert(
+            key,
+            Watch {
+                supervisor: "9001".into(),
+                agent: "1001".into(),
+                call: CallKey(42),
+                started_at: t0,
+                modes: vec![(t0, MonitorMode::Listen)],
+                connected: false,
+            },
+        );
+        // Busy monitoring: calls do not ring this console.
+        assert!(phones.target("9001").is_none());
+        phones.linked(key, Linked::MonitorStarted);
+        let ev = events.recv().await.unwrap();
+        assert_eq!(
+            (ev["state"].as_str(), ev["mode"].as_str()),
+            (Some("started"), Some("listen"))
+        );
+        phones.linked(
+            key,
+            Linked::MonitorOver {
+                code: 200,
+                reason: "the monitored call ended",
+            },
+        );
+        let ev = events.recv().await.unwrap();
+        assert_eq!(ev["state"], "over");
+        assert_eq!(ev["reason"], "the monitored call ended");
+        let Some(StoreEvent::Monitor(m)) = rx.recv().await else {
+            panic!("the session goes to the audit log");
+        };
+        assert_eq!(
+            (m.supervisor.as_str(), m.agent.as_str(), m.monitored),
+            ("9001", "1001", CallKey(42))
+        );
+        assert!(m.connected);
+        assert_eq!(m.outcome, "the monitored call ended");
+        // Ringable again; a second "over" changes nothing.
+        assert!(phones.target("9001").is_some());
+        phones.linked(
+            key,
+            Linked::MonitorOver {
+                code: 200,
+                reason: "again",
+            },
+        );
+        assert!(rx.try_recv().is_err());
     }
 
     #[test]

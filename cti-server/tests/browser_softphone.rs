@@ -8,7 +8,10 @@
 //! directions are measured: the browser's WebRTC statistics show packets sent and received,
 //! and the customer hears the agent's tone. Hold gives the customer music instead of the
 //! agent; resume brings the agent back. Reloading the page mid-call re-attaches the call
-//! (music meanwhile). The agent hangs up, saves the disposition with a follow-up date, and
+//! (music meanwhile). Before that, supervisor 9001's page (its own browser, its microphone a
+//! 1 kHz tone) listens to the call from the floor view and hears it (its WebRTC statistics),
+//! the customer not hearing the supervisor; then barges in (the customer hears them) and
+//! stops; the monitor session is in the audit log. The agent hangs up, saves the disposition with a follow-up date, and
 //! the lead's timeline has it. Screenshots of each step are kept in
 //! `target/browser-screenshots/` for review.
 
@@ -22,6 +25,7 @@ use std::time::{Duration, Instant};
 
 const CALLER: f64 = PROBE_HZ[0];
 const AGENT: f64 = PROBE_HZ[2];
+const SUPERVISOR: f64 = PROBE_HZ[1];
 
 /// The browser driver: its JSON steps as they come, and its stdin to say "go on".
 struct Driver {
@@ -30,7 +34,12 @@ struct Driver {
 }
 
 impl Driver {
-    fn start(server: &Server, wav: &std::path::Path, shots: &std::path::Path) -> Driver {
+    fn start(
+        server: &Server,
+        wav: &std::path::Path,
+        supervisor_wav: &std::path::Path,
+        shots: &std::path::Path,
+    ) -> Driver {
         let mut child = Command::new("node")
             .arg(repo_root().join("tests/browser/agent.mjs"))
             .env("BASE", format!("http://{}", server.http))
@@ -39,6 +48,9 @@ impl Driver {
             .env("LEAD_NAME", "Greta Hansen")
             .env("NEXT_DATE", "2031-05-06")
             .env("WAV", wav)
+            .env("SUPERVISOR", "9001")
+            .env("SUPERVISOR_PASSWORD", "demo9001")
+            .env("SUPERVISOR_WAV", supervisor_wav)
             .env("SHOTS", shots)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -85,11 +97,26 @@ impl Drop for Driver {
 /// Of the packets the customer got in the `window` from now: (all, carrying the agent's
 /// tone).
 fn customer_hears(peer: &TonePeer, window: Duration) -> (u32, u32, String) {
+    customer_hears_tone(peer, AGENT, window)
+}
+
+fn customer_hears_tone(peer: &TonePeer, hz: f64, window: Duration) -> (u32, u32, String) {
     let from = Instant::now();
     std::thread::sleep(window);
     let to = Instant::now();
-    let (n, tone) = peer.heard_tone(AGENT, from, to);
-    (n, tone, peer.pattern(AGENT, from, to))
+    let (n, tone) = peer.heard_tone(hz, from, to);
+    (n, tone, peer.pattern(hz, from, to))
+}
+
+/// A steady tone as a browser's fake microphone: 16-bit PCM as Chromium wants it (sox).
+fn tone_file(path: &std::path::Path, hz: f64, volume: &str) {
+    let made = Command::new("sox")
+        .args(["-n", "-r", "48000", "-c", "1", "-b", "16"])
+        .arg(path)
+        .args(["synth", "180", "sine", &hz.to_string(), "vol", volume])
+        .status()
+        .expect("sox runs");
+    assert!(made.success());
 }
 
 #[test]
@@ -97,15 +124,11 @@ fn an_agent_answers_holds_reloads_and_wraps_up_in_the_browser() {
     let shots = repo_root().join("target/browser-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let server = Server::start(&["ivr.entry=menu"]);
-    // The agent's microphone: a steady tone (sox), 16-bit PCM as Chromium wants it.
+    // The microphones: steady tones, quiet enough that a barge's mix does not clip.
     let wav = server.dir.path().join("agent-voice.wav");
-    let made = Command::new("sox")
-        .args(["-n", "-r", "48000", "-c", "1", "-b", "16"])
-        .arg(&wav)
-        .args(["synth", "120", "sine", &AGENT.to_string(), "vol", "0.5"])
-        .status()
-        .expect("sox runs");
-    assert!(made.success());
+    tone_file(&wav, AGENT, "0.5");
+    let supervisor_wav = server.dir.path().join("supervisor-voice.wav");
+    tone_file(&supervisor_wav, SUPERVISOR, "0.25");
 
     // The customer is a lead (national spelling of their number).
     let sam = server.login("9001");
@@ -114,7 +137,7 @@ fn an_agent_answers_holds_reloads_and_wraps_up_in_the_browser() {
     assert_eq!(code, 201, "{text}");
     let lead_id = json_of(&text)["id"].as_i64().unwrap();
 
-    let mut browser = Driver::start(&server, &wav, &shots);
+    let mut browser = Driver::start(&server, &wav, &supervisor_wav, &shots);
     let ready = browser.expect("ready", Duration::from_secs(60));
     assert!(
         ready["refused"]
@@ -178,6 +201,36 @@ fn an_agent_answers_holds_reloads_and_wraps_up_in_the_browser() {
     );
     browser.go_on();
 
+    // The supervisor listens: they hear the call, the customer does not hear them.
+    let listening = browser.expect("listening", Duration::from_secs(30));
+    let s = &listening["stats"];
+    assert!(
+        s["received"].as_u64().unwrap_or(0) > 20 && s["level"].as_f64().unwrap_or(0.0) > 0.01,
+        "the supervisor's page hears the call: {listening}"
+    );
+    let (n, tone, pattern) = customer_hears_tone(&peer, SUPERVISOR, Duration::from_secs(2));
+    assert!(
+        n > 80 && tone * 20 < n,
+        "listening, the supervisor is not heard by the customer: {tone} of {n} packets {pattern}"
+    );
+    browser.go_on();
+    browser.expect("barging", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(500));
+    let (n, tone, pattern) = customer_hears_tone(&peer, SUPERVISOR, Duration::from_secs(2));
+    assert!(
+        n > 80 && tone * 10 > n * 8,
+        "barging, the customer hears the supervisor: {tone} of {n} packets {pattern}"
+    );
+    browser.go_on();
+    browser.expect("stopped", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(500));
+    let (n, tone, pattern) = customer_hears_tone(&peer, SUPERVISOR, Duration::from_secs(2));
+    assert!(
+        n > 80 && tone * 20 < n,
+        "stopped, the supervisor is gone: {tone} of {n} packets {pattern}"
+    );
+    browser.go_on();
+
     let reattached = browser.expect("reattached", Duration::from_secs(40));
     let s = &reattached["stats"];
     assert!(
@@ -213,6 +266,22 @@ fn an_agent_answers_holds_reloads_and_wraps_up_in_the_browser() {
         (1_935_700_000_000..1_935_950_000_000).contains(&next),
         "next follow-up on 2031-05-06: {next}"
     );
+    // The supervisor's session is audited: listen, then barge.
+    let (_, text) = server.http("GET", "/api/monitor-sessions", Some(&sam), None);
+    let v = json_of(&text);
+    let session = &v["sessions"][0];
+    assert_eq!(session["supervisor"], "9001", "{v:#}");
+    assert_eq!(session["agent"], "1001", "{v:#}");
+    assert_eq!(session["connected"], true, "{v:#}");
+    let modes: Vec<&str> = session["modes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["mode"].as_str())
+        .collect();
+    assert_eq!(modes, vec!["listen", "barge"], "{v:#}");
+    assert_eq!(session["outcome"], "the supervisor stopped", "{v:#}");
+
     // The call record: answered in the browser, ended by the agent.
     let rows = server.rows(
         "SELECT end_cause, ended_by FROM calls WHERE connected_at_ms IS NOT NULL",

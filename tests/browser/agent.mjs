@@ -2,7 +2,8 @@
 // Each step prints one JSON line ({"step": ...}) and, where the Rust test measures what the
 // caller hears, waits for a line on stdin before going on. Screenshots go to $SHOTS.
 //
-// Env: BASE (http://127.0.0.1:PORT), AGENT, PASSWORD, LEAD_NAME, WAV (fake microphone), SHOTS.
+// Env: BASE (http://127.0.0.1:PORT), AGENT, PASSWORD, LEAD_NAME, WAV (the agent's fake
+// microphone), SUPERVISOR, SUPERVISOR_PASSWORD, SUPERVISOR_WAV, SHOTS.
 import { chromium } from 'playwright-core';
 import readline from 'node:readline';
 
@@ -12,7 +13,8 @@ const say = (step, extra = {}) => console.log(JSON.stringify({ step, ...extra })
 const next = async () => { await lines.next(); };
 const problems = [];
 
-const browser = await chromium.launch({
+// One browser per person: each has its own fake microphone.
+const launch = (wav) => chromium.launch({
   executablePath: '/usr/bin/chromium',
   args: [
     '--no-sandbox',
@@ -21,15 +23,20 @@ const browser = await chromium.launch({
     '--allow-loopback-in-peer-connection',
     '--autoplay-policy=no-user-gesture-required',
     '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-    `--use-file-for-fake-audio-capture=${env.WAV}`,
+    `--use-file-for-fake-audio-capture=${wav}`,
   ],
 });
+const browser = await launch(env.WAV);
+const supBrowser = await launch(env.SUPERVISOR_WAV);
+const watch = (page, who) => {
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`${who} console: ${m.text()}`); });
+  page.on('pageerror', (e) => problems.push(`${who} page error: ${e.message}`));
+};
 try {
   const page = await browser.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text()); });
-  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  watch(page, 'agent');
   const stats = () => page.evaluate(() => window.softphoneStats());
-  const shot = (name) => page.screenshot({ path: `${env.SHOTS}/${name}.png`, fullPage: true });
+  const shot = (name, p = page) => p.screenshot({ path: `${env.SHOTS}/${name}.png`, fullPage: true });
 
   // Raw audio (no echo cancellation, noise suppression or gain): the test measures a tone.
   await page.goto(`${env.BASE}/agent/?raw`);
@@ -47,6 +54,17 @@ try {
   await page.click('button[data-state=available]');
   await page.waitForFunction(() => document.querySelector('#state').textContent.startsWith('available'));
   await shot('agent-ready');
+
+  // The supervisor's console, on the floor view.
+  const sup = await supBrowser.newPage();
+  watch(sup, 'supervisor');
+  const supStats = () => sup.evaluate(() => window.softphoneStats());
+  await sup.goto(`${env.BASE}/agent/?raw`);
+  await sup.fill('#login input[name=user]', env.SUPERVISOR);
+  await sup.fill('#login input[name=password]', env.SUPERVISOR_PASSWORD);
+  await sup.click('#login button');
+  await sup.waitForSelector('#link.on', { timeout: 20000 });
+  await sup.waitForSelector('#wall-panel:not([hidden])');
   say('ready', { refused });
   await next();
 
@@ -71,6 +89,24 @@ try {
   say('resumed', { stats: await stats() });
   await next();
 
+  // The supervisor listens from the floor view, then barges in, then stops.
+  await sup.waitForSelector('#wall-calls .monitor-listen', { timeout: 10000 });
+  await shot('supervisor-floor', sup);
+  await sup.click('#wall-calls .monitor-listen');
+  await sup.waitForFunction(() => document.querySelector('#monitor-status').textContent.startsWith('listen on'), null, { timeout: 10000 });
+  await sup.waitForTimeout(1500);
+  say('listening', { stats: await supStats(), status: await sup.textContent('#monitor-status') });
+  await next();
+  await shot('supervisor-listening', sup);
+  await sup.click('#wall-calls .monitor-barge');
+  await sup.waitForFunction(() => document.querySelector('#monitor-status').textContent.startsWith('barge'), null, { timeout: 10000 });
+  say('barging', { stats: await supStats() });
+  await next();
+  await sup.click('#monitor-stop');
+  await sup.waitForFunction(() => document.querySelector('#monitor-status').textContent.startsWith('Not monitoring'), null, { timeout: 10000 });
+  say('stopped');
+  await next();
+
   await page.reload();
   await page.waitForSelector('#link.on', { timeout: 20000 });
   await page.waitForSelector('.line.talking', { timeout: 10000 });
@@ -93,4 +129,5 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
+  await supBrowser.close();
 }

@@ -347,6 +347,14 @@ impl SipService {
                                 tracing::warn!(%key, "call actor lagging: SIP input dropped");
                             }
                         }
+                        None if crate::softphone::is_monitor_key(key) => {
+                            // A supervisor's browser console monitoring a call.
+                            if let (SipInput::Linked(msg), Some(h)) =
+                                (input, plane.actor_config.hosting.as_ref())
+                            {
+                                h.softphones.linked(key, msg);
+                            }
+                        }
                         None => {
                             tracing::debug!(%key, "input for a finished call dropped");
                             // A call asking to be joined with this one, or to monitor it,
