@@ -10,6 +10,12 @@
 //! The target depth adapts to the interarrival jitter estimated as in RFC 3550 Appendix A.8;
 //! when the buffer holds more than the target for a while, one frame is dropped (a 20 ms
 //! skip in the talker's audio) to bring latency back down.
+//!
+//! The RFC 3550 estimate is smoothed (gain 1/16) and follows steady jitter, not bursts: a
+//! sender that stalls and then sends what it held at once (a busy browser's audio thread)
+//! keeps it low while packet after packet arrives after its playout time. So a late packet
+//! raises the target at once by how late it was (a peak, held for [`PEAK_HOLD_TICKS`] after
+//! the last late packet, then let down one frame at a time): the next burst finds room.
 
 use crate::rtp::RtpHeader;
 use std::time::{Duration, Instant};
@@ -91,6 +97,9 @@ pub struct JitterStats {
     pub duplicates: u64,
     /// Frames dropped to bound or shrink latency.
     pub dropped: u64,
+    /// Frames of concealment played in front of a frame that was there, to deepen the
+    /// buffer after late packets.
+    pub stretched: u64,
 }
 
 #[derive(Debug, Default)]
@@ -119,6 +128,14 @@ pub struct JitterBuffer {
     transit: Option<i64>,
     jitter_q4: u64,
     target: u32,
+    /// The target the RFC 3550 jitter estimate asks for.
+    base: u32,
+    /// Depth asked for by late packets (see the module docs); 0 when none came lately.
+    peak: u32,
+    /// Ticks since the last late packet.
+    since_late: u32,
+    /// Frames of delay still to add (late packets ask for them; see [`JitterBuffer::pop`]).
+    grow: u32,
     stats: JitterStats,
 }
 
@@ -126,6 +143,8 @@ pub struct JitterBuffer {
 const RESTART_GAP: u64 = 1000;
 /// Ticks spent above target + 2 before one frame is dropped.
 const SHRINK_AFTER_TICKS: u32 = 25;
+/// Ticks (10 s) without a late packet before the peak depth is let down by one frame.
+pub const PEAK_HOLD_TICKS: u32 = 500;
 
 impl JitterBuffer {
     /// A buffer with the given configuration.
@@ -147,6 +166,10 @@ impl JitterBuffer {
             transit: None,
             jitter_q4: 0,
             target: cfg.min_delay_frames,
+            base: cfg.min_delay_frames,
+            peak: 0,
+            since_late: 0,
+            grow: 0,
             stats: JitterStats::default(),
             cfg,
         }
@@ -220,8 +243,9 @@ impl JitterBuffer {
             ext = self.extend(header.sequence);
             outcome = PushOutcome::Restarted;
         }
-        if self.floor.is_some_and(|f| ext < f) {
+        if let Some(f) = self.floor.filter(|f| ext < *f) {
             self.stats.late += 1;
+            self.late_by(f - ext);
             return PushOutcome::Late;
         }
         let cap = self.slots.len() as u64;
@@ -281,11 +305,33 @@ impl JitterBuffer {
         let frame_ts =
             (self.cfg.frame.as_micros() as u64 * self.cfg.clock_rate as u64 / 1_000_000).max(1);
         let want = (3 * (self.jitter_q4 >> 4)).div_ceil(frame_ts) as u32 + 1;
-        self.target = want.clamp(self.cfg.min_delay_frames, self.cfg.max_delay_frames);
+        self.base = want.clamp(self.cfg.min_delay_frames, self.cfg.max_delay_frames);
+        self.target = self.base.max(self.peak);
+    }
+
+    /// A packet came `frames` after its playout: the depth it would have needed is held.
+    fn late_by(&mut self, frames: u64) {
+        let need = (self.base as u64 + frames).min(self.cfg.max_delay_frames as u64) as u32;
+        self.peak = self.peak.max(need);
+        self.target = self.base.max(self.peak);
+        self.since_late = 0;
+        // Depth only grows if playout waits: that many frames of concealment go in front of
+        // the next ones (what a busy sender's stalls then fall into).
+        self.grow = self
+            .grow
+            .max(frames.min(self.cfg.max_delay_frames as u64) as u32);
     }
 
     /// The frame to play for the tick at `now`.
     pub fn pop(&mut self, now: Instant) -> Playout<'_> {
+        if self.peak > 0 {
+            self.since_late += 1;
+            if self.since_late >= PEAK_HOLD_TICKS {
+                self.since_late = 0;
+                self.peak -= 1;
+                self.target = self.base.max(self.peak);
+            }
+        }
         if !self.playing {
             let Some(lowest) = self.lowest_held() else {
                 return Playout::Silence;
@@ -322,6 +368,16 @@ impl JitterBuffer {
             for _ in 0..excess {
                 self.discard(next);
                 next += 1;
+            }
+            if excess == 0 && self.grow > 0 {
+                if depth < self.target as u64 {
+                    // Wait one tick with the frame in hand: 20 ms more delay from now on.
+                    self.grow -= 1;
+                    self.floor = Some(next);
+                    self.stats.stretched += 1;
+                    return Playout::Conceal;
+                }
+                self.grow = 0;
             }
         }
         self.floor = Some(next + 1);
@@ -459,6 +515,53 @@ mod tests {
         }
         assert!(jb.target_frames() >= 6, "target {}", jb.target_frames());
         assert!(jb.target_frames() <= 10);
+    }
+
+    /// A sender that stalls 100 ms every second and then sends what it held at once (a busy
+    /// browser): the steady-state RFC 3550 estimate barely moves, but the late packets of the
+    /// first stall raise the target, so later stalls lose (almost) nothing; after 10 s of
+    /// regular arrival the depth comes back down.
+    #[test]
+    fn late_bursts_raise_the_target_at_once_and_it_comes_down_later() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        // Arrival (ms) of each frame: frames 20..24 of each second come with frame 25.
+        let arrival = |seq: u64| {
+            let i = seq % 50;
+            let sent = if (20..25).contains(&i) {
+                seq - i + 25
+            } else {
+                seq
+            };
+            20 * sent + 1
+        };
+        let mut concealed_per_second = Vec::new();
+        let mut next = 0u64;
+        for second in 0..6u64 {
+            let before = jb.stats().concealed;
+            for tick in second * 50..(second + 1) * 50 {
+                let now = 20 * tick + 10;
+                while arrival(next) <= now {
+                    jb.push(ms(t0, arrival(next)), &hdr(next as u16), &[0]);
+                    next += 1;
+                }
+                jb.pop(ms(t0, now));
+            }
+            concealed_per_second.push(jb.stats().concealed - before);
+        }
+        assert!(jb.stats().late > 0, "the first stall makes late packets");
+        assert!(jb.target_frames() >= 5, "target {}", jb.target_frames());
+        let later: u64 = concealed_per_second[2..].iter().sum();
+        assert!(
+            later <= 1,
+            "after the first stall, stalls cost nothing: {concealed_per_second:?}"
+        );
+        // Regular arrival for longer than the hold: the target goes back down.
+        for seq in next..next + 3 * PEAK_HOLD_TICKS as u64 {
+            jb.push(ms(t0, 20 * seq + 1), &hdr(seq as u16), &[0]);
+            jb.pop(ms(t0, 20 * seq + 10));
+        }
+        assert!(jb.target_frames() < 5, "target {}", jb.target_frames());
     }
 
     #[test]

@@ -234,6 +234,12 @@ impl BrowserLeg {
     pub fn handle_timeout(&mut self, now: Instant) {
         if now >= self.next_stats {
             self.next_stats = now + STATS_INTERVAL;
+            tracing::debug!(
+                local = %self.local,
+                jitter = ?self.jitter.stats(),
+                target_frames = self.jitter.target_frames(),
+                "browser leg figures"
+            );
             self.events.push_back(LegEvent::Stats(self.stats()));
         }
         if now < self.next_timeout {
