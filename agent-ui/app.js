@@ -102,6 +102,8 @@ async function start() {
   $('#logout').hidden = false;
   $('#who').textContent = state.me.user + ' (' + state.me.role + ')';
   $('#wall-panel').hidden = state.me.role === 'agent';
+  $('#admin-panel').hidden = state.me.role !== 'admin';
+  if (state.me.role === 'admin') refreshAdmin();
   const title = { agent: 'Agent console', supervisor: 'Supervisor console', admin: 'Admin console' }[state.me.role];
   $('h1').textContent = title || 'Console';
   document.title = $('h1').textContent;
@@ -479,7 +481,9 @@ async function refresh() {
       const s = await api('GET', '/api/queues/' + q);
       rows.push(el('tr', {}, el('td', {}, q), el('td', {}, String(s.waiting.length)),
         el('td', {}, s.longest_wait_s != null ? s.longest_wait_s + ' s' : '–'),
-        el('td', {}, String(s.agents.available)), el('td', {}, String(s.agents.on_call))));
+        el('td', {}, String(s.agents.available)), el('td', {}, String(s.agents.on_call)),
+        el('td', {}, s.today.service_level == null ? '–' : Math.round(100 * s.today.service_level) + ' % in ' + s.today.service_level_s + ' s'),
+        el('td', {}, s.today.abandoned + ' of ' + s.today.left)));
     } catch (_) { /* queue gone */ }
   }
   $('#queues tbody').replaceChildren(...rows);
@@ -563,9 +567,13 @@ function onMonitor(ev) {
 $('#monitor-stop').addEventListener('click', () => send({ op: 'monitor_stop' }));
 
 // The audio needs the session token: fetched, then played from memory.
-async function play(id) {
+function play(id) {
+  return playFrom('/api/recordings/' + id + '/audio');
+}
+
+async function playFrom(path) {
   try {
-    const r = await fetch('/api/recordings/' + id + '/audio', { headers: { Authorization: 'Bearer ' + state.token } });
+    const r = await fetch(path, { headers: { Authorization: 'Bearer ' + state.token } });
     if (!r.ok) throw new Error(r.status + ' ' + r.statusText);
     const a = $('#playback');
     if (a.src) URL.revokeObjectURL(a.src);
@@ -576,6 +584,63 @@ async function play(id) {
     showError('Recording: ' + e.message);
   }
 }
+
+// ---- admin: IVR flows and prompts ------------------------------------------------------------
+
+async function refreshAdmin() {
+  try {
+    const { flows } = await api('GET', '/api/ivr/flows');
+    $('#flows tbody').replaceChildren(...flows.map((f) => el('tr', { 'data-flow': f.name },
+      el('td', {}, f.name), el('td', {}, f.description), el('td', {}, String(f.nodes.length)),
+      el('td', {}, el('button', { class: 'view-flow', onclick: () => {
+        const pre = $('#flow-source');
+        pre.textContent = f.source;
+        pre.hidden = false;
+      } }, 'View')))));
+  } catch (e) { showError('Flows: ' + e.message); }
+  try {
+    const { prompts } = await api('GET', '/api/prompts');
+    $('#prompts tbody').replaceChildren(...prompts.map((p) => el('tr', { 'data-prompt': p.name },
+      el('td', {}, p.name), el('td', {}, p.error ? 'unreadable: ' + p.error : (p.duration_ms / 1000).toFixed(1) + ' s'),
+      el('td', {}, el('button', { onclick: () => playFrom('/api/prompts/' + p.name) }, 'Play')))));
+  } catch (e) { showError('Prompts: ' + e.message); }
+}
+
+$('#flows-reload').addEventListener('click', async () => {
+  const out = $('#flows-result');
+  const r = await fetch('/api/ivr/reload', { method: 'POST', headers: { Authorization: 'Bearer ' + state.token } });
+  const body = await r.json().catch(() => ({}));
+  if (r.ok) {
+    out.className = 'ok';
+    out.textContent = 'Reloaded: ' + body.flows.join(', ');
+    refreshAdmin();
+  } else {
+    out.className = 'bad';
+    out.replaceChildren(el('p', {}, body.error || r.statusText), el('ul', {}, ...(body.errors || []).map((e) => el('li', {}, e))));
+  }
+});
+
+$('#prompt-upload').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const name = f.get('name');
+  try {
+    const r = await fetch('/api/prompts/' + encodeURIComponent(name), {
+      method: 'PUT',
+      headers: { Authorization: 'Bearer ' + state.token, 'Content-Type': 'audio/wav' },
+      body: f.get('file'),
+    });
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(body.error || r.statusText);
+    showError('');
+    $('#flows-result').className = 'ok';
+    $('#flows-result').textContent = 'Stored ' + body.name + ' (' + (body.duration_ms / 1000).toFixed(1) + ' s)';
+    ev.target.reset();
+    refreshAdmin();
+  } catch (e) {
+    showError('Upload: ' + e.message);
+  }
+});
 
 // ---- headset ---------------------------------------------------------------------------------
 

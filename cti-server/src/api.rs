@@ -35,10 +35,13 @@ pub fn routes() -> Router<AppState> {
         .route("/api/monitor-sessions", get(monitor_sessions))
         .route("/api/monitors/{id}/mode", post(monitor_mode))
         .route("/api/ivr/reload", post(reload_flows))
+        .route("/api/ivr/flows", get(flows))
+        .route("/api/prompts", get(prompts))
         .route(
             "/api/prompts/{name}",
             axum::routing::put(upload_prompt)
-                .layer(axum::extract::DefaultBodyLimit::max(MAX_PROMPT_BYTES)),
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_PROMPT_BYTES))
+                .get(prompt_audio),
         )
 }
 
@@ -70,6 +73,121 @@ async fn reload_flows(State(s): State<AppState>, headers: HeaderMap) -> ApiResul
     }
 }
 
+/// `GET /api/ivr/flows` (supervisors, admins): the running flows, each with its
+/// description, nodes and file text as loaded (a file edited since shows after a reload).
+async fn flows(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    require_supervisor(&principal(&s, &headers).await?)?;
+    let hosting = s
+        .hosting
+        .as_ref()
+        .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "no IVR configured"))?;
+    let set = hosting.flows.current();
+    let mut names: Vec<&str> = set.names().collect();
+    names.sort_unstable();
+    let mut out = Vec::new();
+    for name in names {
+        let Some(flow) = set.get(name) else { continue };
+        out.push(json!({
+            "name": flow.name(),
+            "description": flow.description(),
+            "file": flow.file().display().to_string(),
+            "nodes": flow.node_names().collect::<Vec<_>>(),
+            "source": flow.source(),
+        }));
+    }
+    Ok(Json(json!({ "flows": out })))
+}
+
+/// `GET /api/prompts` (supervisors, admins): the prompt files, with their length.
+async fn prompts(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    require_supervisor(&principal(&s, &headers).await?)?;
+    let hosting = s
+        .hosting
+        .as_ref()
+        .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "no IVR configured"))?;
+    let dir = hosting.config.prompts_dir.clone();
+    let list = tokio::task::spawn_blocking(move || list_prompts(&dir))
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok(Json(json!({ "prompts": list })))
+}
+
+fn list_prompts(dir: &std::path::Path) -> Result<Vec<Value>, String> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for e in entries.filter_map(Result::ok) {
+        let path = e.path();
+        if !path
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("wav"))
+        {
+            continue;
+        }
+        let name = path
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (duration_ms, error) = match hound::WavReader::open(&path) {
+            Ok(r) => {
+                let spec = r.spec();
+                let frames = u64::from(r.duration());
+                (
+                    Some(frames * 1000 / u64::from(spec.sample_rate.max(1))),
+                    None,
+                )
+            }
+            Err(e) => (None, Some(e.to_string())),
+        };
+        out.push(json!({
+            "name": name,
+            "bytes": e.metadata().map(|m| m.len()).unwrap_or(0),
+            "duration_ms": duration_ms,
+            "error": error,
+        }));
+    }
+    out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Ok(out)
+}
+
+/// `GET /api/prompts/{name}` (supervisors, admins): the prompt's WAV.
+async fn prompt_audio(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<axum::response::Response, (StatusCode, Json<Value>)> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    require_supervisor(&principal(&s, &headers).await?)?;
+    let hosting = s
+        .hosting
+        .as_ref()
+        .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "no IVR configured"))?;
+    let stem = prompt_stem(&name)?;
+    let path = hosting.config.prompts_dir.join(format!("{stem}.wav"));
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => Ok(([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response()),
+        Err(_) => Err(err(StatusCode::NOT_FOUND, format!("no prompt {stem}"))),
+    }
+}
+
+/// A prompt's file name stem, checked: letters, digits, '-' and '_', at most 64.
+fn prompt_stem(name: &str) -> Result<&str, (StatusCode, Json<Value>)> {
+    let stem = name.strip_suffix(".wav").unwrap_or(name);
+    if stem.is_empty()
+        || stem.len() > 64
+        || !stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("prompt name {name:?}: use letters, digits, '-' and '_' (at most 64)"),
+        ));
+    }
+    Ok(stem)
+}
+
 /// Stores a prompt or hold music: any WAV hound reads (PCM 8-32 bit or float, any rate, mono
 /// or stereo) is checked, converted to 8 kHz mono 16-bit and written atomically to
 /// `<ivr.dir>/prompts/<name>.wav`; the next play reads the new file.
@@ -84,18 +202,7 @@ async fn upload_prompt(
         .hosting
         .as_ref()
         .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "no IVR configured"))?;
-    let stem = name.strip_suffix(".wav").unwrap_or(&name);
-    if stem.is_empty()
-        || stem.len() > 64
-        || !stem
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            format!("prompt name {name:?}: use letters, digits, '-' and '_' (at most 64)"),
-        ));
-    }
+    let stem = prompt_stem(&name)?;
     let dir = hosting.config.prompts_dir.clone();
     let path = dir.join(format!("{stem}.wav"));
     let stored = path.clone();
@@ -564,10 +671,28 @@ async fn queue(
 ) -> ApiResult {
     // Queue figures are for everybody on the floor (the agents' softphone shows them).
     principal(&s, &headers).await?;
-    match acd(&s)?.queue(&name).await {
-        Some(q) => Ok(Json(queue_json(&q, Instant::now()))),
-        None => Err(err(StatusCode::NOT_FOUND, format!("no queue {name}"))),
-    }
+    let Some(q) = acd(&s)?.queue(&name).await else {
+        return Err(err(StatusCode::NOT_FOUND, format!("no queue {name}")));
+    };
+    let mut v = queue_json(&q, Instant::now());
+    // Today (UTC) from the stored queue events.
+    let now = crate::store::now_ms();
+    let midnight = now - now.rem_euclid(crate::leads::DAY_MS);
+    let threshold_s = s.service_levels.get(&name).copied().unwrap_or(20);
+    let day = s
+        .store
+        .queue_day(&name, midnight, threshold_s as i64 * 1000)
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    v["today"] = json!({
+        "left": day.left,
+        "answered": day.answered,
+        "abandoned": day.abandoned,
+        "short_abandons": day.abandoned_within,
+        "service_level": day.service_level,
+        "service_level_s": threshold_s,
+    });
+    Ok(Json(v))
 }
 
 #[derive(Deserialize)]

@@ -322,6 +322,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         hosting: Some(hosting_api),
         prompts: Some(prompts_api),
         console: Some(console),
+        service_levels: Arc::new(
+            config
+                .queues
+                .iter()
+                .map(|q| (q.name.clone(), q.service_level_s))
+                .collect(),
+        ),
     });
     let mut http_shutdown = shutdown_rx.clone();
     let http_task = tokio::spawn(async move {

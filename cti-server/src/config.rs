@@ -655,6 +655,14 @@ pub struct QueueSettings {
     pub recording: Option<RecordingPolicy>,
     /// Days this queue's recordings are kept; unset: `recording.retention_days`.
     pub retention_days: Option<f64>,
+    /// The service-level target: callers answered within this many seconds count as served
+    /// in time (the floor's "80 % in 20 s").
+    #[serde(default = "default_service_level_s")]
+    pub service_level_s: u64,
+}
+
+fn default_service_level_s() -> u64 {
+    20
 }
 
 /// `widen = { after_s = 30, skill = "service" }`.

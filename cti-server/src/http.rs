@@ -47,6 +47,8 @@ pub struct AppState {
     pub prompts: Option<Arc<crate::call::prompts::Prompts>>,
     /// The browser softphones (WebRTC over the CTI WebSocket).
     pub console: Option<crate::softphone::Console>,
+    /// Each queue's service-level target in seconds.
+    pub service_levels: Arc<std::collections::HashMap<String, u64>>,
 }
 
 pub fn router(state: AppState) -> Router {

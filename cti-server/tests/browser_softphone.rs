@@ -17,82 +17,14 @@
 
 mod common;
 
-use common::{PROBE_HZ, Server, TonePeer, json_of, probe_call_server, repo_root};
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use common::{Driver, PROBE_HZ, Server, TonePeer, json_of, probe_call_server, repo_root};
+use serde_json::json;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const CALLER: f64 = PROBE_HZ[0];
 const AGENT: f64 = PROBE_HZ[2];
 const SUPERVISOR: f64 = PROBE_HZ[1];
-
-/// The browser driver: its JSON steps as they come, and its stdin to say "go on".
-struct Driver {
-    child: std::process::Child,
-    steps: std::sync::mpsc::Receiver<Value>,
-}
-
-impl Driver {
-    fn start(
-        server: &Server,
-        wav: &std::path::Path,
-        supervisor_wav: &std::path::Path,
-        shots: &std::path::Path,
-    ) -> Driver {
-        let mut child = Command::new("node")
-            .arg(repo_root().join("tests/browser/agent.mjs"))
-            .env("BASE", format!("http://{}", server.http))
-            .env("AGENT", "1001")
-            .env("PASSWORD", "demo1001")
-            .env("LEAD_NAME", "Greta Hansen")
-            .env("NEXT_DATE", "2031-05-06")
-            .env("WAV", wav)
-            .env("SUPERVISOR", "9001")
-            .env("SUPERVISOR_PASSWORD", "demo9001")
-            .env("SUPERVISOR_WAV", supervisor_wav)
-            .env("SHOTS", shots)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("node runs tests/browser/agent.mjs (./scripts/test installs playwright-core)");
-        let out = child.stdout.take().unwrap();
-        let (tx, steps) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(v) => {
-                        let _ = tx.send(v);
-                    }
-                    Err(_) => eprintln!("browser: {line}"),
-                }
-            }
-        });
-        Driver { child, steps }
-    }
-
-    fn expect(&mut self, step: &str, wait: Duration) -> Value {
-        let v = self
-            .steps
-            .recv_timeout(wait)
-            .unwrap_or_else(|_| panic!("no step {step:?} from the browser within {wait:?}"));
-        assert_eq!(v["step"], step, "browser: {v:#}");
-        v
-    }
-
-    fn go_on(&mut self) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        writeln!(stdin, "next").unwrap();
-        stdin.flush().unwrap();
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Of the packets the customer got in the `window` from now: (all, carrying the agent's
 /// tone).
@@ -137,7 +69,22 @@ fn an_agent_answers_holds_reloads_and_wraps_up_in_the_browser() {
     assert_eq!(code, 201, "{text}");
     let lead_id = json_of(&text)["id"].as_i64().unwrap();
 
-    let mut browser = Driver::start(&server, &wav, &supervisor_wav, &shots);
+    let base = format!("http://{}", server.http);
+    let mut browser = Driver::start(
+        "agent.mjs",
+        &[
+            ("BASE", base.as_str().as_ref()),
+            ("AGENT", "1001".as_ref()),
+            ("PASSWORD", "demo1001".as_ref()),
+            ("LEAD_NAME", "Greta Hansen".as_ref()),
+            ("NEXT_DATE", "2031-05-06".as_ref()),
+            ("WAV", wav.as_os_str()),
+            ("SUPERVISOR", "9001".as_ref()),
+            ("SUPERVISOR_PASSWORD", "demo9001".as_ref()),
+            ("SUPERVISOR_WAV", supervisor_wav.as_os_str()),
+            ("SHOTS", shots.as_os_str()),
+        ],
+    );
     let ready = browser.expect("ready", Duration::from_secs(60));
     assert!(
         ready["refused"]

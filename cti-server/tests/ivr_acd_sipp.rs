@@ -140,6 +140,16 @@ fn caller_presses_1_and_a_sales_agent_answers() {
         ev.iter()
             .all(|e| e.1.as_deref().is_none_or(|q| q == "sales"))
     );
+    // The floor's figures for today: one caller, answered in time.
+    let sam = server.login("9001");
+    let (code, text) = server.http("GET", "/api/queues/sales", Some(&sam), None);
+    assert_eq!(code, 200, "{text}");
+    let today = &common::json_of(&text)["today"];
+    assert_eq!(today["left"], 1, "{today}");
+    assert_eq!(today["answered"], 1, "{today}");
+    assert_eq!(today["abandoned"], 0, "{today}");
+    assert_eq!(today["service_level"], 1.0, "{today}");
+    assert_eq!(today["service_level_s"], 20, "{today}");
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub struct Flow {
     name: String,
     file: PathBuf,
     description: String,
+    /// The file's text as it was loaded (what runs, whatever the file says now).
+    source: String,
     pub(crate) start: NodeId,
     pub(crate) nodes: Vec<Node>,
     node_names: Vec<String>,
@@ -52,6 +54,11 @@ impl Flow {
     /// The file it was loaded from.
     pub fn file(&self) -> &Path {
         &self.file
+    }
+
+    /// The flow file's text as loaded.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     pub fn description(&self) -> &str {
@@ -743,6 +750,7 @@ fn compile_file_inner(
             name,
             file: file.to_path_buf(),
             description: spec.description,
+            source: text,
             start,
             nodes,
             node_names,

@@ -14,6 +14,7 @@ use crate::config::AgentConfig;
 pub mod crm;
 pub mod leads;
 pub mod monitor;
+pub mod queues;
 pub mod recordings;
 pub mod users;
 pub mod voicemail;

@@ -910,3 +910,67 @@ impl Server {
         json_of(&text)["token"].as_str().unwrap().to_string()
     }
 }
+
+/// A Playwright script of `tests/browser/` driving Debian's Chromium: its JSON steps as they
+/// come (`{"step": ...}` lines on its stdout), and its stdin to say "go on".
+pub struct Driver {
+    child: Child,
+    steps: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl Driver {
+    pub fn start(script: &str, env: &[(&str, &std::ffi::OsStr)]) -> Driver {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new("node");
+        // Its own process group: a failed test kills the browsers with it.
+        cmd.process_group(0);
+        cmd.arg(repo_root().join("tests/browser").join(script));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node runs the browser script (./scripts/test installs playwright-core)");
+        let out = child.stdout.take().unwrap();
+        let (tx, steps) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                match serde_json::from_str::<serde_json::Value>(&line) {
+                    Ok(v) => {
+                        let _ = tx.send(v);
+                    }
+                    Err(_) => eprintln!("browser: {line}"),
+                }
+            }
+        });
+        Driver { child, steps }
+    }
+
+    /// The next step, which must be `step`, within `wait`.
+    pub fn expect(&mut self, step: &str, wait: Duration) -> serde_json::Value {
+        let v = self
+            .steps
+            .recv_timeout(wait)
+            .unwrap_or_else(|_| panic!("no step {step:?} from the browser within {wait:?}"));
+        assert_eq!(v["step"], step, "browser: {v:#}");
+        v
+    }
+
+    /// Lets the script go on past a step where the test measured something.
+    pub fn go_on(&mut self) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "next").unwrap();
+        stdin.flush().unwrap();
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-9", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
