@@ -566,6 +566,36 @@ function onMonitor(ev) {
 
 $('#monitor-stop').addEventListener('click', () => send({ op: 'monitor_stop' }));
 
+{
+  const today = new Date().toISOString().slice(0, 10);
+  $('#report-form input[name=from]').value = today;
+  $('#report-form input[name=to]').value = today;
+}
+
+$('#report-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const format = ev.submitter ? ev.submitter.value : 'json';
+  const path = '/api/reports/' + f.get('name') + '?from=' + f.get('from') + '&to=' + f.get('to') + '&format=' + format;
+  try {
+    const r = await fetch(path, { headers: { Authorization: 'Bearer ' + state.token } });
+    if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error || r.statusText);
+    if (format === 'json') {
+      const t = await r.json();
+      $('#report thead').replaceChildren(el('tr', {}, ...t.columns.map((c) => el('th', {}, c.replace(/_/g, ' ')))));
+      $('#report tbody').replaceChildren(...t.rows.map((row) => el('tr', {}, ...t.columns.map((c) => el('td', {}, row[c] == null ? '' : String(row[c]))))));
+    } else {
+      const a = el('a', { href: URL.createObjectURL(await r.blob()), download: f.get('name') + '-' + f.get('from') + '.' + format });
+      document.body.append(a);
+      a.click();
+      a.remove();
+    }
+    showError('');
+  } catch (e) {
+    showError('Report: ' + e.message);
+  }
+});
+
 // The audio needs the session token: fetched, then played from memory.
 function play(id) {
   return playFrom('/api/recordings/' + id + '/audio');

@@ -681,7 +681,7 @@ async fn queue(
     let threshold_s = s.service_levels.get(&name).copied().unwrap_or(20);
     let day = s
         .store
-        .queue_day(&name, midnight, threshold_s as i64 * 1000)
+        .queue_figures(&name, midnight, i64::MAX, threshold_s as i64 * 1000)
         .await
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     v["today"] = json!({

@@ -17,6 +17,7 @@ pub mod http;
 pub mod ivr;
 pub mod leads;
 pub mod login;
+pub mod reports;
 pub mod retention;
 pub mod sdp;
 pub mod sip;

@@ -169,7 +169,20 @@ fn an_agent_answers_holds_reloads_and_wraps_up_in_the_browser() {
         "barging, the customer hears the supervisor: {tone} of {n} packets {pattern}"
     );
     browser.go_on();
-    browser.expect("stopped", Duration::from_secs(15));
+    let stopped = browser.expect("stopped", Duration::from_secs(30));
+    assert!(
+        stopped["report"].as_str().unwrap().contains("sales"),
+        "the floor shows today's skill-group report: {stopped}"
+    );
+    use calamine::Reader;
+    let mut book = calamine::open_workbook_auto(stopped["xlsx"].as_str().unwrap())
+        .expect("the downloaded report opens as XLSX");
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let cells: Vec<String> = sheet.rows().flatten().map(|c| c.to_string()).collect();
+    assert!(
+        cells.starts_with(&["queue".into(), "offered".into()]) && cells.contains(&"sales".into()),
+        "{cells:?}"
+    );
     std::thread::sleep(Duration::from_millis(500));
     let (n, tone, pattern) = customer_hears_tone(&peer, SUPERVISOR, Duration::from_secs(2));
     assert!(

@@ -150,6 +150,79 @@ fn caller_presses_1_and_a_sales_agent_answers() {
     assert_eq!(today["abandoned"], 0, "{today}");
     assert_eq!(today["service_level"], 1.0, "{today}");
     assert_eq!(today["service_level_s"], 20, "{today}");
+
+    // The same day as reports: the skill-group report as JSON, CSV and XLSX (read back with
+    // calamine), and the agent workload.
+    let day = String::from_utf8(
+        std::process::Command::new("date")
+            .args(["-u", "+%Y-%m-%d"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let day = day.trim();
+    let range = format!("from={day}&to={day}");
+    let (code, text) = server.http(
+        "GET",
+        &format!("/api/reports/queues?{range}"),
+        Some(&sam),
+        None,
+    );
+    assert_eq!(code, 200, "{text}");
+    let report = common::json_of(&text);
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(
+        rows.len(),
+        1,
+        "the sales supervisor's queues only: {report}"
+    );
+    assert_eq!(rows[0]["queue"], "sales");
+    assert_eq!(rows[0]["offered"], 1, "{report}");
+    assert_eq!(rows[0]["answered"], 1, "{report}");
+    assert_eq!(rows[0]["service_level_pct"], 100.0, "{report}");
+    let (code, _, csv) = server.http_get_raw(
+        &format!("/api/reports/queues?{range}&format=csv"),
+        &[("Authorization", &format!("Bearer {sam}"))],
+    );
+    assert_eq!(code, 200);
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.starts_with("queue,offered,answered,abandoned"), "{csv}");
+    assert!(csv.contains("\nsales,1,1,0,0,0,100.0,20,"), "{csv}");
+    let (code, headers, xlsx) = server.http_get_raw(
+        &format!("/api/reports/agents?{range}&format=xlsx"),
+        &[("Authorization", &format!("Bearer {sam}"))],
+    );
+    assert_eq!(code, 200);
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-disposition" && v.contains(".xlsx")),
+        "{headers:?}"
+    );
+    use calamine::Reader;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(xlsx)).expect("an XLSX file");
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let rows: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(rows[0][0], "agent");
+    assert_eq!(rows[0][1], "queue_calls_answered");
+    let alice = rows.iter().find(|r| r[0] == "1001").expect("1001's row");
+    assert_eq!(alice[1], "1", "{rows:?}");
+    // Agents get no reports; a bad date is a clear 400.
+    let alice_token = server.login("1001");
+    let (code, _) = server.http("GET", "/api/reports/queues", Some(&alice_token), None);
+    assert_eq!(code, 403);
+    let (code, text) = server.http(
+        "GET",
+        "/api/reports/queues?from=yesterday",
+        Some(&sam),
+        None,
+    );
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("YYYY-MM-DD"), "{text}");
 }
 
 #[test]

@@ -104,7 +104,18 @@ try {
   await next();
   await sup.click('#monitor-stop');
   await sup.waitForFunction(() => document.querySelector('#monitor-status').textContent.startsWith('Not monitoring'), null, { timeout: 10000 });
-  say('stopped');
+  // Today's skill-group report on screen, and as an XLSX download.
+  await sup.click('#report-form button[value=json]');
+  await sup.waitForSelector('#report tbody tr', { timeout: 10000 });
+  const report = await sup.textContent('#report');
+  const [download] = await Promise.all([
+    sup.waitForEvent('download', { timeout: 10000 }),
+    sup.click('#report-form button[value=xlsx]'),
+  ]);
+  const xlsx = `${env.SHOTS}/supervisor-report.xlsx`;
+  await download.saveAs(xlsx);
+  await shot('supervisor-report', sup);
+  say('stopped', { report, xlsx });
   await next();
 
   await page.reload();
