@@ -392,6 +392,15 @@ impl Console {
         let Some(inbox) = inbox else {
             return Some(error(&op, &format!("no call {call} on your phone")));
         };
+        if input == SoftphoneInput::Answer {
+            // One line talks at a time: the others go on hold (music for their customers).
+            let others: Vec<u64> = self
+                .phones
+                .phone(user)
+                .map(|p| p.calls.into_iter().filter(|c| *c != call).collect())
+                .unwrap_or_default();
+            self.tell(user, &others, SoftphoneInput::Hold(true)).await;
+        }
         let sent = inbox
             .send(CallEvent::Softphone {
                 agent: user.to_string(),

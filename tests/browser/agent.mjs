@@ -125,6 +125,26 @@ try {
   say('reattached', { stats: await stats() });
   await next();
 
+  // A second caller dials the agent directly: a second line. Answering it puts the first
+  // call on hold; hanging it up and resuming goes back to the first.
+  await page.waitForSelector('.line.ringing', { timeout: 30000 });
+  await page.click('.line.ringing .answer');
+  await page.waitForFunction(() => document.querySelectorAll('.line').length === 2
+    && document.querySelectorAll('.line .pill.wait').length === 1
+    && document.querySelectorAll('.line .pill.on').length === 1, null, { timeout: 10000 });
+  await shot('agent-two-lines');
+  say('second_line');
+  await next();
+  await page.click('.line:has(.pill.on) .hangup');
+  await page.waitForFunction(() => document.querySelectorAll('.line').length === 1, null, { timeout: 10000 });
+  await page.waitForSelector('#wrapup-panel:not([hidden])', { timeout: 10000 });
+  await page.click('#wrapup button[type=submit]');
+  await page.waitForSelector('#wrapup-panel[hidden]', { state: 'attached', timeout: 10000 });
+  await page.click('.line .hold');
+  await page.waitForSelector('.line .pill.on', { timeout: 5000 });
+  say('first_again');
+  await next();
+
   await page.keyboard.press('Alt+h'); // the hang-up shortcut
   await page.waitForSelector('#wrapup-panel:not([hidden])', { timeout: 10000 });
   await page.selectOption('#wrapup select[name=result]', 'callback');

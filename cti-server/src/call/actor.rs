@@ -362,7 +362,19 @@ impl CallActor {
                 for leg in [caller, agent] {
                     match self.media.join(r, leg).await {
                         // The caller stays in the room from an earlier bridge (a transfer).
-                        Ok(()) | Err(EngineError::AlreadyInRoom(_)) => {}
+                        Ok(()) => {}
+                        Err(EngineError::AlreadyInRoom(_)) if leg == caller => {}
+                        // An agent's browser leg still in the room of their other line (that
+                        // call's hold is on its way): it moves here.
+                        Err(EngineError::AlreadyInRoom(_)) => {
+                            let moved = match self.media.leave(leg).await {
+                                Ok(()) => self.media.join(r, leg).await,
+                                Err(e) => Err(e),
+                            };
+                            if let Err(e) = moved {
+                                tracing::warn!(error = %e, ?leg, "agent leg not moved in");
+                            }
+                        }
                         Err(e) => tracing::warn!(error = %e, ?leg, "join failed"),
                     }
                 }

@@ -152,8 +152,11 @@ impl Call {
             return false;
         };
         b.connected = false;
+        let in_room = !b.held && !b.lost;
         let leg = self.agent.leg;
-        self.media(MediaOp::Leave { leg });
+        if in_room {
+            self.media(MediaOp::Leave { leg });
+        }
         self.softphone_event(SoftphoneEventKind::Ended {
             reason: reason.to_string(),
         });
@@ -202,7 +205,7 @@ impl Call {
             SoftphoneInput::Hangup if b.connected => {
                 self.end(now, EndCause::AgentHangup, Some(Side::Agent));
             }
-            SoftphoneInput::Hold(held) if b.connected && !b.lost => {
+            SoftphoneInput::Hold(held) if b.connected && !b.lost && b.held != held => {
                 if let Some(b) = self.agent.browser.as_mut() {
                     b.held = held;
                 }
@@ -236,20 +239,20 @@ impl Call {
             }
             SoftphoneInput::Reattach { session, leg } if b.connected => {
                 let old = self.agent.leg;
+                if !b.lost && !b.held {
+                    // Another window took over while this one was still in the call.
+                    self.media(MediaOp::Leave { leg: old });
+                }
                 self.agent.leg = leg;
                 if let Some(b) = self.agent.browser.as_mut() {
                     b.session = session;
                     b.lost = false;
                 }
                 tracing::info!(call = %self.key, agent, "console back: call re-attached");
-                self.media(MediaOp::Leave { leg: old });
-                self.media(MediaOp::Bridge {
-                    caller: self.caller.leg,
-                    agent: leg,
-                });
-                self.relink_watchers();
                 // Back as it was: held if the agent had held, else talking.
-                self.set_browser_hold(b.held);
+                if !b.held {
+                    self.set_browser_hold(false);
+                }
                 let (caller, _) = self.caller_and_dialed();
                 self.softphone_event(SoftphoneEventKind::Connected {
                     caller,
@@ -277,20 +280,21 @@ impl Call {
         }
     }
 
-    /// Hold without SDP: the agent stops hearing the customer and the service plays the
-    /// customer music (the same as a phone's re-INVITE with `a=sendonly`).
+    /// Hold without SDP: the console's leg leaves the call's room (so it can take another
+    /// line) and the service plays the customer music, as for a phone's re-INVITE with
+    /// `a=sendonly`; resuming brings the leg back into the room.
     fn set_browser_hold(&mut self, held: bool) {
         self.on_hold = held.then_some(Side::Agent);
-        self.media(MediaOp::Hears {
-            listener: self.agent.leg,
-            speaker: self.caller.leg,
-            hears: !held,
-        });
-        self.media(MediaOp::Hears {
-            listener: self.caller.leg,
-            speaker: self.agent.leg,
-            hears: !held,
-        });
+        let leg = self.agent.leg;
+        if held {
+            self.media(MediaOp::Leave { leg });
+        } else {
+            self.media(MediaOp::Bridge {
+                caller: self.caller.leg,
+                agent: leg,
+            });
+            self.relink_watchers();
+        }
         if self.hosted.is_some() {
             self.out.push_back(Output::Notice(Notice::AgentHold(held)));
         }
