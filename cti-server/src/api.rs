@@ -52,10 +52,7 @@ const MAX_PROMPT_BYTES: usize = 64 << 20;
 /// running set stays; calls already in a flow keep the version they started with.
 async fn reload_flows(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
     require_admin(&principal(&s, &headers).await?)?;
-    let hosting = s
-        .hosting
-        .as_ref()
-        .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "no IVR configured"))?;
+    let hosting = hosting(&s)?;
     match hosting.flows.reload() {
         Ok(set) => {
             let mut flows: Vec<&str> = set.names().collect();
@@ -73,14 +70,20 @@ async fn reload_flows(State(s): State<AppState>, headers: HeaderMap) -> ApiResul
     }
 }
 
+/// The IVR side (flows, prompts), or 503 when the server runs without it.
+fn hosting(
+    s: &AppState,
+) -> Result<&std::sync::Arc<crate::call::actor::Hosting>, crate::login::ApiError> {
+    s.hosting
+        .as_ref()
+        .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "no IVR configured"))
+}
+
 /// `GET /api/ivr/flows` (supervisors, admins): the running flows, each with its
 /// description, nodes and file text as loaded (a file edited since shows after a reload).
 async fn flows(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
     require_supervisor(&principal(&s, &headers).await?)?;
-    let hosting = s
-        .hosting
-        .as_ref()
-        .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "no IVR configured"))?;
+    let hosting = hosting(&s)?;
     let set = hosting.flows.current();
     let mut names: Vec<&str> = set.names().collect();
     names.sort_unstable();
@@ -101,10 +104,7 @@ async fn flows(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
 /// `GET /api/prompts` (supervisors, admins): the prompt files, with their length.
 async fn prompts(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
     require_supervisor(&principal(&s, &headers).await?)?;
-    let hosting = s
-        .hosting
-        .as_ref()
-        .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "no IVR configured"))?;
+    let hosting = hosting(&s)?;
     let dir = hosting.config.prompts_dir.clone();
     let list = tokio::task::spawn_blocking(move || list_prompts(&dir))
         .await
@@ -159,10 +159,7 @@ async fn prompt_audio(
     use axum::http::header;
     use axum::response::IntoResponse;
     require_supervisor(&principal(&s, &headers).await?)?;
-    let hosting = s
-        .hosting
-        .as_ref()
-        .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "no IVR configured"))?;
+    let hosting = hosting(&s)?;
     let stem = prompt_stem(&name)?;
     let path = hosting.config.prompts_dir.join(format!("{stem}.wav"));
     match tokio::fs::read(&path).await {
@@ -198,10 +195,7 @@ async fn upload_prompt(
     body: axum::body::Bytes,
 ) -> ApiResult {
     require_admin(&principal(&s, &headers).await?)?;
-    let hosting = s
-        .hosting
-        .as_ref()
-        .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "no IVR configured"))?;
+    let hosting = hosting(&s)?;
     let stem = prompt_stem(&name)?;
     let dir = hosting.config.prompts_dir.clone();
     let path = dir.join(format!("{stem}.wav"));

@@ -28,16 +28,33 @@ const SUPERVISOR: f64 = PROBE_HZ[1];
 
 /// Of the packets the customer got in the `window` from now: (all, carrying the agent's
 /// tone).
-fn customer_hears(peer: &TonePeer, window: Duration) -> (u32, u32, String) {
-    customer_hears_tone(peer, AGENT, window)
-}
-
-fn customer_hears_tone(peer: &TonePeer, hz: f64, window: Duration) -> (u32, u32, String) {
+/// What the customer gets over the next 2 s: (packets, packets carrying `hz`, the pattern).
+fn customer_gets(peer: &TonePeer, hz: f64) -> (u32, u32, String) {
     let from = Instant::now();
-    std::thread::sleep(window);
+    std::thread::sleep(Duration::from_secs(2));
     let to = Instant::now();
     let (n, tone) = peer.heard_tone(hz, from, to);
     (n, tone, peer.pattern(hz, from, to))
+}
+
+/// `what`: at least 80 % of the customer's packets over the next 2 s carry `hz`.
+fn hears(peer: &TonePeer, hz: f64, what: &str) -> String {
+    let (n, tone, pattern) = customer_gets(peer, hz);
+    assert!(
+        n > 80 && tone * 10 > n * 8,
+        "{what}: {tone} of {n} packets {pattern}"
+    );
+    pattern
+}
+
+/// `what`: fewer than 5 % of the customer's packets over the next 2 s carry `hz`.
+fn hears_not(peer: &TonePeer, hz: f64, what: &str) -> String {
+    let (n, tone, pattern) = customer_gets(peer, hz);
+    assert!(
+        n > 80 && tone * 20 < n,
+        "{what}: {tone} of {n} packets {pattern}"
+    );
+    pattern
 }
 
 /// A steady tone as a browser's fake microphone: 16-bit PCM as Chromium wants it (sox).
@@ -118,20 +135,12 @@ fn an_agent_answers_holds_reloads_and_wraps_up_in_the_browser() {
         s["level"].as_f64().unwrap_or(0.0) > 0.01,
         "the agent hears the customer's tone: {s}"
     );
-    let (n, tone, pattern) = customer_hears(&peer, Duration::from_secs(2));
-    assert!(
-        n > 80 && tone * 10 > n * 8,
-        "the customer hears the agent: {tone} of {n} packets {pattern}"
-    );
+    hears(&peer, AGENT, "the customer hears the agent");
     browser.go_on();
 
     browser.expect("held", Duration::from_secs(15));
     std::thread::sleep(Duration::from_millis(500));
-    let (n, tone, pattern) = customer_hears(&peer, Duration::from_secs(2));
-    assert!(
-        n > 80 && tone * 20 < n,
-        "on hold the customer does not hear the agent: {tone} of {n} packets {pattern}"
-    );
+    let pattern = hears_not(&peer, AGENT, "on hold the customer does not hear the agent");
     let music = pattern.matches('+').count();
     assert!(
         music * 10 > pattern.len() * 6,
@@ -141,11 +150,7 @@ fn an_agent_answers_holds_reloads_and_wraps_up_in_the_browser() {
 
     browser.expect("resumed", Duration::from_secs(15));
     std::thread::sleep(Duration::from_millis(500));
-    let (n, tone, pattern) = customer_hears(&peer, Duration::from_secs(2));
-    assert!(
-        n > 80 && tone * 10 > n * 8,
-        "resumed, the customer hears the agent again: {tone} of {n} packets {pattern}"
-    );
+    hears(&peer, AGENT, "resumed, the customer hears the agent again");
     browser.go_on();
 
     // The supervisor listens: they hear the call, the customer does not hear them.
@@ -155,18 +160,18 @@ fn an_agent_answers_holds_reloads_and_wraps_up_in_the_browser() {
         s["received"].as_u64().unwrap_or(0) > 20 && s["level"].as_f64().unwrap_or(0.0) > 0.01,
         "the supervisor's page hears the call: {listening}"
     );
-    let (n, tone, pattern) = customer_hears_tone(&peer, SUPERVISOR, Duration::from_secs(2));
-    assert!(
-        n > 80 && tone * 20 < n,
-        "listening, the supervisor is not heard by the customer: {tone} of {n} packets {pattern}"
+    hears_not(
+        &peer,
+        SUPERVISOR,
+        "listening, the supervisor is not heard by the customer",
     );
     browser.go_on();
     browser.expect("barging", Duration::from_secs(15));
     std::thread::sleep(Duration::from_millis(500));
-    let (n, tone, pattern) = customer_hears_tone(&peer, SUPERVISOR, Duration::from_secs(2));
-    assert!(
-        n > 80 && tone * 10 > n * 8,
-        "barging, the customer hears the supervisor: {tone} of {n} packets {pattern}"
+    hears(
+        &peer,
+        SUPERVISOR,
+        "barging, the customer hears the supervisor",
     );
     browser.go_on();
     let stopped = browser.expect("stopped", Duration::from_secs(30));
@@ -184,11 +189,7 @@ fn an_agent_answers_holds_reloads_and_wraps_up_in_the_browser() {
         "{cells:?}"
     );
     std::thread::sleep(Duration::from_millis(500));
-    let (n, tone, pattern) = customer_hears_tone(&peer, SUPERVISOR, Duration::from_secs(2));
-    assert!(
-        n > 80 && tone * 20 < n,
-        "stopped, the supervisor is gone: {tone} of {n} packets {pattern}"
-    );
+    hears_not(&peer, SUPERVISOR, "stopped, the supervisor is gone");
     browser.go_on();
 
     let reattached = browser.expect("reattached", Duration::from_secs(40));
@@ -198,10 +199,10 @@ fn an_agent_answers_holds_reloads_and_wraps_up_in_the_browser() {
         "after the reload the new page's audio flows: {s}"
     );
     std::thread::sleep(Duration::from_millis(500));
-    let (n, tone, pattern) = customer_hears(&peer, Duration::from_secs(2));
-    assert!(
-        n > 80 && tone * 10 > n * 8,
-        "after the reload the customer hears the agent: {tone} of {n} packets {pattern}"
+    hears(
+        &peer,
+        AGENT,
+        "after the reload the customer hears the agent",
     );
     browser.go_on();
 
@@ -236,10 +237,10 @@ fn an_agent_answers_holds_reloads_and_wraps_up_in_the_browser() {
         run2.report()
     );
     std::thread::sleep(Duration::from_millis(500));
-    let (n, tone, pattern) = customer_hears(&peer, Duration::from_secs(2));
-    assert!(
-        n > 80 && tone * 10 > n * 8,
-        "back on the first line, the customer hears the agent: {tone} of {n} packets {pattern}"
+    hears(
+        &peer,
+        AGENT,
+        "back on the first line, the customer hears the agent",
     );
     browser.go_on();
 

@@ -471,7 +471,12 @@ impl CallActor {
                 }
             }
             MediaOp::Leave { leg } => {
-                if let Err(e) = self.media.leave(leg).await {
+                // Out of this call's room only: a browser leg may be in its other line's.
+                let left = match *room {
+                    Some(r) => self.media.leave_room(r, leg).await.map(|_| ()),
+                    None => self.media.leave(leg).await,
+                };
+                if let Err(e) = left {
                     tracing::warn!(error = %e, ?leg, "leg did not leave its room");
                 }
             }

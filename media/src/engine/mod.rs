@@ -170,7 +170,8 @@ enum Op {
     CreateRoom(RoomId),
     EndRoom(RoomId),
     Join(RoomId, LegId),
-    Leave(LegId),
+    /// Leaves the leg's room; only that room if one is given.
+    Leave(LegId, Option<RoomId>),
     SetHears(RoomId, LegId, LegId, bool),
     Play(LegId, Arc<Prompt>, PlayOptions),
     StopPrompt(LegId),
@@ -192,6 +193,8 @@ enum Op {
 
 enum Reply {
     Done,
+    /// The leg was not in the room named (nothing done).
+    NotThere,
     Answer(String),
     Bound(SocketAddr),
     Recorder(Box<Recorder>),
@@ -452,11 +455,24 @@ impl MediaHandle {
     /// Takes a leg out of its room (it stays up, hearing nothing, until it joins another:
     /// a transferred party moving to the room of the call it is joined with).
     pub async fn leave(&self, leg: LegId) -> Result<(), EngineError> {
-        let result = self.on_leg(leg, Op::Leave(leg)).await;
+        let result = self.on_leg(leg, Op::Leave(leg, None)).await;
         if result.is_ok() {
             self.routes().left(leg);
         }
         result.map(|_| ())
+    }
+
+    /// Takes a leg out of `room` if it is in it there and then (a shared leg, such as an
+    /// agent's browser leg, may have moved to another call's room meanwhile: it stays there).
+    /// True when it left.
+    pub async fn leave_room(&self, room: RoomId, leg: LegId) -> Result<bool, EngineError> {
+        match self.on_leg(leg, Op::Leave(leg, Some(room))).await? {
+            Reply::NotThere => Ok(false),
+            _ => {
+                self.routes().left(leg);
+                Ok(true)
+            }
+        }
     }
 
     /// Sets whether `listener` hears `speaker` (listen / whisper / barge are made of these).

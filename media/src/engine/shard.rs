@@ -773,8 +773,11 @@ impl Shard {
                 }
                 Ok(Reply::Done)
             }
-            Op::Leave(leg_id) => {
+            Op::Leave(leg_id, only) => {
                 let entry = self.leg_mut(leg_id)?;
+                if only.is_some_and(|room| entry.room.is_none_or(|(r, _)| r != room)) {
+                    return Ok(Reply::NotThere);
+                }
                 if let Some((r, pid)) = entry.room.take() {
                     entry.leg.source_changed();
                     if let Some(room) = self.rooms.get_mut(&r) {

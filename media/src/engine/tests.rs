@@ -1000,6 +1000,19 @@ async fn ending_legs_on_every_shard_frees_their_ports() {
         Err(EngineError::AlreadyInRoom(_))
     ));
     assert_eq!(media.shard_of_leg(LegId(2)), media.shard_of_room(room));
+    // Leaving another room than its own leaves the leg where it is (a shared leg that
+    // another call took over meanwhile); leaving its own takes it out.
+    let other = RoomId(6);
+    media.create_room(other).await.unwrap();
+    assert!(!media.leave_room(other, LegId(2)).await.unwrap());
+    assert!(matches!(
+        media.join(room, LegId(2)).await,
+        Err(EngineError::AlreadyInRoom(_))
+    ));
+    assert!(media.leave_room(room, LegId(2)).await.unwrap());
+    media.join(other, LegId(2)).await.unwrap();
+    media.leave(LegId(2)).await.unwrap();
+    media.end_room(other).await.unwrap();
     media.end_leg(LegId(2)).await.unwrap();
     assert_eq!(pool.available(), 2, "the moved leg's pair came back");
     assert_eq!(media.shard_of_leg(LegId(2)), None);
