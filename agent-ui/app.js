@@ -218,6 +218,9 @@ function onEvent(ev) {
     case 'error':
       showError((ev.op ? ev.op + ': ' : '') + ev.error);
       break;
+    case 'placed':
+      showError('');
+      break;
   }
 }
 
@@ -235,6 +238,12 @@ function onCall(ev) {
   }
   if (ev.caller) c.caller = ev.caller;
   switch (ev.state) {
+    case 'dialing':
+      c.state = 'dialing';
+      c.outbound = true;
+      c.ringing = !!ev.ringing;
+      if (state.pops.has(ev.call)) showPop(state.pops.get(ev.call));
+      break;
     case 'ringing':
       c.state = 'ringing';
       ring(true);
@@ -259,7 +268,10 @@ function onCall(ev) {
     case 'ended':
       state.calls.delete(ev.call);
       ring([...state.calls.values()].some((x) => x.state === 'ringing'));
-      if (c.state === 'talking') startWrapup(ev.call);
+      $('#phone-status').textContent = 'Call ' + (c.outbound ? 'to ' : 'from ') + (c.caller || '?') + ': ' + (ev.reason || 'ended');
+      // A call that was answered gets its wrap-up; so does a call out that nobody took
+      // (the lead's result: no answer, busy).
+      if (c.state === 'talking' || (c.outbound && state.pops.has(ev.call))) startWrapup(ev.call);
       break;
   }
   renderLines();
@@ -275,7 +287,10 @@ function renderLines() {
   for (const c of state.calls.values()) {
     const line = el('div', { class: 'line ' + c.state, 'data-call': c.id });
     line.append(el('strong', {}, c.caller || 'unknown caller'), ' ');
-    if (c.state === 'ringing') {
+    if (c.state === 'dialing') {
+      line.append(el('span', { class: 'pill wait' }, c.ringing ? 'ringing' : 'calling'), ' ');
+      line.append(el('button', { class: 'hangup', onclick: () => send({ op: 'hangup', call: c.id }) }, 'Hang up'));
+    } else if (c.state === 'ringing') {
       line.append(el('span', { class: 'pill wait' }, 'ringing'), ' ');
       line.append(el('button', { class: 'answer', onclick: () => answer(c.id) }, 'Answer'));
       line.append(el('button', { class: 'decline', onclick: () => send({ op: 'decline', call: c.id }) }, 'Decline'));
@@ -284,12 +299,30 @@ function renderLines() {
       line.append(el('button', { class: 'hangup', onclick: () => send({ op: 'hangup', call: c.id }) }, 'Hang up'));
       line.append(el('button', { class: 'hold', onclick: () => send({ op: c.held ? 'resume' : 'hold', call: c.id }) }, c.held ? 'Resume' : 'Hold'));
       line.append(el('button', { class: 'mute', onclick: () => mute(c) }, c.muted ? 'Unmute' : 'Mute'));
-      const num = el('input', { class: 'transfer-to', size: 8, inputmode: 'tel' });
-      line.append(el('label', {}, 'to ', num), el('button', { class: 'transfer', onclick: () => num.value && send({ op: 'transfer', call: c.id, number: num.value }) }, 'Transfer'));
+      if (!c.outbound) {
+        const num = el('input', { class: 'transfer-to', size: 8, inputmode: 'tel' });
+        line.append(el('label', {}, 'to ', num), el('button', { class: 'transfer', onclick: () => num.value && send({ op: 'transfer', call: c.id, number: num.value }) }, 'Transfer'));
+      }
     }
     box.append(line);
   }
 }
+
+// Click-to-dial: the server checks the calling hours and the do-not-call list, then the
+// call goes out from this console's phone (its events come as `dialing`, `connected`, ...).
+function dial(what) {
+  $('#phone-status').textContent = '';
+  for (const c of state.calls.values()) {
+    if (c.state === 'talking' && !c.held) send({ op: 'hold', call: c.id });
+  }
+  send(Object.assign({ op: 'dial' }, what));
+}
+
+$('#dial').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const n = new FormData(ev.target).get('number').trim();
+  if (n) dial({ number: n });
+});
 
 function answer(id) {
   // One call talks at a time: the one talking now goes on hold (a second line).
@@ -316,7 +349,7 @@ document.addEventListener('keydown', (ev) => {
     const c = current('ringing');
     if (c) answer(c.id);
   } else if (k === 'h') {
-    const c = current('talking');
+    const c = current('talking') || current('dialing');
     if (c) send({ op: 'hangup', call: c.id });
   } else if (k === 'm') {
     const c = current('talking');
@@ -359,7 +392,8 @@ function ring(on) {
 async function showPop(offer) {
   const box = $('#pop');
   box.replaceChildren();
-  box.append(el('p', {}, 'Call from ', el('strong', {}, offer.caller), offer.queue ? ' in queue ' + offer.queue : ''));
+  const out = offer.direction === 'outbound';
+  box.append(el('p', {}, out ? 'Calling ' : 'Call from ', el('strong', {}, offer.caller), offer.queue ? ' in queue ' + offer.queue : ''));
   if (offer.ivr_path && offer.ivr_path.length) box.append(el('p', { class: 'muted' }, 'Path: ' + offer.ivr_path.join(' → ')));
   if (!offer.leads.length) {
     box.append(el('p', {}, 'No lead has this number.'));
@@ -437,6 +471,11 @@ $('#wrapup').addEventListener('submit', async (ev) => {
       if (d.get('next')) body.next_follow_up_ms = new Date(d.get('next') + 'T09:00:00').getTime();
       await api('POST', '/api/leads/' + lead + '/contacts', body);
     }
+    // The customer asked not to be called again: their number goes on the list.
+    const offer = state.pops.get(state.wrapup);
+    if (d.get('result') === 'do_not_call' && offer && offer.caller) {
+      await api('POST', '/api/dnc', { number: offer.caller, reason: 'asked on a call' + (d.get('note') ? ': ' + d.get('note') : '') });
+    }
     await setState('available');
     $('#wrapup-panel').hidden = true;
     ev.target.reset();
@@ -490,10 +529,11 @@ async function refresh() {
   if (state.me.role !== 'agent') await refreshWall();
   try {
     const w = await api('GET', '/api/worklist');
-    $('#worklist tbody').replaceChildren(...w.items.map((l) => el('tr', {},
+    $('#worklist tbody').replaceChildren(...w.items.map((l) => el('tr', { 'data-lead': l.id },
       el('td', {}, l.name || '#' + l.id), el('td', {}, l.grade || ''),
       el('td', {}, fmtTime(l.why === 'first_contact' ? l.first_contact_due_ms : l.next_follow_up_ms)),
-      el('td', {}, l.why.replace('_', ' ')))));
+      el('td', {}, l.why.replace('_', ' ')),
+      el('td', {}, el('button', { class: 'call-lead', onclick: () => dial({ lead: l.id }) }, 'Call')))));
   } catch (_) { /* no work list */ }
 }
 

@@ -27,7 +27,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/queues/{name}", get(queue))
         .route("/api/voicemails", get(voicemails))
         .route("/api/voicemails/{id}/heard", post(voicemail_heard))
-        .route("/api/calls", get(live_calls))
+        .route(
+            "/api/calls",
+            get(live_calls).post(crate::api_dial::place_call),
+        )
         .route("/api/calls/{id}/recording", post(pause_recording))
         .route("/api/recordings", get(recordings))
         .route("/api/recordings/{id}/audio", get(recording_audio))

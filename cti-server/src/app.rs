@@ -230,6 +230,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         record: config.recording.policy,
         record_keys: config.recording.keypad_code.clone(),
         beep: Some(config.ivr.dir.join("prompts/beep.wav")).filter(|p| p.exists()),
+        hold_music: Some(config.ivr.hold_music.clone()),
         recordings_dir: config.storage.recordings_dir.clone(),
     };
 
@@ -266,12 +267,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let media_clock = media.clock();
     let recording_failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let live_calls = crate::call::live::LiveCalls::default();
+    let (places, placements) = tokio::sync::mpsc::channel(64);
+    let dialing = crate::dial::Dialing {
+        places,
+        store: store.clone(),
+        hours: crate::dial::CallingHours::from_config(&config.dialing)
+            .map_err(|e| anyhow::anyhow!(e))?,
+        country: config.leads.default_country.clone(),
+        names: config
+            .agents
+            .iter()
+            .map(|a| (a.extension.clone(), a.name.clone()))
+            .collect(),
+    };
     let console = crate::softphone::Console {
         phones: softphones,
         media: media.clone(),
         live: live_calls.clone(),
         acd: Some(acd.clone()),
         access: Arc::new(access(&config)),
+        dialing: Some(Arc::new(dialing)),
     };
     let service = SipService {
         core,
@@ -283,6 +298,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         directory: Arc::new(AgentDirectory::new(&config.agents)),
         health: health.clone(),
         store: Some(writer),
+        placements,
         calls: CallPlane {
             media,
             media_events,

@@ -46,6 +46,8 @@ pub struct Config {
     #[serde(default)]
     pub softphone: SoftphoneConfig,
     #[serde(default)]
+    pub dialing: DialingConfig,
+    #[serde(default)]
     pub log: LogConfig,
     /// The outbound SIP trunk for external numbers (none unless `host` is set).
     #[serde(default)]
@@ -269,6 +271,60 @@ impl Default for LeadsConfig {
         LeadsConfig {
             default_country: "49".into(),
             cadence_days: crate::leads::Cadence::default(),
+        }
+    }
+}
+
+/// Calls agents place from their consoles (`[dialing]`): when customers may be called.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialingConfig {
+    /// The customers' time zone, in which the calling hours are read (IANA name).
+    pub time_zone: String,
+    /// When customers may be called: `{ days = ["Mon-Fri"], from = "09:00", to = "20:00" }`
+    /// periods. Empty: at any time.
+    pub calling_hours: Vec<crate::ivr::hours::PeriodSpec>,
+    /// Days on which no customer is called (`YYYY-MM-DD`, local dates).
+    pub holidays: Vec<String>,
+}
+
+impl Default for DialingConfig {
+    fn default() -> Self {
+        let period = |days: &str, from: &str, to: &str| crate::ivr::hours::PeriodSpec {
+            days: vec![days.into()],
+            from: from.into(),
+            to: to.into(),
+        };
+        DialingConfig {
+            time_zone: "Europe/Berlin".into(),
+            calling_hours: vec![
+                period("Mon-Fri", "08:00", "20:00"),
+                period("Sat", "10:00", "16:00"),
+            ],
+            holidays: Vec::new(),
+        }
+    }
+}
+
+impl DialingConfig {
+    /// The calling hours, `None` when customers may be called at any time; the problems
+    /// found when they cannot be used.
+    pub fn calling_hours(&self) -> Result<Option<crate::ivr::hours::BusinessHours>, String> {
+        if self.calling_hours.is_empty() {
+            return Ok(None);
+        }
+        let (hours, problems) = crate::ivr::hours::BusinessHours::from_spec(
+            &self.time_zone,
+            &self.calling_hours,
+            &self.holidays,
+        );
+        match problems.first() {
+            None => Ok(Some(hours)),
+            // The flows' word for the list is `periods`; here it is `calling_hours`.
+            Some(p) => Err(format!(
+                "dialing: {}",
+                p.replace("`periods", "`calling_hours")
+            )),
         }
     }
 }
@@ -794,6 +850,7 @@ impl Config {
             }
         }
         self.media.port_range()?;
+        self.dialing.calling_hours()?;
         if self.sip.min_expires > self.sip.max_expires {
             return Err("sip.min_expires is larger than sip.max_expires".into());
         }

@@ -72,8 +72,10 @@ pub struct Offer {
     pub path: Vec<String>,
     /// What the caller keyed in the IVR, and its lookups.
     pub variables: std::collections::BTreeMap<String, String>,
-    /// A lead the IVR matched (by a keyed-in customer number).
+    /// A lead the IVR matched (by a keyed-in customer number), or the one an agent called.
     pub ivr_lead: Option<i64>,
+    /// The agent placed the call (`caller` is then the customer they call).
+    pub outbound: bool,
 }
 
 /// Finds the caller's leads and pops the offer on the agent's screens (off the call's task).
@@ -116,6 +118,7 @@ pub fn pop(hub: &CtiHub, store: Option<crate::store::Store>, country: String, of
             "agent": offer.agent,
             "caller": offer.caller,
             "dialed": offer.dialed,
+            "direction": if offer.outbound { "outbound" } else { "inbound" },
             "queue": offer.queue,
             "ivr_path": offer.path,
             "ivr_variables": offer.variables,

@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api::routes())
         .merge(crate::login::routes())
         .merge(crate::api_leads::routes())
+        .merge(crate::api_dial::routes())
         .route("/api/events", get(crate::cti::events))
         .route("/api/reports/{name}", get(crate::reports::report))
         .merge(crate::ui::routes())

@@ -7,12 +7,14 @@
 pub mod access;
 pub mod acd;
 pub mod api;
+pub mod api_dial;
 pub mod api_leads;
 pub mod app;
 pub mod backup;
 pub mod call;
 pub mod config;
 pub mod cti;
+pub mod dial;
 pub mod http;
 pub mod ivr;
 pub mod leads;

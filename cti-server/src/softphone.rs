@@ -52,6 +52,11 @@ pub fn monitor_key(session: u64) -> CallKey {
     CallKey(MONITOR_KEYS + session)
 }
 
+/// True for a browser console's media leg (not one a call made).
+pub fn is_browser_leg(leg: LegId) -> bool {
+    leg.0 >= BROWSER_LEGS
+}
+
 /// True for a browser monitor session's key (not a call).
 pub fn is_monitor_key(key: CallKey) -> bool {
     key.0 >= MONITOR_KEYS
@@ -293,6 +298,10 @@ pub fn deliver(phones: &Softphones, hub: &crate::cti::CtiHub, call: CallKey, ev:
         SoftphoneEventKind::Ringing { caller, dialed } => {
             ("ringing", json!({ "caller": caller, "dialed": dialed }))
         }
+        SoftphoneEventKind::Dialing { number, ringing } => (
+            "dialing",
+            json!({ "caller": number, "ringing": ringing, "direction": "outbound" }),
+        ),
         SoftphoneEventKind::Cancelled => ("cancelled", json!({})),
         SoftphoneEventKind::Connected { caller, held } => {
             ("connected", json!({ "caller": caller, "held": held }))
@@ -306,6 +315,7 @@ pub fn deliver(phones: &Softphones, hub: &crate::cti::CtiHub, call: CallKey, ev:
     let active = matches!(
         ev.kind,
         SoftphoneEventKind::Ringing { .. }
+            | SoftphoneEventKind::Dialing { .. }
             | SoftphoneEventKind::Connected { .. }
             | SoftphoneEventKind::Held(_)
             | SoftphoneEventKind::Transfer { .. }
@@ -333,6 +343,8 @@ pub struct Console {
     pub acd: Option<crate::acd::actor::AcdHandle>,
     /// Who may monitor whom.
     pub access: Arc<crate::access::Access>,
+    /// Placing calls (click-to-dial); `None` where no SIP task runs.
+    pub dialing: Option<Arc<crate::dial::Dialing>>,
 }
 
 /// A socket's phone state: the session it made, if any.
@@ -355,6 +367,17 @@ impl Console {
             return Some(self.webrtc(user, mine, sdp.to_string()).await);
         }
         match op.as_str() {
+            "dial" => {
+                let (number, lead) = (v["number"].as_str(), v["lead"].as_i64());
+                if number.is_none() && lead.is_none() {
+                    return Some(error(&op, "no number or lead"));
+                }
+                return match self.place(user, number, lead, "console").await {
+                    // The call's own events follow (`dialing`, `connected`, ...).
+                    Ok(key) => Some(json!({ "type": "placed", "call": key.0 })),
+                    Err(refusal) => Some(error(&op, &refusal.message())),
+                };
+            }
             "monitor" => return self.monitor(user, mine, &v).await,
             "monitor_mode" => return self.monitor_mode(user, mine, &v).await,
             "monitor_stop" => return self.monitor_stop(mine, "the supervisor stopped").await,
@@ -411,6 +434,40 @@ impl Console {
             .map(|_| error(&op, &format!("call {call} just ended")))
     }
 
+    /// Places a call from `user`'s console phone to `number` (else the lead's primary
+    /// phone), from `lead` if given ([`crate::dial`]); the line talking now goes on hold.
+    pub async fn place(
+        &self,
+        user: &str,
+        number: Option<&str>,
+        lead: Option<i64>,
+        source: &str,
+    ) -> Result<CallKey, crate::dial::DialRefusal> {
+        let Some(dialing) = &self.dialing else {
+            return Err(crate::dial::DialRefusal::Unavailable(
+                "click-to-dial is not available on this server".into(),
+            ));
+        };
+        let access = self.access.clone();
+        let may_work = |owner: Option<&str>| owner.is_none_or(|o| access.oversees(user, o));
+        let request = crate::dial::DialRequest {
+            user,
+            number,
+            lead,
+            source,
+        };
+        let key = dialing
+            .dial(request, self.phones.target(user), may_work)
+            .await?;
+        let others: Vec<u64> = self
+            .phones
+            .phone(user)
+            .map(|p| p.calls.into_iter().filter(|c| *c != key.0).collect())
+            .unwrap_or_default();
+        self.tell(user, &others, SoftphoneInput::Hold(true)).await;
+        Ok(key)
+    }
+
     async fn webrtc(&self, user: &str, mine: &mut SocketPhone, offer: String) -> Value {
         let (session, leg, old) = self.phones.connect(user);
         let answer = match self.media.create_browser_leg(leg, offer).await {
@@ -462,7 +519,14 @@ impl Console {
             return Some(error(op, "finish your own call first"));
         }
         let live = self.live.list().into_iter().find(|c| c.id == call);
-        let Some(agent) = live.filter(|c| c.connected).and_then(|c| c.agent) else {
+        let is_agent = |x: &str| self.access.role(x).is_some();
+        // The agent the call was put through to, or the one who placed it.
+        let staff = live
+            .as_ref()
+            .filter(|c| c.connected)
+            .and_then(|c| c.staff(is_agent))
+            .map(|(a, side)| (a.to_string(), side));
+        let Some((agent, agent_side)) = staff else {
             return Some(error(op, &format!("no connected call {call}")));
         };
         if let Err(denied) = self.access.may_monitor(user, &agent) {
@@ -494,7 +558,7 @@ impl Console {
         let request = Linked::MonitorRequest {
             monitor: key,
             leg: phone.leg,
-            agent_side: crate::call::Side::Agent,
+            agent_side,
             mode,
         };
         if !self.tell_call(CallKey(call), request).await {

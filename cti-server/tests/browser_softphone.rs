@@ -17,56 +17,16 @@
 
 mod common;
 
-use common::{Driver, PROBE_HZ, Server, TonePeer, json_of, probe_call_server, repo_root};
+use common::{
+    Driver, PROBE_HZ, Server, TonePeer, hears, hears_not, json_of, probe_call_server, repo_root,
+    tone_file,
+};
 use serde_json::json;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const CALLER: f64 = PROBE_HZ[0];
 const AGENT: f64 = PROBE_HZ[2];
 const SUPERVISOR: f64 = PROBE_HZ[1];
-
-/// Of the packets the customer got in the `window` from now: (all, carrying the agent's
-/// tone).
-/// What the customer gets over the next 2 s: (packets, packets carrying `hz`, the pattern).
-fn customer_gets(peer: &TonePeer, hz: f64) -> (u32, u32, String) {
-    let from = Instant::now();
-    std::thread::sleep(Duration::from_secs(2));
-    let to = Instant::now();
-    let (n, tone) = peer.heard_tone(hz, from, to);
-    (n, tone, peer.pattern(hz, from, to))
-}
-
-/// `what`: at least 80 % of the customer's packets over the next 2 s carry `hz`.
-fn hears(peer: &TonePeer, hz: f64, what: &str) -> String {
-    let (n, tone, pattern) = customer_gets(peer, hz);
-    assert!(
-        n > 80 && tone * 10 > n * 8,
-        "{what}: {tone} of {n} packets {pattern}"
-    );
-    pattern
-}
-
-/// `what`: fewer than 5 % of the customer's packets over the next 2 s carry `hz`.
-fn hears_not(peer: &TonePeer, hz: f64, what: &str) -> String {
-    let (n, tone, pattern) = customer_gets(peer, hz);
-    assert!(
-        n > 80 && tone * 20 < n,
-        "{what}: {tone} of {n} packets {pattern}"
-    );
-    pattern
-}
-
-/// A steady tone as a browser's fake microphone: 16-bit PCM as Chromium wants it (sox).
-fn tone_file(path: &std::path::Path, hz: f64, volume: &str) {
-    let made = Command::new("sox")
-        .args(["-n", "-r", "48000", "-c", "1", "-b", "16"])
-        .arg(path)
-        .args(["synth", "180", "sine", &hz.to_string(), "vol", volume])
-        .status()
-        .expect("sox runs");
-    assert!(made.success());
-}
 
 #[test]
 fn an_agent_answers_holds_reloads_and_wraps_up_in_the_browser() {

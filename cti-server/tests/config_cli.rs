@@ -117,3 +117,20 @@ fn broken_ivr_flows_stop_the_server_naming_file_and_node() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("ivr.entry") && err.contains("nope"), "{err}");
 }
+
+#[test]
+fn calling_hours_that_cannot_be_read_stop_the_server_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hours.toml");
+    std::fs::write(
+        &path,
+        "[dialing]\ncalling_hours = [{ days = [\"Moonday\"], from = \"09:00\", to = \"17:00\" }]\n",
+    )
+    .unwrap();
+    let (code, err) = run(&["--config", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("dialing: `calling_hours[0].days`: unknown day \"moonday\""),
+        "{err}"
+    );
+}

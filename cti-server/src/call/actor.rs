@@ -148,6 +148,8 @@ pub struct CallActor {
     /// This actor's own inbox, for answers that come back from spawned work (lead lookups)
     /// and for the ACD.
     pub inbox: mpsc::Sender<CallEvent>,
+    /// The lead an agent called from (a call placed from the console).
+    pub lead: Option<i64>,
 }
 
 impl CallActor {
@@ -363,9 +365,11 @@ impl CallActor {
                     match self.media.join(r, leg).await {
                         // The caller stays in the room from an earlier bridge (a transfer).
                         Ok(()) => {}
-                        Err(EngineError::AlreadyInRoom(_)) if leg == caller => {}
+                        Err(EngineError::AlreadyInRoom(_))
+                            if leg == caller && !crate::softphone::is_browser_leg(leg) => {}
                         // An agent's browser leg still in the room of their other line (that
-                        // call's hold is on its way): it moves here.
+                        // call's hold is on its way): it moves here. A console that places a
+                        // call is on the caller side.
                         Err(EngineError::AlreadyInRoom(_)) => {
                             let moved = match self.media.leave(leg).await {
                                 Ok(()) => self.media.join(r, leg).await,
@@ -633,13 +637,18 @@ impl CallActor {
         let Some(customer) = record.customer_number() else {
             return;
         };
-        let known = self.host.as_ref().and_then(|h| h.lead()).map(|l| l.lead_id);
+        let known = self
+            .host
+            .as_ref()
+            .and_then(|h| h.lead())
+            .map(|l| l.lead_id)
+            .or(self.lead);
         let connected = record.connect_after.or(record.answer_after);
         let detail = serde_json::json!({
             "call_id": record.key.0,
             "direction": if record.is_outbound() { "outbound" } else { "inbound" },
             "number": customer,
-            "agent": record.agent_extension(),
+            "agent": record.agent_extension().map(str::to_string).or_else(|| record.placed_by()),
             "services": record.services,
             "connected": connected.is_some(),
             "talk_ms": match (connected, record.end_after) {
@@ -651,7 +660,9 @@ impl CallActor {
         });
         let actor = record
             .agent_extension()
-            .map_or_else(|| "system".to_string(), str::to_string);
+            .map(str::to_string)
+            .or_else(|| record.placed_by())
+            .unwrap_or_else(|| "system".to_string());
         let (writer, country) = (writer.clone(), hosting.config.lead_country.clone());
         tokio::spawn(async move {
             let leads = match known {

@@ -54,6 +54,8 @@ pub struct SoftphoneEvent {
 pub enum SoftphoneEventKind {
     /// The call rings on the console.
     Ringing { caller: String, dialed: String },
+    /// A call the agent placed from the console goes out; `ringing` once the far end rings.
+    Dialing { number: String, ringing: bool },
     /// The ring stopped without an answer (taken elsewhere, ring timeout, caller gone).
     Cancelled,
     /// The console's leg is in the call: audio flows (unless `held`).
@@ -127,9 +129,10 @@ impl Call {
 
     /// The extension of the browser console this call rings or is connected to.
     pub fn browser_agent(&self) -> Option<(&str, u64)> {
-        self.agent
-            .browser
+        self.caller
+            .console
             .as_ref()
+            .or(self.agent.browser.as_ref())
             .filter(|b| b.ringing || b.connected)
             .map(|b| (b.extension.as_str(), b.session))
     }
@@ -165,6 +168,10 @@ impl Call {
 
     /// Input from the agent's console for this call.
     pub fn softphone(&mut self, now: Instant, agent: &str, input: SoftphoneInput) {
+        if self.caller.console.is_some() {
+            self.placed_input(now, agent, input);
+            return;
+        }
         let Some(b) = self.agent.browser.clone() else {
             return;
         };
@@ -301,7 +308,7 @@ impl Call {
     }
 
     pub(super) fn softphone_event(&mut self, kind: SoftphoneEventKind) {
-        let Some(b) = &self.agent.browser else {
+        let Some(b) = self.caller.console.as_ref().or(self.agent.browser.as_ref()) else {
             return;
         };
         self.out.push_back(Output::Softphone(SoftphoneEvent {

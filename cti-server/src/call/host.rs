@@ -897,6 +897,7 @@ impl Host {
             path: call.services().to_vec(),
             variables: self.variables().cloned().unwrap_or_default(),
             ivr_lead: self.lead.as_ref().map(|l| l.lead_id),
+            outbound: false,
         }));
     }
 
@@ -1107,6 +1108,7 @@ mod tests {
                 record: crate::config::RecordingPolicy::Always,
                 record_keys: "*1".into(),
                 beep: Some("beep.wav".into()),
+                hold_music: None,
                 recordings_dir: "/tmp/rec".into(),
             };
             let call = Call::new_hosted(

@@ -62,6 +62,18 @@ pub struct LiveMonitor {
     pub mode: super::monitor::MonitorMode,
 }
 
+impl LiveCall {
+    /// The agent in this call and their side: the agent it is put through to, else the one
+    /// who placed it (an outbound call: `agent` is then the customer's number).
+    pub fn staff(&self, is_agent: impl Fn(&str) -> bool) -> Option<(&str, super::Side)> {
+        match self.agent.as_deref() {
+            Some(a) if is_agent(a) => Some((a, super::Side::Agent)),
+            _ if is_agent(&self.caller) => Some((&self.caller, super::Side::Caller)),
+            _ => None,
+        }
+    }
+}
+
 /// Each live call and its actor's inbox.
 type Entries = HashMap<CallKey, (LiveCall, mpsc::Sender<CallEvent>)>;
 
@@ -220,5 +232,16 @@ mod tests {
         live.remove(CallKey(2));
         assert_eq!(live.agent_call("1001"), Some((CallKey(1), Side::Agent)));
         assert_eq!(live.agent_call("2001"), None);
+    }
+
+    #[test]
+    fn the_staff_of_a_call_is_its_agent_else_the_agent_who_placed_it() {
+        let agents = |x: &str| x.starts_with("10");
+        let inbound = call(1, "+4930", Some("1001"), 10, true);
+        assert_eq!(inbound.staff(agents), Some(("1001", Side::Agent)));
+        let placed = call(2, "1002", Some("+4933"), 20, true);
+        assert_eq!(placed.staff(agents), Some(("1002", Side::Caller)));
+        let ivr = call(3, "+4930", None, 30, false);
+        assert_eq!(ivr.staff(agents), None);
     }
 }

@@ -20,6 +20,7 @@ mod hosted;
 mod keys;
 pub mod live;
 pub mod monitor;
+mod placed;
 pub mod prompts;
 pub mod record;
 mod recording;
@@ -44,6 +45,7 @@ use crate::sip::message::{HeaderName, Request, Response, SipHeaders};
 use crate::sip::transaction::{Peer, TxId};
 use crate::sip::types::{Branch, CallId, Method, Tag};
 
+pub use placed::Placer;
 pub use record::{CallRecord, EndCause, LegRecord, Side};
 pub use router::TrunkCredentials;
 
@@ -413,6 +415,9 @@ pub struct CallConfig {
     pub record_keys: String,
     /// Played to the agent when the keypad code took effect.
     pub beep: Option<PathBuf>,
+    /// What a customer on hold hears on a call placed from a console (hosted calls get
+    /// their queue's music from their service).
+    pub hold_music: Option<PathBuf>,
     /// Where call recordings go (`<dir>/YYYY/MM/DD/<time>-<call>.wav`).
     pub recordings_dir: PathBuf,
 }
@@ -452,6 +457,10 @@ struct CallerLeg {
     /// A final response went to the INVITE.
     finalized: bool,
     bye: Option<ReqRef>,
+    /// The calling party is an agent's browser console, not a SIP phone: a call placed from
+    /// the console ([`placed`]). The INVITE is made up (no transaction, nothing is sent to
+    /// it) and `leg` is the console's media leg.
+    console: Option<browser::BrowserAgent>,
 }
 
 struct AgentLeg {
@@ -651,8 +660,6 @@ impl Call {
             None | Some(Err(_)) => return Err(reject(400, "Bad Request (malformed SDP)")),
         };
         let media = local_media(config.media_ip);
-        let config_record = config.record;
-        let record_keys = keys::FeatureKeys::new(&config.record_keys);
         let negotiated = match &offer {
             None => Negotiated::pending(config.codecs.first().copied().unwrap_or(Codec::Pcmu)),
             Some(offer) => match sdp::answer(offer, &media, &config.codecs) {
@@ -670,27 +677,43 @@ impl Call {
         // Until a dial says where, the agent leg points back at the caller; nothing is sent
         // on it before then.
         let agent = AgentLeg::new(legs.1, config.media_ip, source, invite.uri.clone());
-        Ok(Call {
+        let caller = CallerLeg {
+            tx,
+            invite,
+            source,
+            local_tag,
+            dialog: None,
+            offer,
+            media,
+            leg: legs.0,
+            negotiated,
+            answer: None,
+            late_answered: false,
+            finalized: false,
+            bye: None,
+            console: None,
+        };
+        Ok(Call::assemble(key, config, now, record, caller, agent).with_caller_leg())
+    }
+
+    /// A call in `Preparing` with its two legs described and no media asked for yet.
+    fn assemble(
+        key: CallKey,
+        config: CallConfig,
+        now: Instant,
+        record: CallRecord,
+        caller: CallerLeg,
+        agent: AgentLeg,
+    ) -> Call {
+        let config_record = config.record;
+        let record_keys = keys::FeatureKeys::new(&config.record_keys);
+        Call {
             key,
             state: State::Preparing,
             start: now,
-            caller: CallerLeg {
-                tx,
-                invite,
-                source,
-                local_tag,
-                dialog: None,
-                offer,
-                media,
-                leg: legs.0,
-                negotiated,
-                answer: None,
-                late_answered: false,
-                finalized: false,
-                bye: None,
-            },
+            caller,
+            own_agent_leg: agent.leg,
             agent,
-            own_agent_leg: legs.1,
             ring_deadline: None,
             end_deadline: None,
             session: None,
@@ -706,7 +729,6 @@ impl Call {
             keys: record_keys,
             on_hold: None,
         }
-        .with_caller_leg())
     }
 
     fn with_caller_leg(mut self) -> Call {
@@ -1058,6 +1080,7 @@ impl Call {
             });
         }
         if self.hosted.is_none()
+            && self.caller.console.is_none()
             && let Some(call_id) = self.caller.invite.call_id()
         {
             self.sip(SipCommand::BindDialog {
@@ -1137,6 +1160,10 @@ impl Call {
                 if self.record.ring_after.is_none() {
                     self.record.ring_after = Some(self.elapsed(now));
                 }
+                if self.caller.console.is_some() {
+                    self.placed_progress(&resp);
+                    return;
+                }
                 // Our SDP cannot go in an unreliable 183 to a caller who made no offer (it
                 // would be an offer; RFC 3261 §13.2.1): they hear ringing instead.
                 let early_media = !resp.body.is_empty()
@@ -1168,6 +1195,10 @@ impl Call {
                 if !self.take_agent_answer(&resp) {
                     self.reject_caller(488, "Not Acceptable Here");
                     self.end(now, EndCause::MediaError, Some(Side::Agent));
+                    return;
+                }
+                if self.caller.console.is_some() {
+                    self.placed_answered(now);
                     return;
                 }
                 self.ring_deadline = None;
@@ -1441,6 +1472,10 @@ impl Call {
             return;
         }
         self.caller.finalized = true;
+        if self.caller.console.is_some() {
+            // No INVITE to answer: the console hears why when the call ends.
+            return;
+        }
         let r = self.caller_response(code, reason, false);
         self.sip(SipCommand::Respond {
             tx: self.caller.tx,
@@ -1825,6 +1860,7 @@ impl Call {
         {
             self.send_bye(Side::Caller);
         }
+        self.hang_up_console();
         if self.agent.answered {
             self.send_bye(Side::Agent);
         } else if !self.cancel_browser_ring()
@@ -1867,10 +1903,12 @@ impl Call {
         if self.record.end_cause.is_none() {
             self.record.end_cause = Some(EndCause::Failed);
         }
-        self.media(MediaOp::EndLeg {
-            leg: self.caller.leg,
-            side: Side::Caller,
-        });
+        if self.caller.console.is_none() {
+            self.media(MediaOp::EndLeg {
+                leg: self.caller.leg,
+                side: Side::Caller,
+            });
+        }
         if self.agent.browser.is_none() {
             self.media(MediaOp::EndLeg {
                 leg: self.agent.leg,

@@ -151,9 +151,23 @@ impl CallRecord {
         {
             return Some(number.clone());
         }
+        self.caller_user()
+    }
+
+    /// The user part of the caller's From URI.
+    fn caller_user(&self) -> Option<String> {
         let from = self.from.split_once("sip:")?.1;
         let user = from.split(['@', ';', '>']).next()?;
         (!user.is_empty()).then(|| user.to_string())
+    }
+
+    /// The agent who placed a call out through the trunk (the caller's From user), from a
+    /// desk phone or the console.
+    pub fn placed_by(&self) -> Option<String> {
+        if !self.is_outbound() {
+            return None;
+        }
+        self.caller_user()
     }
 
     /// The agent the call went to; `None` for a call out through the trunk.

@@ -208,6 +208,11 @@ impl Router {
         self
     }
 
+    /// True when external numbers can be called.
+    pub fn has_trunk(&self) -> bool {
+        self.trunk.is_some()
+    }
+
     /// Lines of an agent (1 for an unknown one).
     pub fn lines(&self, extension: &str) -> usize {
         self.agents.get(extension).map_or(1, |a| a.lines.max(1))

@@ -33,6 +33,11 @@ impl CallRoutes {
         self.by_call.entry(call).or_default().server.push(invite_tx);
     }
 
+    /// A call with no server transaction (placed from a browser console).
+    pub fn add_placed(&mut self, call: CallKey) {
+        self.by_call.entry(call).or_default();
+    }
+
     pub fn bind_dialog(&mut self, call: CallKey, call_id: CallId, local_tag: Tag) {
         let key = (call_id, local_tag);
         self.dialogs.insert(key.clone(), call);

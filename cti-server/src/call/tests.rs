@@ -51,6 +51,7 @@ fn config() -> CallConfig {
         record: crate::config::RecordingPolicy::Always,
         record_keys: "*1".into(),
         beep: Some("beep.wav".into()),
+        hold_music: Some("music.wav".into()),
         recordings_dir: "/tmp/rec".into(),
     }
 }
@@ -2635,4 +2636,395 @@ mod keypad {
         );
         assert!(h.call.record_on_demand().is_err());
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Calls placed from a browser console (click-to-dial, [`placed`]).
+// ------------------------------------------------------------------------------------------
+
+/// The placing console's media leg (in the browser legs' range).
+const CONSOLE_LEG: LegId = LegId((1 << 60) + 3);
+const PLACED_OWN_LEG: LegId = LegId(43);
+
+impl Harness {
+    /// Agent 1001 places a call to the trunk's number from console session 3.
+    fn placed() -> Harness {
+        let now = Instant::now();
+        let call = Call::new_placed(
+            CallKey(21),
+            config(),
+            now,
+            1_000,
+            Placer {
+                extension: "1001".into(),
+                name: "Alice \"A\"".into(),
+                session: 3,
+                leg: CONSOLE_LEG,
+            },
+            "+15551234567",
+            trunk_target(false, None),
+            PLACED_OWN_LEG,
+        );
+        let mut h = Harness {
+            call,
+            now,
+            out: Vec::new(),
+        };
+        h.drain();
+        h
+    }
+
+    /// The customer's leg is up: the INVITE to the trunk.
+    fn placed_ready(&mut self) -> (ReqRef, Request) {
+        self.call
+            .media_ready(self.now, PLACED_OWN_LEG, "127.0.0.1:40010".parse().unwrap());
+        self.drain();
+        self.resent_invite()
+    }
+
+    /// What the console was told by the last input.
+    fn console_events(&self) -> Vec<browser::SoftphoneEventKind> {
+        self.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Softphone(e) => {
+                    assert_eq!(e.agent, "1001");
+                    Some(e.kind.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn console(&mut self, input: browser::SoftphoneInput) {
+        self.call.softphone(self.now, "1001", input);
+        self.drain();
+    }
+
+    fn nothing_to_a_caller_transaction(&self) {
+        assert!(
+            !self
+                .out
+                .iter()
+                .any(|o| matches!(o, Output::Sip(SipCommand::Respond { .. }))),
+            "a placed call has no INVITE to answer: {:?}",
+            self.out
+        );
+    }
+}
+
+fn dialing(ringing: bool) -> browser::SoftphoneEventKind {
+    browser::SoftphoneEventKind::Dialing {
+        number: "+15551234567".into(),
+        ringing,
+    }
+}
+
+fn ended(reason: &str) -> browser::SoftphoneEventKind {
+    browser::SoftphoneEventKind::Ended {
+        reason: reason.into(),
+    }
+}
+
+/// A placed call answered by the trunk.
+fn placed_answered() -> (Harness, ReqRef, Request) {
+    let mut h = Harness::placed();
+    let (req, inv) = h.placed_ready();
+    h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+    (h, req, inv)
+}
+
+#[test]
+fn a_placed_call_dials_the_trunk_and_tells_the_console_each_step() {
+    let mut h = Harness::placed();
+    // One media leg, the customer's: the console brings its own.
+    let ops = h.media_ops();
+    assert!(
+        matches!(&ops[..], [MediaOp::CreateLeg { leg, side: Side::Agent, .. }] if *leg == PLACED_OWN_LEG),
+        "{ops:?}"
+    );
+    assert_eq!(h.console_events(), vec![dialing(false)]);
+    let (req, inv) = h.placed_ready();
+    assert_eq!(inv.uri.to_string(), "sip:+15551234567@trunk.example:5888");
+    assert_eq!(
+        inv.from_header().unwrap().uri.to_string(),
+        "sip:1001@trunk.example",
+        "the agent's extension unless trunk.from_user is set"
+    );
+    let body = std::str::from_utf8(&inv.body).unwrap();
+    assert!(body.contains("m=audio 40010 RTP/AVP 0 "), "{body}");
+
+    h.agent_says(req, &inv, 180, None);
+    assert_eq!(h.console_events(), vec![dialing(true)]);
+    h.nothing_to_a_caller_transaction();
+
+    h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+    assert!(h.call.is_talking());
+    assert!(
+        h.out.iter().any(
+            |o| matches!(o, Output::Sip(SipCommand::Ack { dest, .. }) if *dest == agent_peer())
+        )
+    );
+    assert!(h.media_ops().contains(&MediaOp::Bridge {
+        caller: CONSOLE_LEG,
+        agent: PLACED_OWN_LEG
+    }));
+    assert_eq!(
+        h.console_events(),
+        vec![browser::SoftphoneEventKind::Connected {
+            caller: "+15551234567".into(),
+            held: false
+        }]
+    );
+    h.nothing_to_a_caller_transaction();
+    // The supervisors' wall: the agent placed it, the customer is connected.
+    let live = h.call.live(false);
+    assert_eq!((live.caller.as_str(), live.connected), ("1001", true));
+
+    h.console(browser::SoftphoneInput::Hangup);
+    let (bye_req, bye, dest) = h
+        .sent()
+        .into_iter()
+        .find(|(_, r, _)| r.method == Method::Bye)
+        .expect("BYE to the trunk");
+    assert_eq!(dest, agent_peer());
+    assert!(h.media_ops().contains(&MediaOp::Leave { leg: CONSOLE_LEG }));
+    assert_eq!(h.console_events(), vec![ended("you hung up")]);
+    let ok = bye.response(200, "OK", None);
+    h.call.handle_sip(
+        h.now,
+        SipInput::Response {
+            req: bye_req,
+            response: ok,
+        },
+    );
+    h.drain();
+    let record = h.ended().expect("the call ended");
+    // The console's leg outlives the call; the call's own leg goes.
+    let ops = h.media_ops();
+    assert!(
+        !ops.iter()
+            .any(|o| matches!(o, MediaOp::EndLeg { leg, .. } if *leg == CONSOLE_LEG))
+    );
+    assert!(ops.contains(&MediaOp::EndLeg {
+        leg: PLACED_OWN_LEG,
+        side: Side::Agent
+    }));
+    assert!(record.is_outbound());
+    assert_eq!(record.customer_number().as_deref(), Some("+15551234567"));
+    assert_eq!(record.dialed, "+15551234567");
+    assert!(record.from.starts_with("sip:1001@"), "{}", record.from);
+    assert_eq!(record.end_cause, Some(EndCause::CallerHangup));
+    assert_eq!(record.ended_by, Some(Side::Caller));
+}
+
+#[test]
+fn a_busy_or_silent_number_ends_with_the_reason_on_the_console() {
+    let mut h = Harness::placed();
+    let (req, inv) = h.placed_ready();
+    h.agent_says(req, &inv, 486, None);
+    assert_eq!(h.console_events(), vec![ended("busy")]);
+    h.nothing_to_a_caller_transaction();
+    let record = h.ended().expect("over at once");
+    assert_eq!(record.end_cause, Some(EndCause::AgentBusy));
+
+    let mut h = Harness::placed();
+    let (req, inv) = h.placed_ready();
+    h.agent_says(req, &inv, 180, None);
+    h.now += Duration::from_secs(21);
+    h.call.handle_timeout(h.now);
+    h.drain();
+    assert!(
+        h.out
+            .iter()
+            .any(|o| matches!(o, Output::Sip(SipCommand::Cancel { req: r }) if *r == req)),
+        "the ring timeout cancels the INVITE"
+    );
+    assert_eq!(h.console_events(), vec![ended("no answer")]);
+    h.nothing_to_a_caller_transaction();
+    h.agent_says(req, &inv, 487, None);
+    assert_eq!(
+        h.ended().map(|r| r.end_cause),
+        Some(Some(EndCause::NoAnswer))
+    );
+}
+
+#[test]
+fn hanging_up_while_it_rings_cancels_and_a_crossing_answer_is_hung_up() {
+    let mut h = Harness::placed();
+    let (req, inv) = h.placed_ready();
+    h.agent_says(req, &inv, 183, Some(AGENT_ANSWER));
+    // Early audio (the carrier's ringback) reaches the console.
+    assert!(h.media_ops().contains(&MediaOp::Bridge {
+        caller: CONSOLE_LEG,
+        agent: PLACED_OWN_LEG
+    }));
+    h.console(browser::SoftphoneInput::Hangup);
+    assert!(
+        h.out
+            .iter()
+            .any(|o| matches!(o, Output::Sip(SipCommand::Cancel { req: r }) if *r == req))
+    );
+    assert_eq!(h.console_events(), vec![ended("you hung up")]);
+    // The customer picked up as the CANCEL went: hung up at once.
+    h.agent_says(req, &inv, 200, Some(AGENT_ANSWER));
+    assert!(h.sent().iter().any(|(_, r, _)| r.method == Method::Bye));
+    assert!(h.console_events().is_empty());
+    assert!(!h.call.is_talking());
+}
+
+#[test]
+fn hold_plays_music_keys_reach_the_customer_and_a_reload_reattaches() {
+    let (mut h, _, _) = placed_answered();
+    h.console(browser::SoftphoneInput::Hold(true));
+    let ops = h.media_ops();
+    assert!(ops.contains(&MediaOp::Leave { leg: CONSOLE_LEG }));
+    assert!(ops.contains(&MediaOp::Play {
+        leg: PLACED_OWN_LEG,
+        prompt: "music.wav".into(),
+        id: 0,
+        looped: true,
+        interruptible: false
+    }));
+    assert_eq!(
+        h.console_events(),
+        vec![browser::SoftphoneEventKind::Held(true)]
+    );
+    assert_eq!(h.call.live(false).state, "on_hold");
+    h.console(browser::SoftphoneInput::Hold(false));
+    let ops = h.media_ops();
+    assert!(ops.contains(&MediaOp::StopPlay {
+        leg: PLACED_OWN_LEG
+    }));
+    assert!(ops.contains(&MediaOp::Bridge {
+        caller: CONSOLE_LEG,
+        agent: PLACED_OWN_LEG
+    }));
+
+    h.console(browser::SoftphoneInput::Digit('5'));
+    assert_eq!(
+        h.media_ops(),
+        vec![MediaOp::SendDtmf {
+            leg: PLACED_OWN_LEG,
+            digit: '5'
+        }]
+    );
+    // A transfer is refused with a reason; the call goes on.
+    h.console(browser::SoftphoneInput::Transfer("2000".into()));
+    assert!(matches!(
+        &h.console_events()[..],
+        [browser::SoftphoneEventKind::Transfer { done: true, .. }]
+    ));
+    assert!(h.call.is_talking());
+
+    // A reload: music meanwhile, then the new page's leg takes over.
+    h.console(browser::SoftphoneInput::Lost);
+    assert!(
+        h.media_ops()
+            .iter()
+            .any(|o| matches!(o, MediaOp::Play { leg, .. } if *leg == PLACED_OWN_LEG))
+    );
+    let new_leg = LegId((1 << 60) + 4);
+    h.console(browser::SoftphoneInput::Reattach {
+        session: 4,
+        leg: new_leg,
+    });
+    assert!(h.media_ops().contains(&MediaOp::Bridge {
+        caller: new_leg,
+        agent: PLACED_OWN_LEG
+    }));
+    let evs: Vec<_> = h
+        .out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Softphone(e) => Some((e.session, e.kind.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        evs,
+        vec![(
+            4,
+            browser::SoftphoneEventKind::Connected {
+                caller: "+15551234567".into(),
+                held: false
+            }
+        )]
+    );
+    // Another agent's console cannot touch the call.
+    h.call
+        .softphone(h.now, "1002", browser::SoftphoneInput::Hangup);
+    h.drain();
+    assert!(h.out.is_empty());
+    // The customer hangs up: the console is told.
+    let bye = parse_req(format!(
+        "BYE sip:cti@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5888;branch=z9hG4bKtb1\r\nFrom: <sip:+15551234567@trunk.example>;tag=agenttag\r\nTo: {};tag={}\r\nCall-ID: {}\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        "<sip:1001@trunk.example>",
+        placed_invite_tag(&h),
+        placed_call_id(&h),
+    ));
+    h.call.handle_sip(
+        h.now,
+        SipInput::Request {
+            tx: TxId::for_test(77),
+            request: bye,
+            source: agent_peer(),
+        },
+    );
+    h.drain();
+    assert_eq!(h.responses(77)[0].code, 200);
+    assert_eq!(h.console_events(), vec![ended("the customer hung up")]);
+    assert!(h.media_ops().contains(&MediaOp::Leave { leg: new_leg }));
+    assert_eq!(
+        h.ended().map(|r| r.end_cause),
+        Some(Some(EndCause::AgentHangup))
+    );
+}
+
+#[test]
+fn a_supervisor_listens_to_a_placed_call_with_the_agent_on_the_caller_side() {
+    let (mut h, _, _) = placed_answered();
+    h.call.handle_sip(
+        h.now,
+        SipInput::Linked(Linked::MonitorRequest {
+            monitor: CallKey(9),
+            leg: LegId(18),
+            agent_side: Side::Caller,
+            mode: monitor::MonitorMode::Listen,
+        }),
+    );
+    h.drain();
+    assert!(
+        h.media_ops().contains(&MediaOp::Monitor {
+            leg: LegId(18),
+            customer: PLACED_OWN_LEG,
+            agent: CONSOLE_LEG,
+            mode: monitor::MonitorMode::Listen
+        }),
+        "{:?}",
+        h.out
+    );
+    assert!(h.out.iter().any(|o| matches!(
+        o,
+        Output::Sip(SipCommand::Tell {
+            msg: Linked::MonitorStarted,
+            ..
+        })
+    )));
+}
+
+/// Our From tag and the Call-ID of the INVITE the placed call sent to the trunk.
+fn placed_invite_tag(h: &Harness) -> String {
+    h.call.agent.invite.as_ref().unwrap().from_tag().unwrap()
+}
+
+fn placed_call_id(h: &Harness) -> String {
+    h.call
+        .agent
+        .invite
+        .as_ref()
+        .unwrap()
+        .call_id()
+        .unwrap()
+        .to_string()
 }

@@ -138,7 +138,7 @@ impl Call {
     pub(super) fn both_connected(&self) -> bool {
         let agent_up =
             self.agent.bridged && (self.agent.dialog.is_some() || self.browser_connected());
-        let caller_up = self.caller.dialog.is_some();
+        let caller_up = self.caller.dialog.is_some() || self.console_connected();
         match self.state {
             State::Talking => agent_up && caller_up,
             State::Hosted => agent_up && caller_up,

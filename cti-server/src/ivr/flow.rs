@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::hours::{self, BusinessHours, Period};
+use super::hours::{BusinessHours, PeriodSpec};
 
 /// A flow file larger than this is refused (flows are hand-written; a huge file is a mistake).
 const MAX_FLOW_FILE_BYTES: u64 = 1 << 20;
@@ -608,14 +608,6 @@ struct HoursSpec {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PeriodSpec {
-    days: Vec<String>,
-    from: String,
-    to: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct SetSpec {
     variable: String,
     value: String,
@@ -1045,66 +1037,12 @@ impl Compiler<'_> {
     }
 
     fn hours(&mut self, s: HoursSpec) -> Node {
-        let time_zone = jiff::tz::TimeZone::get(&s.time_zone).unwrap_or_else(|e| {
-            self.invalid(format!("`time_zone` {:?}: {e}", s.time_zone));
-            jiff::tz::TimeZone::UTC
-        });
-        if s.periods.is_empty() {
-            self.invalid("`periods` is empty: the business would never be open".into());
-        }
-        let mut periods = Vec::with_capacity(s.periods.len());
-        for (i, p) in s.periods.iter().enumerate() {
-            let mut days = BTreeSet::new();
-            if p.days.is_empty() {
-                self.invalid(format!("`periods[{i}].days` is empty"));
-            }
-            for d in &p.days {
-                match hours::parse_days(d) {
-                    Ok(ds) => days.extend(ds),
-                    Err(e) => self.invalid(format!("`periods[{i}].days`: {e}")),
-                }
-            }
-            let from = hours::parse_clock(&p.from);
-            let to = hours::parse_clock(&p.to);
-            match (from, to) {
-                (Ok(from), Ok(to)) if from < to => periods.push(Period { days, from, to }),
-                (Ok(from), Ok(to)) if from > to && to > 0 => {
-                    // A night shift: from `from` on each day to `to` on the next.
-                    let next = days.iter().map(|d| (d + 1) % 7).collect();
-                    periods.push(Period {
-                        days,
-                        from,
-                        to: 24 * 60,
-                    });
-                    periods.push(Period {
-                        days: next,
-                        from: 0,
-                        to,
-                    });
-                }
-                (Ok(_), Ok(_)) => self.invalid(format!(
-                    "`periods[{i}]`: from {:?} and to {:?} make an empty period (a period past \
-                     midnight ends on the next day: from \"22:00\" to \"06:00\")",
-                    p.from, p.to
-                )),
-                (Err(e), _) | (_, Err(e)) => self.invalid(format!("`periods[{i}]`: {e}")),
-            }
-        }
-        let mut holidays = BTreeSet::new();
-        for h in &s.holidays {
-            match h.parse::<jiff::civil::Date>() {
-                Ok(d) => {
-                    holidays.insert(d);
-                }
-                Err(e) => self.invalid(format!("`holidays`: {h:?} is not a YYYY-MM-DD date: {e}")),
-            }
+        let (hours, problems) = BusinessHours::from_spec(&s.time_zone, &s.periods, &s.holidays);
+        for p in problems {
+            self.invalid(p);
         }
         Node::Hours {
-            hours: Box::new(BusinessHours {
-                time_zone,
-                periods,
-                holidays,
-            }),
+            hours: Box::new(hours),
             open: self.target("open", &s.open),
             closed: self.target("closed", &s.closed),
         }

@@ -54,6 +54,87 @@ impl BusinessHours {
     }
 }
 
+/// One opening period as written in a flow or the configuration:
+/// `{ days = ["Mon-Fri"], from = "08:00", to = "20:00" }`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodSpec {
+    pub days: Vec<String>,
+    pub from: String,
+    pub to: String,
+}
+
+impl BusinessHours {
+    /// Opening hours from their written form, with every problem found (empty when the
+    /// hours are usable). A period past midnight (`from = "22:00"`, `to = "06:00"`) ends on
+    /// the next day.
+    pub fn from_spec(
+        time_zone: &str,
+        specs: &[PeriodSpec],
+        holidays: &[String],
+    ) -> (BusinessHours, Vec<String>) {
+        let mut problems = Vec::new();
+        let time_zone = TimeZone::get(time_zone).unwrap_or_else(|e| {
+            problems.push(format!("`time_zone` {time_zone:?}: {e}"));
+            TimeZone::UTC
+        });
+        if specs.is_empty() {
+            problems.push("`periods` is empty: the business would never be open".into());
+        }
+        let mut periods = Vec::with_capacity(specs.len());
+        for (i, p) in specs.iter().enumerate() {
+            let mut days = BTreeSet::new();
+            if p.days.is_empty() {
+                problems.push(format!("`periods[{i}].days` is empty"));
+            }
+            for d in &p.days {
+                match parse_days(d) {
+                    Ok(ds) => days.extend(ds),
+                    Err(e) => problems.push(format!("`periods[{i}].days`: {e}")),
+                }
+            }
+            match (parse_clock(&p.from), parse_clock(&p.to)) {
+                (Ok(from), Ok(to)) if from < to => periods.push(Period { days, from, to }),
+                (Ok(from), Ok(to)) if from > to && to > 0 => {
+                    // A night shift: from `from` on each day to `to` on the next.
+                    let next = days.iter().map(|d| (d + 1) % 7).collect();
+                    periods.push(Period {
+                        days,
+                        from,
+                        to: 24 * 60,
+                    });
+                    periods.push(Period {
+                        days: next,
+                        from: 0,
+                        to,
+                    });
+                }
+                (Ok(_), Ok(_)) => problems.push(format!(
+                    "`periods[{i}]`: from {:?} and to {:?} make an empty period (a period past \
+                     midnight ends on the next day: from \"22:00\" to \"06:00\")",
+                    p.from, p.to
+                )),
+                (Err(e), _) | (_, Err(e)) => problems.push(format!("`periods[{i}]`: {e}")),
+            }
+        }
+        let mut dates = BTreeSet::new();
+        for h in holidays {
+            match h.parse::<Date>() {
+                Ok(d) => {
+                    dates.insert(d);
+                }
+                Err(e) => problems.push(format!("`holidays`: {h:?} is not a YYYY-MM-DD date: {e}")),
+            }
+        }
+        let hours = BusinessHours {
+            time_zone,
+            periods,
+            holidays: dates,
+        };
+        (hours, problems)
+    }
+}
+
 fn weekday_index(w: Weekday) -> WeekdayIndex {
     // to_monday_zero_offset is 0..=6 by construction.
     w.to_monday_zero_offset().unsigned_abs()

@@ -99,8 +99,24 @@ pub enum CallDispatch {
         /// Boxed: a trunk target is large, and dispatches are mostly `To`.
         route: Box<Route>,
     },
+    /// Start a call an agent places from their browser console to `target` (the trunk).
+    Placed {
+        key: CallKey,
+        placement: Box<Placement>,
+        target: Box<crate::call::Target>,
+    },
     /// Input for a running call.
     To(CallKey, SipInput),
+}
+
+/// A call an agent places from their browser console (click-to-dial).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    pub placer: crate::call::Placer,
+    /// The customer's number, as the trunk is to get it.
+    pub number: String,
+    /// The lead the agent called, if they called from one.
+    pub lead: Option<i64>,
 }
 
 /// Counters for observability.
@@ -510,6 +526,52 @@ impl SipCore {
             source,
             route: Box::new(route),
         });
+    }
+
+    /// An agent places a call from their console: the number must go out through the trunk
+    /// (a console calls customers; colleagues and queues are reached by transfer), the
+    /// agent must have a line free, and the server must take calls. The refusal says why.
+    pub fn place_call(
+        &mut self,
+        now: Instant,
+        placement: Placement,
+    ) -> Result<CallKey, (u16, &'static str)> {
+        if self.draining {
+            return Err((503, "the server is shutting down"));
+        }
+        if self.routes.calls() >= self.config.max_calls {
+            return Err((503, "the server is at its call limit"));
+        }
+        let target = match self
+            .router
+            .destination(&placement.number, &self.registrar, now)
+        {
+            Ok(Route::Direct(t @ crate::call::Target::Trunk { .. })) => t,
+            Ok(_) => return Err((403, "not an external number")),
+            Err((404, _)) if !self.router.has_trunk() => {
+                return Err((503, "no outbound trunk is configured"));
+            }
+            Err((404, _)) => return Err((404, "not a phone number")),
+            Err(e) => return Err(e),
+        };
+        let ext = placement.placer.extension.clone();
+        let in_use = self.agent_calls.get(&ext).copied().unwrap_or(0);
+        if in_use >= self.router.lines(&ext) {
+            return Err((486, "all your lines are in use"));
+        }
+        let key = CallKey(self.next_call);
+        self.next_call += 1;
+        self.stats.calls_started += 1;
+        self.routes.add_placed(key);
+        *self.agent_calls.entry(ext.clone()).or_default() += 1;
+        self.line_events.push_back((ext.clone(), true));
+        self.call_agent.insert(key, ext);
+        self.dispatch.push_back(CallDispatch::Placed {
+            key,
+            placement: Box::new(placement),
+            target: Box::new(target),
+        });
+        Ok(key)
     }
 
     /// A command from a call actor.
@@ -1033,7 +1095,7 @@ mod tests {
     fn news(c: &mut SipCore) -> Vec<CallKey> {
         std::iter::from_fn(|| c.poll_call_dispatch())
             .filter_map(|d| match d {
-                CallDispatch::New { key, .. } => Some(key),
+                CallDispatch::New { key, .. } | CallDispatch::Placed { key, .. } => Some(key),
                 CallDispatch::To(..) => None,
             })
             .collect()
@@ -1215,6 +1277,83 @@ mod tests {
         // A call ended twice (transferred, then over) frees its line once.
         c.call_ended(started[1]);
         assert_eq!(c.poll_line_event(), None);
+    }
+
+    fn placement(number: &str) -> Placement {
+        Placement {
+            placer: crate::call::Placer {
+                extension: "1001".into(),
+                name: "Alice".into(),
+                session: 1,
+                leg: media::engine::LegId(1 << 60),
+            },
+            number: number.into(),
+            lead: Some(5),
+        }
+    }
+
+    #[test]
+    fn a_console_places_calls_to_external_numbers_on_its_free_lines() {
+        let mut c = core_with(1000, 0);
+        let now = Instant::now();
+        assert_eq!(
+            c.place_call(now, placement("+4930111001")),
+            Err((503, "no outbound trunk is configured"))
+        );
+        c.router = c
+            .router
+            .clone()
+            .with_trunk(crate::call::router::TrunkRoute {
+                peer: peer(),
+                domain: "trunk.example".into(),
+                port: 5060,
+                credentials: None,
+                from_user: None,
+                min_digits: 7,
+            });
+        // Colleagues are reached by transfer, not from the dial box.
+        assert_eq!(
+            c.place_call(now, placement("1001")),
+            Err((403, "not an external number"))
+        );
+        assert_eq!(
+            c.place_call(now, placement("12")),
+            Err((404, "not a phone number"))
+        );
+        let first = c.place_call(now, placement("+4930111001")).unwrap();
+        match c.poll_call_dispatch() {
+            Some(CallDispatch::Placed {
+                key,
+                placement: p,
+                target,
+            }) => {
+                assert_eq!(key, first);
+                assert_eq!(p.lead, Some(5));
+                assert!(
+                    matches!(*target, crate::call::Target::Trunk { ref number, .. } if number == "+4930111001")
+                );
+            }
+            other => panic!("expected a placed call, got {other:?}"),
+        }
+        // Two lines: a second call may go out (the first is on hold), a third may not.
+        c.place_call(now, placement("+4930111002")).unwrap();
+        assert_eq!(
+            c.place_call(now, placement("+4930111003")),
+            Err((486, "all your lines are in use"))
+        );
+        // An inbound call finds the agent busy too, and the ACD heard of both lines.
+        let (m, p) = invite(1, "1001", "127.0.0.1:6000");
+        c.handle_message(now, 0, m, p, &NoAgents);
+        assert_eq!(codes(&mut c), vec![486]);
+        let lines: Vec<(String, bool)> = std::iter::from_fn(|| c.poll_line_event()).collect();
+        assert_eq!(lines, vec![("1001".to_string(), true); 2]);
+        c.call_ended(first);
+        assert_eq!(c.poll_line_event(), Some(("1001".to_string(), false)));
+        c.begin_drain();
+        assert_eq!(
+            c.place_call(now, placement("+4930111004")),
+            Err((503, "the server is shutting down"))
+        );
     }
 
     #[test]

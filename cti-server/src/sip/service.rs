@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::core::{CallDispatch, SipCore};
+use super::core::{CallDispatch, Placement, SipCore};
 use super::registrar::{Credentials, RegistrationEvent, RemovedWhy};
 use super::transaction::Peer;
 use super::transport::{self, Connections, Inbound, TransportConfig, Transports};
@@ -79,6 +79,49 @@ pub struct SipService {
     pub health: Arc<SipHealth>,
     pub store: Option<mpsc::Sender<StoreEvent>>,
     pub calls: CallPlane,
+    /// Calls agents place from their browser consoles.
+    pub placements: mpsc::Receiver<PlaceRequest>,
+}
+
+/// An agent's console asks to place a call; the answer is the call's key or why not.
+#[derive(Debug)]
+pub struct PlaceRequest {
+    pub placement: Placement,
+    pub reply: tokio::sync::oneshot::Sender<Result<CallKey, (u16, &'static str)>>,
+}
+
+/// Starts the actor of a new call.
+fn spawn_actor(
+    plane: &CallPlane,
+    calls: &mut HashMap<CallKey, mpsc::Sender<CallEvent>>,
+    to_sip: &mpsc::Sender<(CallKey, ActorMessage)>,
+    store: &Option<mpsc::Sender<StoreEvent>>,
+    call: Call,
+    host: Option<crate::call::host::Host>,
+    lead: Option<i64>,
+) {
+    let (events_tx, events_rx) = mpsc::channel(64);
+    calls.insert(call.key(), events_tx.clone());
+    tokio::spawn(
+        CallActor {
+            call,
+            media: plane.media.clone(),
+            events: events_rx,
+            to_sip: to_sip.clone(),
+            store: store.clone(),
+            config: plane.actor_config.clone(),
+            recorded: Vec::new(),
+            recording_started_ms: None,
+            recording_not_started: None,
+            recording_markers: Vec::new(),
+            tracks: Vec::new(),
+            call_recordings: Vec::new(),
+            host,
+            inbox: events_tx,
+            lead,
+        }
+        .run(),
+    );
 }
 
 /// What the SIP task needs to run calls.
@@ -102,6 +145,7 @@ impl SipService {
             health,
             store,
             calls: mut plane,
+            mut placements,
         } = self;
         let (to_sip, mut from_calls) = mpsc::channel::<(CallKey, ActorMessage)>(4096);
         let mut calls: HashMap<CallKey, mpsc::Sender<CallEvent>> = HashMap::new();
@@ -157,6 +201,11 @@ impl SipService {
                         tracing::info!(calls = calls.len(), "draining: new calls refused");
                         core.begin_drain();
                         draining_since = Some(Instant::now());
+                    }
+                }
+                request = placements.recv() => {
+                    if let Some(PlaceRequest { placement, reply }) = request {
+                        let _ = reply.send(core.place_call(Instant::now(), placement));
                     }
                 }
                 msg = from_calls.recv() => {
@@ -303,33 +352,14 @@ impl SipService {
                                             path: Vec::new(),
                                             variables: Default::default(),
                                             ivr_lead: None,
+                                            outbound: false,
                                         },
                                     );
                                 }
-                                let (events_tx, events_rx) = mpsc::channel(64);
-                                calls.insert(key, events_tx.clone());
                                 let host = service.and_then(|s| {
                                     plane.actor_config.hosting.as_ref().map(|h| h.host(key, s))
                                 });
-                                tokio::spawn(
-                                    CallActor {
-                                        call,
-                                        media: plane.media.clone(),
-                                        events: events_rx,
-                                        to_sip: to_sip.clone(),
-                                        store: store.clone(),
-                                        config: plane.actor_config.clone(),
-                                        recorded: Vec::new(),
-                                        recording_started_ms: None,
-                                        recording_not_started: None,
-                                        recording_markers: Vec::new(),
-                                        tracks: Vec::new(),
-                                        call_recordings: Vec::new(),
-                                        host,
-                                        inbox: events_tx,
-                                    }
-                                    .run(),
-                                );
+                                spawn_actor(&plane, &mut calls, &to_sip, &store, call, host, None);
                             }
                             Err(response) => {
                                 core.handle_call_command(
@@ -340,6 +370,47 @@ impl SipService {
                                 core.call_ended(key);
                             }
                         }
+                    }
+                    CallDispatch::Placed {
+                        key,
+                        placement,
+                        target,
+                    } => {
+                        let Placement {
+                            placer,
+                            number,
+                            lead,
+                        } = *placement;
+                        if let Some(h) = plane.actor_config.hosting.as_ref() {
+                            // The agent sees the lead they are calling at dial.
+                            crate::cti::pop(
+                                &h.cti,
+                                h.store.clone(),
+                                h.config.lead_country.clone(),
+                                crate::cti::Offer {
+                                    call: key.0,
+                                    agent: placer.extension.clone(),
+                                    caller: number.clone(),
+                                    dialed: number.clone(),
+                                    queue: None,
+                                    path: Vec::new(),
+                                    variables: Default::default(),
+                                    ivr_lead: lead,
+                                    outbound: true,
+                                },
+                            );
+                        }
+                        let call = Call::new_placed(
+                            key,
+                            plane.call_config.clone(),
+                            Instant::now(),
+                            now_ms(),
+                            placer,
+                            &number,
+                            *target,
+                            legs_of(key).1,
+                        );
+                        spawn_actor(&plane, &mut calls, &to_sip, &store, call, None, lead);
                     }
                     CallDispatch::To(key, input) => match calls.get(&key) {
                         Some(tx) => {

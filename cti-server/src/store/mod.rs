@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::config::AgentConfig;
 
 pub mod crm;
+pub mod dnc;
 pub mod leads;
 pub mod monitor;
 pub mod queues;

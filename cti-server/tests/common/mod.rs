@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The repository root (the workspace).
 pub fn repo_root() -> PathBuf {
@@ -973,4 +973,44 @@ impl Drop for Driver {
         let _ = Command::new("kill").args(["-9", "--", &group]).status();
         let _ = self.child.wait();
     }
+}
+
+/// What the customer gets over the next 2 s: (packets, packets carrying `hz`, the pattern).
+pub fn customer_gets(peer: &TonePeer, hz: f64) -> (u32, u32, String) {
+    let from = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let to = Instant::now();
+    let (n, tone) = peer.heard_tone(hz, from, to);
+    (n, tone, peer.pattern(hz, from, to))
+}
+
+/// `what`: at least 80 % of the customer's packets over the next 2 s carry `hz`.
+pub fn hears(peer: &TonePeer, hz: f64, what: &str) -> String {
+    let (n, tone, pattern) = customer_gets(peer, hz);
+    assert!(
+        n > 80 && tone * 10 > n * 8,
+        "{what}: {tone} of {n} packets {pattern}"
+    );
+    pattern
+}
+
+/// `what`: fewer than 5 % of the customer's packets over the next 2 s carry `hz`.
+pub fn hears_not(peer: &TonePeer, hz: f64, what: &str) -> String {
+    let (n, tone, pattern) = customer_gets(peer, hz);
+    assert!(
+        n > 80 && tone * 20 < n,
+        "{what}: {tone} of {n} packets {pattern}"
+    );
+    pattern
+}
+
+/// A steady tone as a browser's fake microphone: 16-bit PCM as Chromium wants it (sox).
+pub fn tone_file(path: &std::path::Path, hz: f64, volume: &str) {
+    let made = Command::new("sox")
+        .args(["-n", "-r", "48000", "-c", "1", "-b", "16"])
+        .arg(path)
+        .args(["synth", "180", "sine", &hz.to_string(), "vol", volume])
+        .status()
+        .expect("sox runs");
+    assert!(made.success());
 }

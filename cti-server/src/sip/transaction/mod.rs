@@ -70,6 +70,11 @@ impl Peer {
 pub struct TxId(u64);
 
 impl TxId {
+    /// No transaction: what a call placed from a browser console has for its caller's
+    /// INVITE (there is none). The layer never hands this id out, so anything sent to it
+    /// is dropped.
+    pub const DETACHED: TxId = TxId(u64::MAX);
+
     /// A made-up id for tests of code that keeps tables of transactions.
     #[doc(hidden)]
     pub fn for_test(n: u64) -> TxId {

@@ -1,0 +1,86 @@
+// Drives click-to-dial in Debian's Chromium for cti-server/tests/browser_click_to_dial.rs:
+// the agent calls a lead from the work list (the trunk is sipp, echoing the audio), holds,
+// resumes, hangs up, wraps up with "do not call again", and then finds the number refused.
+// Each step prints one JSON line ({"step": ...}) and, where the Rust test measures what the
+// customer hears, waits for a line on stdin before going on. Screenshots go to $SHOTS.
+//
+// Env: BASE, AGENT, PASSWORD, LEAD_NAME, DNC_NUMBER (the lead's number as an agent would
+// type it), WAV (the agent's fake microphone), SHOTS.
+import { chromium } from 'playwright-core';
+import readline from 'node:readline';
+
+const env = process.env;
+const say = (step, extra = {}) => console.log(JSON.stringify({ step, ...extra }));
+const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const next = async () => { await lines.next(); };
+const problems = [];
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: [
+    '--no-sandbox',
+    '--use-fake-ui-for-media-stream',
+    '--use-fake-device-for-media-stream',
+    '--allow-loopback-in-peer-connection',
+    '--autoplay-policy=no-user-gesture-required',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+    `--use-file-for-fake-audio-capture=${env.WAV}`,
+  ],
+});
+try {
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  const stats = () => page.evaluate(() => window.softphoneStats());
+  const shot = (name) => page.screenshot({ path: `${env.SHOTS}/${name}.png`, fullPage: true });
+
+  await page.goto(`${env.BASE}/agent/?raw`);
+  await page.fill('#login input[name=user]', env.AGENT);
+  await page.fill('#login input[name=password]', env.PASSWORD);
+  await page.click('#login button');
+  await page.waitForSelector('#link.on', { timeout: 20000 });
+
+  // The lead is on the work list (its first contact is due): call it from there.
+  const row = `#worklist tr:has-text("${env.LEAD_NAME}") button.call-lead`;
+  await page.waitForSelector(row, { timeout: 15000 });
+  await shot('dial-worklist');
+  await page.click(row);
+  await page.waitForFunction((name) => document.querySelector('#pop').textContent.includes(name), env.LEAD_NAME, { timeout: 10000 });
+  const pop = await page.textContent('#pop');
+  await page.waitForSelector('.line.talking', { timeout: 20000 });
+  await page.waitForTimeout(2500);
+  await shot('dial-talking');
+  say('talking', { pop, stats: await stats() });
+  await next();
+
+  await page.click('.line.talking .hold');
+  await page.waitForSelector('.line .pill.wait', { timeout: 5000 });
+  say('held', { line: await page.textContent('.line') });
+  await next();
+  await page.click('.line .hold');
+  await page.waitForSelector('.line .pill.on', { timeout: 5000 });
+  say('resumed');
+  await next();
+
+  await page.keyboard.press('Alt+h'); // the hang-up shortcut
+  await page.waitForSelector('#wrapup-panel:not([hidden])', { timeout: 10000 });
+  const status = await page.textContent('#phone-status');
+  await page.selectOption('#wrapup select[name=result]', 'do_not_call');
+  await page.fill('#wrapup textarea[name=note]', 'please no more calls');
+  await shot('dial-wrapup');
+  await page.click('#wrapup button[type=submit]');
+  await page.waitForSelector('#wrapup-panel[hidden]', { state: 'attached', timeout: 10000 });
+
+  // The number is on the do-not-call list now: typed in by hand, it is refused.
+  await page.fill('#dial input[name=number]', env.DNC_NUMBER);
+  await page.click('#dial button');
+  await page.waitForFunction(() => document.querySelector('#error').textContent.includes('do-not-call'), null, { timeout: 10000 });
+  const refusal = await page.textContent('#error');
+  await shot('dial-refused');
+  say('done', { status, refusal, problems });
+} catch (e) {
+  say('failed', { error: String(e && e.stack || e), problems });
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
