@@ -408,9 +408,61 @@ async function showPop(offer) {
       el('p', {}, [l.company, l.status, l.owner_agent ? 'owner ' + l.owner_agent : null].filter(Boolean).join(' · ')),
       el('p', { class: 'muted' }, 'Next follow-up: ' + (fmtTime(l.next_follow_up_ms) || 'none')),
     );
+    card.append(bookingForm(l, offer));
     box.append(card);
     loadTimeline(l.id, card);
   }
+}
+
+// Book a showroom visit for the lead from the call.
+function bookingForm(lead, offer) {
+  const f = el('form', { class: 'book-visit' });
+  f.append(
+    el('label', {}, 'Visit ', el('input', { name: 'at', type: 'datetime-local', required: '' })),
+    el('label', {}, 'Where ', el('input', { name: 'place', size: 14 })),
+    el('button', { type: 'submit' }, 'Book visit'),
+  );
+  f.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const d = new FormData(f);
+    try {
+      const a = await api('POST', '/api/leads/' + lead.id + '/appointments', {
+        at_ms: new Date(d.get('at')).getTime(),
+        place: d.get('place') || null,
+        call: offer.call,
+      });
+      f.replaceWith(el('p', { class: 'booked' }, 'Visit booked for ' + fmtTime(a.at_ms) + (a.place ? ' at ' + a.place : '') + '.'));
+      refreshAppointments();
+    } catch (e) {
+      showError('Visit not booked: ' + e.message);
+    }
+  });
+  return f;
+}
+
+// The visits expected from today on; how each went is recorded here (the handover).
+async function refreshAppointments() {
+  try {
+    const { appointments } = await api('GET', '/api/appointments');
+    $('#appointments tbody').replaceChildren(...appointments.map((a) => {
+      const actions = el('td', {});
+      if (a.state === 'booked') {
+        const who = el('input', { class: 'receiver', size: 10, placeholder: 'received by' });
+        const outcome = (o) => async () => {
+          try {
+            await api('POST', '/api/appointments/' + a.id + '/outcome', { outcome: o, receiver: who.value || null });
+            refreshAppointments();
+          } catch (e) { showError('Visit: ' + e.message); }
+        };
+        actions.append(who, el('button', { class: 'shown', onclick: outcome('shown') }, 'Shown'),
+          el('button', { class: 'no-show', onclick: outcome('no_show') }, 'No-show'),
+          el('button', { class: 'cancel', onclick: outcome('cancelled') }, 'Cancel'));
+      }
+      return el('tr', { 'data-appointment': a.id }, el('td', {}, fmtTime(a.at_ms)), el('td', {}, a.lead_name),
+        el('td', {}, a.place || ''), el('td', {}, a.booked_by),
+        el('td', { class: 'state' }, a.state.replace('_', '-') + (a.receiver ? ' to ' + a.receiver : '')), actions);
+    }));
+  } catch (_) { /* not available */ }
 }
 
 async function loadTimeline(id, card) {
@@ -535,6 +587,8 @@ async function refresh() {
       el('td', {}, l.why.replace('_', ' ')),
       el('td', {}, el('button', { class: 'call-lead', onclick: () => dial({ lead: l.id }) }, 'Call')))));
   } catch (_) { /* no work list */ }
+  // Not while somebody types a receiver's name into the table.
+  if (!document.activeElement || !document.activeElement.classList.contains('receiver')) refreshAppointments();
 }
 
 // ---- the supervisor's floor: calls, agents, monitoring, recordings ----------------------

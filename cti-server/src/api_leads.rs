@@ -39,7 +39,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// May `p` see (and work) this lead? Unowned leads are everybody's to pick up.
-fn may_see(s: &AppState, p: &Principal, lead: &LeadRow) -> bool {
+pub(crate) fn may_see(s: &AppState, p: &Principal, lead: &LeadRow) -> bool {
     match lead.owner_agent.as_deref() {
         None => true,
         Some(owner) => oversees(s, p, &[owner]),

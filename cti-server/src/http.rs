@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::login::routes())
         .merge(crate::api_leads::routes())
         .merge(crate::api_dial::routes())
+        .merge(crate::api_appointments::routes())
         .route("/api/events", get(crate::cti::events))
         .route("/api/reports/{name}", get(crate::reports::report))
         .merge(crate::ui::routes())

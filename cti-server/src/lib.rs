@@ -7,6 +7,7 @@
 pub mod access;
 pub mod acd;
 pub mod api;
+pub mod api_appointments;
 pub mod api_dial;
 pub mod api_leads;
 pub mod app;

@@ -6,6 +6,8 @@
 //! - `agents`: the agent workload report, one row per agent: queue calls answered, ring-no-
 //!   answers, direct calls answered, calls out, talk time, and the time available, ringing,
 //!   on call, in wrap-up and on break.
+//! - `handovers`: the handover log, one row per showroom visit expected in the range: the
+//!   lead, when, where, who booked it, and how it went (shown to whom, no-show, cancelled).
 //!
 //! Dates are whole UTC days, `to` included. Supervisors get their groups' queues and agents,
 //! admins everything. Hold time per call is not recorded yet and is not in the report.
@@ -270,10 +272,60 @@ pub async fn report(
                 rows,
             }
         }
+        "handovers" => {
+            let visits = s
+                .store
+                .appointments(from, to, None)
+                .await
+                .map_err(internal)?;
+            let time = |ms: Option<i64>| {
+                ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+                    .map_or(Cell::Empty, |t| {
+                        Cell::Text(t.strftime("%Y-%m-%d %H:%M").to_string())
+                    })
+            };
+            let opt = |v: &Option<String>| v.clone().map_or(Cell::Empty, Cell::Text);
+            let rows = visits
+                .iter()
+                .filter(|a| crate::login::oversees(&s, &p, &[&a.booked_by]))
+                .map(|a| {
+                    vec![
+                        Cell::Int(a.id),
+                        Cell::Int(a.lead_id),
+                        Cell::Text(a.lead_name.clone()),
+                        time(Some(a.at_ms)),
+                        opt(&a.place),
+                        Cell::Text(a.booked_by.clone()),
+                        time(Some(a.booked_at_ms)),
+                        Cell::Text(a.state.clone()),
+                        opt(&a.receiver),
+                        opt(&a.outcome_by),
+                        time(a.outcome_at_ms),
+                    ]
+                })
+                .collect();
+            Table {
+                title: format!("Handover log {range}"),
+                columns: vec![
+                    "appointment",
+                    "lead",
+                    "lead_name",
+                    "visit_at_utc",
+                    "place",
+                    "booked_by",
+                    "booked_at_utc",
+                    "state",
+                    "receiver",
+                    "recorded_by",
+                    "recorded_at_utc",
+                ],
+                rows,
+            }
+        }
         other => {
             return Err(err(
                 StatusCode::NOT_FOUND,
-                format!("no report {other:?}: queues or agents"),
+                format!("no report {other:?}: queues, agents or handovers"),
             ));
         }
     };

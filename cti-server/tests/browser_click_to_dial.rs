@@ -10,7 +10,9 @@
 //! the customer hold music instead; resume brings the agent back. The agent hangs up with the
 //! keyboard shortcut and wraps up with "do not call again": the number goes on the
 //! do-not-call list, and typing it into the dial box is refused, in the audit log. The lead's
-//! timeline has the call (outbound, by the agent, with its recording) and the contact. The
+//! timeline has the call (outbound, by the agent, with its recording) and the contact. A
+//! showroom visit is booked from the pop during the call and, later, handed over to the
+//! direct-sales person from the visits table. The
 //! calling-hours and other refusals are covered without a browser in `softphone_ws.rs`.
 //! Screenshots go to `target/browser-screenshots/`.
 
@@ -86,6 +88,13 @@ fn an_agent_calls_a_lead_from_the_work_list_through_the_trunk() {
         pop.contains("Calling") && pop.contains("Jonas Weber"),
         "the lead pops as the call goes out: {pop}"
     );
+    assert!(
+        talking["booked"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at Showroom Mitte"),
+        "a visit is booked from the pop: {talking}"
+    );
     let s = &talking["stats"];
     assert!(
         s["sent"].as_u64().unwrap_or(0) > 20 && s["received"].as_u64().unwrap_or(0) > 20,
@@ -157,6 +166,15 @@ fn an_agent_calls_a_lead_from_the_work_list_through_the_trunk() {
         "{audit}"
     );
 
+    // The visit booked on the call, handed over to the direct-sales person.
+    let (_, text) = server.http("GET", "/api/appointments", Some(&sam), None);
+    let visits = json_of(&text);
+    let visit = &visits["appointments"][0];
+    assert_eq!(visit["lead_id"], lead_id, "{visits}");
+    assert_eq!(visit["booked_by"], "1001", "{visits}");
+    assert_eq!(visit["state"], "shown", "{visits}");
+    assert_eq!(visit["receiver"], "Max Verkauf", "{visits}");
+
     // The lead's timeline: the call out, by the agent, recorded; and the wrap-up's contact.
     let timeline = wait_for_call_on_timeline(&server, &sam, lead_id);
     let call = timeline
@@ -166,6 +184,10 @@ fn an_agent_calls_a_lead_from_the_work_list_through_the_trunk() {
     assert_eq!(call["detail"]["direction"], "outbound", "{call}");
     assert_eq!(call["detail"]["agent"], "1001", "{call}");
     assert_eq!(call["detail"]["connected"], true, "{call}");
+    assert_eq!(
+        visit["call_id"], call["detail"]["call_id"],
+        "the visit names the call it was booked on"
+    );
     assert!(
         call["detail"]["recordings"]
             .as_array()

@@ -49,8 +49,17 @@ try {
   const pop = await page.textContent('#pop');
   await page.waitForSelector('.line.talking', { timeout: 20000 });
   await page.waitForTimeout(2500);
+  // Book a showroom visit from the pop: tomorrow at 10:00.
+  const t = new Date(Date.now() + 24 * 3600 * 1000);
+  const pad = (n) => String(n).padStart(2, '0');
+  const at = `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())}T10:00`;
+  await page.fill('#pop .book-visit input[name=at]', at);
+  await page.fill('#pop .book-visit input[name=place]', 'Showroom Mitte');
+  await page.click('#pop .book-visit button');
+  await page.waitForSelector('#pop .booked', { timeout: 5000 });
+  const booked = await page.textContent('#pop .booked');
   await shot('dial-talking');
-  say('talking', { pop, stats: await stats() });
+  say('talking', { pop, booked, stats: await stats() });
   await next();
 
   await page.click('.line.talking .hold');
@@ -77,6 +86,17 @@ try {
   await page.waitForFunction(() => document.querySelector('#error').textContent.includes('do-not-call'), null, { timeout: 10000 });
   const refusal = await page.textContent('#error');
   await shot('dial-refused');
+
+  // The customer came: the handover to the direct-sales person, from the visits table.
+  const visit = '#appointments tr:has-text("Showroom Mitte")';
+  await page.waitForSelector(`${visit} button.shown`, { timeout: 10000 });
+  await page.fill(`${visit} input.receiver`, 'Max Verkauf');
+  await page.click(`${visit} button.shown`);
+  await page.waitForFunction((sel) => {
+    const row = document.querySelector('#appointments tbody tr');
+    return row && row.querySelector('.state').textContent === 'shown to Max Verkauf';
+  }, visit, { timeout: 10000 });
+  await shot('dial-handover');
   say('done', { status, refusal, problems });
 } catch (e) {
   say('failed', { error: String(e && e.stack || e), problems });

@@ -466,7 +466,7 @@ async fn merge_into(
     add_event(tx, lead, actor, "merged", Some(&detail), now).await
 }
 
-async fn add_event(
+pub(super) async fn add_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     lead: i64,
     actor: &str,

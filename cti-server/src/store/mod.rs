@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::config::AgentConfig;
 
+pub mod appointments;
 pub mod crm;
 pub mod dnc;
 pub mod leads;
