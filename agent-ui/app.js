@@ -108,6 +108,7 @@ async function start() {
   $('h1').textContent = title || 'Console';
   document.title = $('h1').textContent;
   await listDevices();
+  state.codes = await api('GET', '/api/dispositions').catch(() => null);
   connect();
   refresh();
   setInterval(refresh, 3000);
@@ -507,10 +508,16 @@ function startWrapup(call) {
   const offer = state.pops.get(call);
   const leads = (offer && offer.leads) || [];
   state.wrapup = call;
+  state.disposed = false;
   const sel = $('#wrapup-lead');
   sel.replaceChildren(...leads.map((l) => el('option', { value: l.id }, l.name || '#' + l.id)));
-  $('#wrapup-panel').hidden = false;
   if (!leads.length) sel.append(el('option', { value: '' }, '(no lead)'));
+  // The call's queue's result codes (from the pop), else the server's default ones.
+  const codes = (offer && offer.dispositions && offer.dispositions.length)
+    ? offer.dispositions : ((state.codes && state.codes.default) || ['reached']);
+  $('#wrapup select[name=result]').replaceChildren(...codes.map((c) => el('option', { value: c }, c.replace(/_/g, ' '))));
+  $('#wrapup-required').hidden = !(offer && offer.disposition_required);
+  $('#wrapup-panel').hidden = false;
 }
 
 $('#wrapup').addEventListener('submit', async (ev) => {
@@ -518,10 +525,11 @@ $('#wrapup').addEventListener('submit', async (ev) => {
   const d = new FormData(ev.target);
   const lead = d.get('lead');
   try {
-    if (lead) {
-      const body = { result: d.get('result'), note: d.get('note') || null };
+    if (!state.disposed) {
+      const body = { code: d.get('result'), note: d.get('note') || null, lead: lead ? Number(lead) : null };
       if (d.get('next')) body.next_follow_up_ms = new Date(d.get('next') + 'T09:00:00').getTime();
-      await api('POST', '/api/leads/' + lead + '/contacts', body);
+      await api('POST', '/api/calls/' + state.wrapup + '/disposition', body);
+      state.disposed = true;
     }
     // The customer asked not to be called again: their number goes on the list.
     const offer = state.pops.get(state.wrapup);

@@ -548,6 +548,7 @@ fn agent_json(ext: &str, a: &AgentStatus, now: Instant) -> Value {
         "answered_today": a.answered_today,
         "misses_in_row": a.misses_in_row,
         "pending_break": a.pending_break,
+        "owes_disposition": a.owes_disposition.as_ref().map(|(call, queue)| json!({ "call": call.0, "queue": queue })),
     })
 }
 
@@ -608,6 +609,20 @@ async fn set_agent_state(
     let handle = acd(&s)?;
     if handle.agent(&ext).await.is_none() {
         return Err(err(StatusCode::NOT_FOUND, format!("no agent {ext}")));
+    }
+    // A queue call's disposition comes before the next call (the queue has result codes).
+    if change.state == "available"
+        && let Some(a) = handle.agent(&ext).await
+        && let Some((call, queue)) = a.owes_disposition
+    {
+        return Err(err(
+            StatusCode::CONFLICT,
+            format!(
+                "record the disposition of call {} first ({})",
+                call.0,
+                s.dispositions.codes(Some(&queue)).join(", ")
+            ),
+        ));
     }
     let agent = ext.clone();
     let event = match change.state.as_str() {

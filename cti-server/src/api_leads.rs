@@ -611,19 +611,42 @@ async fn contact(
     if result.is_empty() {
         return Err(err(StatusCode::BAD_REQUEST, "a contact needs a result"));
     }
-    let lead = visible(&s, &p, id).await?;
+    let detail = json!({ "result": result, "note": c.note });
+    contact_made(&s, &p, id, detail, c.next_follow_up_ms).await?;
+    read(State(s), headers, Path(id)).await
+}
+
+/// The lead `id`, if `p` may see it (404 otherwise).
+pub(crate) async fn visible_lead(
+    s: &AppState,
+    p: &Principal,
+    id: i64,
+) -> Result<LeadRow, ApiError> {
+    visible(s, p, id).await
+}
+
+/// Records a contact (`detail` has its result) on a lead `p` may see: the next follow-up is
+/// `next`, else the grade's cadence from now.
+pub(crate) async fn contact_made(
+    s: &AppState,
+    p: &Principal,
+    id: i64,
+    mut detail: Value,
+    next: Option<i64>,
+) -> Result<(), ApiError> {
+    let lead = visible(s, p, id).await?;
     let now = crate::store::now_ms();
-    let next = c.next_follow_up_ms.or_else(|| {
+    let next = next.or_else(|| {
         s.leads
             .cadence_days
             .next_follow_up(lead.grade.as_deref().and_then(Grade::parse), now)
     });
-    let detail = json!({ "result": result, "note": c.note, "next_follow_up_ms": next });
+    detail["next_follow_up_ms"] = json!(next);
     s.store
         .record_contact(id, &p.name, &detail, next)
         .await
         .map_err(internal)?;
-    read(State(s), headers, Path(id)).await
+    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -210,6 +210,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 })
                 .collect(),
             lead_country: config.leads.default_country.clone(),
+            dispositions: crate::disposition::Dispositions::from_config(&config),
         }),
         flows,
         acd: acd.clone(),
@@ -338,6 +339,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         hosting: Some(hosting_api),
         prompts: Some(prompts_api),
         console: Some(console),
+        dispositions: Arc::new(crate::disposition::Dispositions::from_config(&config)),
         service_levels: Arc::new(
             config
                 .queues

@@ -264,6 +264,9 @@ pub struct LeadsConfig {
     pub default_country: String,
     /// Days between follow-ups per grade; C and invalid leads get no agent calls.
     pub cadence_days: crate::leads::Cadence,
+    /// Result codes for calls outside a queue (direct calls, calls placed from the console)
+    /// and for queues without their own list.
+    pub dispositions: Vec<String>,
 }
 
 impl Default for LeadsConfig {
@@ -271,6 +274,18 @@ impl Default for LeadsConfig {
         LeadsConfig {
             default_country: "49".into(),
             cadence_days: crate::leads::Cadence::default(),
+            dispositions: [
+                "reached",
+                "callback",
+                "appointment",
+                "not_interested",
+                "wrong_number",
+                "no_answer",
+                "busy",
+                "do_not_call",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -715,6 +730,11 @@ pub struct QueueSettings {
     /// in time (the floor's "80 % in 20 s").
     #[serde(default = "default_service_level_s")]
     pub service_level_s: u64,
+    /// Result codes for this queue's calls. When set, an agent's wrap-up lasts until they
+    /// record one for the call (they cannot go available before); unset: the codes of
+    /// `leads.dispositions`, not enforced.
+    #[serde(default)]
+    pub dispositions: Vec<String>,
 }
 
 fn default_service_level_s() -> u64 {
@@ -767,6 +787,7 @@ impl QueueSettings {
             default_priority: self.priority,
             hold_music: self.hold_music.clone(),
             retry: Duration::from_secs(self.retry_s),
+            dispositions: self.dispositions.clone(),
         }
     }
 }
@@ -851,6 +872,16 @@ impl Config {
         }
         self.media.port_range()?;
         self.dialing.calling_hours()?;
+        crate::disposition::check_codes("leads.dispositions", &self.leads.dispositions)?;
+        if self.leads.dispositions.is_empty() {
+            return Err("leads.dispositions: at least one result code".into());
+        }
+        for q in &self.queues {
+            crate::disposition::check_codes(
+                &format!("queue {:?} dispositions", q.name),
+                &q.dispositions,
+            )?;
+        }
         if self.sip.min_expires > self.sip.max_expires {
             return Err("sip.min_expires is larger than sip.max_expires".into());
         }

@@ -76,6 +76,10 @@ pub struct Offer {
     pub ivr_lead: Option<i64>,
     /// The agent placed the call (`caller` is then the customer they call).
     pub outbound: bool,
+    /// The result codes for the call's wrap-up.
+    pub dispositions: Vec<String>,
+    /// The queue holds the agent in wrap-up until one is recorded.
+    pub disposition_required: bool,
 }
 
 /// Finds the caller's leads and pops the offer on the agent's screens (off the call's task).
@@ -119,6 +123,8 @@ pub fn pop(hub: &CtiHub, store: Option<crate::store::Store>, country: String, of
             "caller": offer.caller,
             "dialed": offer.dialed,
             "direction": if offer.outbound { "outbound" } else { "inbound" },
+            "dispositions": offer.dispositions,
+            "disposition_required": offer.disposition_required,
             "queue": offer.queue,
             "ivr_path": offer.path,
             "ivr_variables": offer.variables,

@@ -49,6 +49,8 @@ pub struct AppState {
     pub console: Option<crate::softphone::Console>,
     /// Each queue's service-level target in seconds.
     pub service_levels: Arc<std::collections::HashMap<String, u64>>,
+    /// The result codes of each queue and the default ones.
+    pub dispositions: Arc<crate::disposition::Dispositions>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -59,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api_leads::routes())
         .merge(crate::api_dial::routes())
         .merge(crate::api_appointments::routes())
+        .merge(crate::disposition::routes())
         .route("/api/events", get(crate::cti::events))
         .route("/api/reports/{name}", get(crate::reports::report))
         .merge(crate::ui::routes())

@@ -16,6 +16,7 @@ pub mod call;
 pub mod config;
 pub mod cti;
 pub mod dial;
+pub mod disposition;
 pub mod http;
 pub mod ivr;
 pub mod leads;

@@ -220,6 +220,20 @@ fn an_agent_answers_holds_reloads_and_wraps_up_in_the_browser() {
         .unwrap_or_else(|| panic!("no contact on the timeline: {v:#}"));
     assert_eq!(contact["actor"], "1001", "{contact}");
     assert_eq!(contact["detail"]["result"], "callback", "{contact}");
+    // It is the call's disposition too, naming the call; so is the second line's.
+    assert!(contact["detail"]["call_id"].as_u64().is_some(), "{contact}");
+    let codes = server.rows(
+        "SELECT agent, code FROM call_dispositions ORDER BY at_ms",
+        2,
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        codes,
+        vec![
+            vec![Some("1001".to_string()), Some("reached".to_string())],
+            vec![Some("1001".to_string()), Some("callback".to_string())],
+        ]
+    );
     let next = v["next_follow_up_ms"].as_i64().unwrap_or(0);
     assert!(
         (1_935_700_000_000..1_935_950_000_000).contains(&next),

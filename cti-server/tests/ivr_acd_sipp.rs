@@ -728,3 +728,81 @@ fn attended_transfer_joins_the_caller_with_the_consulted_agent() {
         "the transferor's queue call ended when the calls were joined: {ev:?}"
     );
 }
+
+/// The demo's service queue has result codes: after a call its agent stays in wrap-up until
+/// they record one (the wrap-up time alone does not end it), cannot go available before, and
+/// records it once, from the queue's codes, for their own call only.
+#[test]
+fn a_service_call_holds_its_agent_in_wrap_up_until_the_disposition() {
+    let _serial = serial();
+    let server = Server::start(&[]);
+    let phone = agent(&server, "2001", "agent_uas.xml", 1);
+    let call = caller(&server, "caller_basic.xml", "120", &[]);
+    finished(call.wait(Duration::from_secs(60)), "caller", &server);
+    finished(phone.wait(Duration::from_secs(20)), "agent 2001", &server);
+    let (services, agent, connected, _) = last_call(&server);
+    assert_eq!(
+        (services.as_str(), agent.as_deref(), connected),
+        ("queue:service", Some("2001"), true)
+    );
+    let id = server.rows(
+        "SELECT CAST(id AS TEXT) FROM calls ORDER BY offered_at_ms DESC LIMIT 1",
+        1,
+        Duration::from_secs(5),
+    )[0][0]
+        .clone()
+        .unwrap();
+
+    let dan = server.login("2001");
+    let ask = |token: &str, method: &str, path: &str, body: &str| {
+        let (code, text) = server.http(method, path, Some(token), Some(body));
+        (code, common::json_of(&text))
+    };
+    let (code, a) = ask(&dan, "GET", "/api/agents/2001", "");
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["state"], "wrap_up", "{a}");
+    assert_eq!(a["owes_disposition"]["queue"], "service", "{a}");
+    let available = r#"{"state":"available"}"#;
+    let (code, v) = ask(&dan, "POST", "/api/agents/2001/state", available);
+    assert_eq!(code, 409, "{v}");
+    assert_eq!(
+        v["error"],
+        format!(
+            "record the disposition of call {id} first (solved, escalated, callback, not_interested, do_not_call)"
+        )
+    );
+    let path = format!("/api/calls/{id}/disposition");
+    let (code, v) = ask(&dan, "POST", &path, r#"{"code":"sale"}"#);
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("one of solved, escalated"),
+        "{v}"
+    );
+    let other = server.login("2002");
+    let (code, v) = ask(&other, "POST", &path, r#"{"code":"solved"}"#);
+    assert_eq!(code, 404, "another agent's call: {v}");
+    let (code, v) = ask(
+        &dan,
+        "POST",
+        &path,
+        r#"{"code":"solved","note":"router reset"}"#,
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["queue"], "service", "{v}");
+    let (code, v) = ask(&dan, "POST", &path, r#"{"code":"escalated"}"#);
+    assert_eq!(code, 409, "once per call: {v}");
+    let (code, v) = ask(&dan, "POST", "/api/agents/2001/state", available);
+    assert_eq!((code, v["state"].as_str()), (200, Some("available")), "{v}");
+    let rows = server.rows(
+        "SELECT agent, code, queue, note FROM call_dispositions",
+        1,
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        rows[0],
+        ["2001", "solved", "service", "router reset"].map(|s| Some(s.to_string()))
+    );
+}

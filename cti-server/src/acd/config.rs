@@ -85,6 +85,10 @@ pub struct QueueConfig {
     /// An agent whose offer of a caller failed is not offered that caller again before this
     /// (when nobody else is free; Asterisk's `retry`).
     pub retry: Duration,
+    /// Result codes the agent picks one of after each call (the integrator checks them);
+    /// when there are any, the wrap-up lasts until the call's disposition is recorded
+    /// ([`AcdEvent::Disposed`](super::AcdEvent::Disposed)).
+    pub dispositions: Vec<String>,
 }
 
 impl QueueConfig {
@@ -106,6 +110,7 @@ impl QueueConfig {
             default_priority: 0,
             hold_music: None,
             retry: Duration::from_secs(DEFAULT_RETRY_S),
+            dispositions: Vec::new(),
         }
     }
 }

@@ -195,6 +195,12 @@ pub enum AcdEvent {
     DirectCallEnded {
         agent: String,
     },
+    /// The agent recorded the disposition of `call` (a queue call whose queue has result
+    /// codes): the wrap-up it held open can end.
+    Disposed {
+        call: CallRef,
+        agent: String,
+    },
 }
 
 /// Why a caller left a queue for somewhere else.
@@ -281,6 +287,9 @@ pub struct AgentStatus {
     /// A break asked for during a call, taken when the call's wrap-up ends.
     pub pending_break: Option<String>,
     pub wrap_up_until: Option<Instant>,
+    /// The queue call whose disposition the agent still owes, and its queue: until it is
+    /// recorded the agent stays in wrap-up (or on break, or logged out), never available.
+    pub owes_disposition: Option<(CallRef, String)>,
 }
 
 /// A queue as the wallboard shows it.
@@ -430,6 +439,7 @@ struct Agent {
     misses_in_row: u32,
     pending_break: Option<String>,
     wrap_up_until: Option<Instant>,
+    owes_disposition: Option<(CallRef, String)>,
 }
 
 struct QueueCall {
@@ -437,6 +447,8 @@ struct QueueCall {
     queue: String,
     answered: Instant,
     wrap_up: Duration,
+    /// The queue has result codes: the call needs a disposition.
+    disposition_required: bool,
 }
 
 struct Waiting {
@@ -525,6 +537,7 @@ impl Acd {
                     misses_in_row: 0,
                     pending_break: None,
                     wrap_up_until: None,
+                    owes_disposition: None,
                 }
             })
             .collect();
@@ -599,6 +612,9 @@ impl Acd {
                 {
                     let state = if self.agents[a].queue_call.is_some() {
                         AgentState::OnCall
+                    } else if self.agents[a].owes_disposition.is_some() {
+                        // Back from a logout with a disposition owed: wrap-up until it is.
+                        AgentState::WrapUp
                     } else {
                         self.agents[a].idle_since = Some(now);
                         AgentState::Available
@@ -624,12 +640,25 @@ impl Acd {
                         self.agents[a].state,
                         AgentState::Break { .. } | AgentState::WrapUp
                     )
+                    && self.agents[a].owes_disposition.is_none()
                 {
                     self.stop_wrap_up(a);
                     self.agents[a].pending_break = None;
                     self.agents[a].misses_in_row = 0;
                     self.agents[a].idle_since = Some(now);
                     self.set_state(a, AgentState::Available, now);
+                }
+            }
+            AcdEvent::Disposed { call, agent } => {
+                if let Some(a) = self.agent_idx(&agent)
+                    && self.agents[a].owes_disposition.as_ref().map(|o| o.0) == Some(call)
+                {
+                    self.agents[a].owes_disposition = None;
+                    if self.agents[a].state == AgentState::WrapUp
+                        && self.agents[a].wrap_up_until.is_none()
+                    {
+                        self.end_wrap_up(a, now);
+                    }
                 }
             }
             AcdEvent::AgentBreak { agent, reason } => {
@@ -694,7 +723,10 @@ impl Acd {
                 }
                 TimerKey::WrapUp(a) => {
                     self.agents[a].wrap_up_until = None;
-                    self.end_wrap_up(a, now);
+                    // An owed disposition holds the wrap-up open.
+                    if self.agents[a].owes_disposition.is_none() {
+                        self.end_wrap_up(a, now);
+                    }
                 }
             }
         }
@@ -734,6 +766,7 @@ impl Acd {
             misses_in_row: a.misses_in_row,
             pending_break: a.pending_break.clone(),
             wrap_up_until: a.wrap_up_until,
+            owes_disposition: a.owes_disposition.clone(),
         })
     }
 
@@ -802,6 +835,7 @@ impl Acd {
             a.misses_in_row = old.misses_in_row;
             a.pending_break = old.pending_break;
             a.wrap_up_until = old.wrap_up_until;
+            a.owes_disposition = old.owes_disposition;
             // The offer is re-attached below with its call, if the call stays.
             if let Some(until) = a.wrap_up_until {
                 self.timers.insert((until, TimerKey::WrapUp(n)));
@@ -901,7 +935,9 @@ impl Acd {
             if self.agents[a].state == AgentState::Ringing && self.agents[a].offer.is_none() {
                 self.set_state(a, AgentState::Available, now);
             }
-            if self.agents[a].state == AgentState::WrapUp && self.agents[a].wrap_up_until.is_none()
+            if self.agents[a].state == AgentState::WrapUp
+                && self.agents[a].wrap_up_until.is_none()
+                && self.agents[a].owes_disposition.is_none()
             {
                 self.end_wrap_up(a, now);
             }
@@ -999,7 +1035,10 @@ impl Acd {
             if a.state == AgentState::OnCall && a.queue_call.is_none() {
                 return Err(format!("{} on call without a queue call", a.id));
             }
-            if (a.state == AgentState::WrapUp) != a.wrap_up_until.is_some() {
+            let wrapping = a.wrap_up_until.is_some() || a.owes_disposition.is_some();
+            if a.state == AgentState::WrapUp && !wrapping
+                || a.state != AgentState::WrapUp && a.wrap_up_until.is_some()
+            {
                 return Err(format!(
                     "{} is {:?} with wrap-up until {:?}",
                     a.id, a.state, a.wrap_up_until
@@ -1443,6 +1482,7 @@ impl Acd {
             queue: cfg.name.clone(),
             answered: now,
             wrap_up: cfg.wrap_up,
+            disposition_required: !cfg.dispositions.is_empty(),
         });
         agent.answered_today += 1;
         agent.misses_in_row = 0;
@@ -1530,6 +1570,10 @@ impl Acd {
             }
             h.push_back(talk + qc.wrap_up);
         }
+        if qc.disposition_required {
+            // Owed even by an agent who logged out during the call.
+            self.agents[a].owes_disposition = Some((call, qc.queue.clone()));
+        }
         self.push_event(
             now,
             Some(qc.queue),
@@ -1541,8 +1585,10 @@ impl Acd {
             // Logged out during the call: the call's end changes nothing.
             return;
         }
-        if qc.wrap_up.is_zero() {
+        if qc.wrap_up.is_zero() && !qc.disposition_required {
             self.end_wrap_up(a, now);
+        } else if qc.wrap_up.is_zero() {
+            self.set_state(a, AgentState::WrapUp, now);
         } else {
             let until = now + qc.wrap_up;
             self.agents[a].wrap_up_until = Some(until);

@@ -551,6 +551,60 @@ fn wrap_up_holds_the_agent_for_the_queue_time_or_until_ready() {
 }
 
 #[test]
+fn a_queue_with_result_codes_holds_the_wrap_up_until_the_disposition() {
+    let mut q = queue("sales", Strategy::LongestIdle);
+    q.wrap_up = 10 * S;
+    q.dispositions = vec!["sale".into(), "callback".into()];
+    let mut h = H::new(vec![q], vec![agent("a", &[("sales", 1)], 1)]);
+    h.login(&["a"]);
+    h.queue_call(1, "sales", 0);
+    h.answer(1, "a");
+    h.end(1, "a");
+    let owed = Some((CallRef(1), "sales".to_string()));
+    assert_eq!(h.acd.agent_state("a").unwrap().owes_disposition, owed);
+    // The wrap-up time passes, and asking to be ready does nothing: no offer.
+    assert!(offers(&h.advance(60 * S)).is_empty());
+    assert_eq!(h.state("a"), AgentState::WrapUp);
+    assert!(offers(&h.ev(AcdEvent::AgentReady { agent: "a".into() })).is_empty());
+    assert_eq!(h.state("a"), AgentState::WrapUp);
+    // A break and a logout are allowed; logging back in is wrap-up again, still owed.
+    h.ev(AcdEvent::AgentBreak {
+        agent: "a".into(),
+        reason: "coffee".into(),
+    });
+    assert!(offers(&h.ev(AcdEvent::AgentReady { agent: "a".into() })).is_empty());
+    h.ev(AcdEvent::AgentLogout { agent: "a".into() });
+    h.ev(AcdEvent::AgentLogin { agent: "a".into() });
+    assert_eq!(h.state("a"), AgentState::WrapUp);
+    assert!(offers(&h.queue_call(2, "sales", 0)).is_empty());
+    // Another call's disposition does not count; this one's ends the wrap-up: offered.
+    assert!(
+        offers(&h.ev(AcdEvent::Disposed {
+            call: CallRef(9),
+            agent: "a".into()
+        }))
+        .is_empty()
+    );
+    let out = h.ev(AcdEvent::Disposed {
+        call: CallRef(1),
+        agent: "a".into(),
+    });
+    assert_eq!(offers(&out), offered(2, "a"));
+    assert_eq!(h.acd.agent_state("a").unwrap().owes_disposition, None);
+
+    // Recorded during the wrap-up time: the wrap-up runs its time out as usual.
+    h.answer(2, "a");
+    h.end(2, "a");
+    h.queue_call(3, "sales", 0);
+    h.ev(AcdEvent::Disposed {
+        call: CallRef(2),
+        agent: "a".into(),
+    });
+    assert_eq!(h.state("a"), AgentState::WrapUp);
+    assert_eq!(offers(&h.advance(10 * S)), offered(3, "a"));
+}
+
+#[test]
 fn a_break_asked_for_on_a_call_starts_after_wrap_up() {
     let mut q = queue("sales", Strategy::LongestIdle);
     q.wrap_up = 10 * S;

@@ -55,6 +55,8 @@ pub struct HostConfig {
     pub queue_recording: Vec<(String, crate::config::RecordingPolicy)>,
     /// Country calling code for callers' national numbers (lead lookup).
     pub lead_country: String,
+    /// Result codes per queue, for the agents' wrap-up (in the screen pop).
+    pub dispositions: crate::disposition::Dispositions,
 }
 
 impl HostConfig {
@@ -888,6 +890,7 @@ impl Host {
             Phase::Offering { queue, .. } => Some(queue.clone()),
             _ => None,
         };
+        let queue_name = queue.clone();
         self.out.push_back(HostOutput::Offered(crate::cti::Offer {
             call: self.key.0,
             agent: agent.to_string(),
@@ -898,6 +901,14 @@ impl Host {
             variables: self.variables().cloned().unwrap_or_default(),
             ivr_lead: self.lead.as_ref().map(|l| l.lead_id),
             outbound: false,
+            dispositions: self
+                .config
+                .dispositions
+                .codes(queue_name.as_deref())
+                .to_vec(),
+            disposition_required: queue_name
+                .as_deref()
+                .is_some_and(|q| self.config.dispositions.queues.contains_key(q)),
         }));
     }
 
@@ -1133,6 +1144,7 @@ mod tests {
                 fallback_voicemail: "general".into(),
                 queue_recording: vec![],
                 lead_country: "49".into(),
+                dispositions: Default::default(),
             };
             let host = Host::new(CallKey(9), service, Arc::new(host_config), flows, now);
             let mut w = World {

@@ -353,6 +353,12 @@ impl SipService {
                                             variables: Default::default(),
                                             ivr_lead: None,
                                             outbound: false,
+                                            dispositions: h
+                                                .config
+                                                .dispositions
+                                                .codes(None)
+                                                .to_vec(),
+                                            disposition_required: false,
                                         },
                                     );
                                 }
@@ -397,6 +403,8 @@ impl SipService {
                                     variables: Default::default(),
                                     ivr_lead: lead,
                                     outbound: true,
+                                    dispositions: h.config.dispositions.codes(None).to_vec(),
+                                    disposition_required: false,
                                 },
                             );
                         }

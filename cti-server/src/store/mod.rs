@@ -13,6 +13,7 @@ use crate::config::AgentConfig;
 
 pub mod appointments;
 pub mod crm;
+pub mod dispositions;
 pub mod dnc;
 pub mod leads;
 pub mod monitor;
