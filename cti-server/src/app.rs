@@ -179,7 +179,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for (path, e) in prompts.preload(audio).await {
         tracing::warn!(path = %path.display(), error = %e, "prompt cannot be played");
     }
-    if let Some(leads) = &config.storage.seed_leads {
+    // An empty path (`--set storage.seed_leads=""`) loads none.
+    if let Some(leads) = config
+        .storage
+        .seed_leads
+        .as_ref()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         match store.seed_leads(leads).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(n, file = %leads.display(), "demo leads loaded"),

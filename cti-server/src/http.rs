@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api_dial::routes())
         .merge(crate::api_appointments::routes())
         .merge(crate::disposition::routes())
+        .merge(crate::openapi::routes())
         .route("/api/events", get(crate::cti::events))
         .route("/api/reports/{name}", get(crate::reports::report))
         .merge(crate::ui::routes())

@@ -21,6 +21,7 @@ pub mod http;
 pub mod ivr;
 pub mod leads;
 pub mod login;
+pub mod openapi;
 pub mod reports;
 pub mod retention;
 pub mod sdp;

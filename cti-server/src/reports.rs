@@ -6,6 +6,13 @@
 //! - `agents`: the agent workload report, one row per agent: queue calls answered, ring-no-
 //!   answers, direct calls answered, calls out, talk time, and the time available, ringing,
 //!   on call, in wrap-up and on break.
+//! - `funnel` and `sources`: the business funnel of the leads created in the range (leads,
+//!   contacted, hot H/A, appointments, visits, deals, with conversion rates) by month and
+//!   agent, or by month and source (the lead-source conversion report).
+//! - `follow_up`: the 24-hour first-contact rule (in time, late, missed, pending, the rate
+//!   against the 90 % target) and overdue follow-ups, by agent, by source and in all.
+//! - `outbound`: the calls each agent placed: connected, busy, no answer, other failures,
+//!   connect rate, talk time.
 //! - `handovers`: the handover log, one row per showroom visit expected in the range: the
 //!   lead, when, where, who booked it, and how it went (shown to whom, no-show, cancelled).
 //!
@@ -322,10 +329,16 @@ pub async fn report(
                 rows,
             }
         }
+        "funnel" | "sources" | "follow_up" | "outbound" => {
+            lead_report(&s, &p, &name, from, to, now, &range).await?
+        }
         other => {
             return Err(err(
                 StatusCode::NOT_FOUND,
-                format!("no report {other:?}: queues, agents or handovers"),
+                format!(
+                    "no report {other:?}: queues, agents, handovers, funnel, sources, follow_up \
+                     or outbound"
+                ),
             ));
         }
     };
@@ -357,6 +370,177 @@ pub async fn report(
             format!("format {other:?}: json, csv or xlsx"),
         )),
     }
+}
+
+/// The lead and outbound reports. Supervisors see their agents' leads and calls; admins
+/// all, unowned leads too.
+async fn lead_report(
+    s: &AppState,
+    p: &crate::users::Principal,
+    name: &str,
+    from: i64,
+    to: i64,
+    now: i64,
+    range: &str,
+) -> Result<Table, ApiError> {
+    use crate::store::funnel::{follow_ups_by, funnel_by};
+    let internal =
+        |e: crate::store::StoreError| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let theirs = s.access.agents_of(&p.name);
+    let visible = |agent: &str| p.is_admin() || theirs.iter().any(|a| a == agent);
+    let pct = |n: i64, of: i64| Cell::opt_num((of > 0).then(|| 100.0 * n as f64 / of as f64));
+    let table = match name {
+        "funnel" | "sources" => {
+            let rows: Vec<_> = s
+                .store
+                .funnel(from, to)
+                .await
+                .map_err(internal)?
+                .into_iter()
+                .filter(|r| visible(&r.agent))
+                .collect();
+            let by_source = name == "sources";
+            let grouped = funnel_by(&rows, |r| {
+                let key = if by_source { &r.source } else { &r.agent };
+                (r.month.clone(), key.clone())
+            });
+            Table {
+                title: if by_source {
+                    format!("Lead sources {range}")
+                } else {
+                    format!("Business funnel {range}")
+                },
+                columns: vec![
+                    "month",
+                    if by_source { "source" } else { "agent" },
+                    "leads",
+                    "contacted",
+                    "hot_h_or_a",
+                    "appointments",
+                    "visits",
+                    "deals",
+                    "contacted_pct",
+                    "visit_pct",
+                    "deal_pct",
+                ],
+                rows: grouped
+                    .into_iter()
+                    .map(|((month, key), f)| {
+                        vec![
+                            Cell::Text(month),
+                            Cell::Text(key),
+                            Cell::Int(f.leads),
+                            Cell::Int(f.contacted),
+                            Cell::Int(f.hot),
+                            Cell::Int(f.appointments),
+                            Cell::Int(f.visits),
+                            Cell::Int(f.deals),
+                            pct(f.contacted, f.leads),
+                            pct(f.visits, f.leads),
+                            pct(f.deals, f.leads),
+                        ]
+                    })
+                    .collect(),
+            }
+        }
+        "follow_up" => {
+            let rows: Vec<_> = s
+                .store
+                .follow_ups(from, to, now)
+                .await
+                .map_err(internal)?
+                .into_iter()
+                .filter(|r| visible(&r.agent))
+                .collect();
+            let mut out = Vec::new();
+            let groups = [
+                ("agent", follow_ups_by(&rows, |r| r.agent.clone())),
+                ("source", follow_ups_by(&rows, |r| r.source.clone())),
+                ("all", follow_ups_by(&rows, |_| String::new())),
+            ];
+            for (by, group) in groups {
+                for (key, f) in group {
+                    out.push(vec![
+                        Cell::Text(by.to_string()),
+                        Cell::Text(key),
+                        Cell::Int(f.first_contacts_due),
+                        Cell::Int(f.in_time),
+                        Cell::Int(f.late),
+                        Cell::Int(f.missed),
+                        Cell::Int(f.pending),
+                        Cell::opt_num(f.rate_pct()),
+                        Cell::Int(f.overdue_follow_ups),
+                    ]);
+                }
+            }
+            Table {
+                title: format!("Follow-up compliance {range} (target 90 % in 24 h)"),
+                columns: vec![
+                    "by",
+                    "name",
+                    "first_contacts_due",
+                    "in_24h",
+                    "late",
+                    "missed",
+                    "pending",
+                    "in_24h_pct",
+                    "overdue_follow_ups",
+                ],
+                rows: out,
+            }
+        }
+        _ => {
+            let calls = s.store.placed_calls(from, to).await.map_err(internal)?;
+            let mut by_agent: std::collections::BTreeMap<&str, [i64; 5]> = Default::default();
+            for c in calls.iter().filter(|c| visible(&c.agent)) {
+                let e = by_agent.entry(c.agent.as_str()).or_default();
+                e[0] += 1;
+                if c.answered {
+                    e[1] += 1;
+                    e[4] += c.talk_ms;
+                } else {
+                    match c.end_cause.as_deref() {
+                        Some("agent_busy") => e[2] += 1,
+                        Some("no_answer") => e[3] += 1,
+                        _ => {}
+                    }
+                }
+            }
+            Table {
+                title: format!("Outbound calls {range}"),
+                columns: vec![
+                    "agent",
+                    "calls",
+                    "connected",
+                    "busy",
+                    "no_answer",
+                    "other_failures",
+                    "connect_pct",
+                    "talk_s",
+                    "average_talk_s",
+                ],
+                rows: by_agent
+                    .into_iter()
+                    .map(|(agent, [calls, connected, busy, no_answer, talk])| {
+                        vec![
+                            Cell::Text(agent.to_string()),
+                            Cell::Int(calls),
+                            Cell::Int(connected),
+                            Cell::Int(busy),
+                            Cell::Int(no_answer),
+                            Cell::Int(calls - connected - busy - no_answer),
+                            pct(connected, calls),
+                            Cell::Int(talk / 1000),
+                            Cell::opt_num(
+                                (connected > 0).then(|| talk as f64 / 1000.0 / connected as f64),
+                            ),
+                        ]
+                    })
+                    .collect(),
+            }
+        }
+    };
+    Ok(table)
 }
 
 fn download(body: Vec<u8>, content_type: &'static str, file: &str) -> Response {

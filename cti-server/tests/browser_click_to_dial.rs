@@ -166,6 +166,28 @@ fn an_agent_calls_a_lead_from_the_work_list_through_the_trunk() {
         "{audit}"
     );
 
+    // The supervisor's outbound report has the call: placed by 1001, connected.
+    let day = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    let (code, text) = server.http(
+        "GET",
+        &format!("/api/reports/outbound?from={day}&to={day}"),
+        Some(&sam),
+        None,
+    );
+    assert_eq!(code, 200, "{text}");
+    let outbound = json_of(&text);
+    let row = &outbound["rows"][0];
+    assert_eq!(
+        (
+            row["agent"].as_str(),
+            row["calls"].as_i64(),
+            row["connected"].as_i64()
+        ),
+        (Some("1001"), Some(1), Some(1)),
+        "{outbound}"
+    );
+    assert!(row["talk_s"].as_i64().unwrap_or(0) >= 5, "{outbound}");
+
     // The visit booked on the call, handed over to the direct-sales person.
     let (_, text) = server.http("GET", "/api/appointments", Some(&sam), None);
     let visits = json_of(&text);

@@ -151,6 +151,7 @@ impl SipService {
         let mut calls: HashMap<CallKey, mpsc::Sender<CallEvent>> = HashMap::new();
         let mut draining_since: Option<Instant> = None;
         let mut ended_calls = false;
+        let mut placements_open = true;
         let (to_core, mut inbound) = mpsc::channel::<Inbound>(8192);
         let udp = transports.udp.clone();
         let udp_task = tokio::spawn(transport::run_udp(
@@ -203,9 +204,14 @@ impl SipService {
                         draining_since = Some(Instant::now());
                     }
                 }
-                request = placements.recv() => {
-                    if let Some(PlaceRequest { placement, reply }) = request {
-                        let _ = reply.send(core.place_call(Instant::now(), placement));
+                // Closed when the HTTP side is gone (shutdown): not polled after that, or
+                // its `None` would win every turn of this biased select.
+                request = placements.recv(), if placements_open => {
+                    match request {
+                        Some(PlaceRequest { placement, reply }) => {
+                            let _ = reply.send(core.place_call(Instant::now(), placement));
+                        }
+                        None => placements_open = false,
                     }
                 }
                 msg = from_calls.recv() => {

@@ -18,10 +18,7 @@ impl Store {
                 .await?;
         Ok(row.map(|(agent, direction, from, services)| {
             let placed_by = (direction == "outbound")
-                .then(|| {
-                    let user = from.split_once("sip:")?.1.split(['@', ';', '>']).next()?;
-                    (!user.is_empty()).then(|| user.to_string())
-                })
+                .then(|| super::queues::uri_user(&from).map(str::to_string))
                 .flatten();
             let queue = services.as_deref().and_then(|s| {
                 s.split(' ')

@@ -15,6 +15,7 @@ pub mod appointments;
 pub mod crm;
 pub mod dispositions;
 pub mod dnc;
+pub mod funnel;
 pub mod leads;
 pub mod monitor;
 pub mod queues;

@@ -187,7 +187,7 @@ fn state_name(stored: &str) -> Option<&'static str> {
 }
 
 /// The user part of a SIP URI as stored (`"Name" <sip:1001@host>;tag=..` or `sip:1001@host`).
-fn uri_user(uri: &str) -> Option<&str> {
+pub(super) fn uri_user(uri: &str) -> Option<&str> {
     let start = uri.find("sip:")? + 4;
     let rest = &uri[start..];
     let end = rest.find(['@', '>', ';'])?;
