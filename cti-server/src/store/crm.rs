@@ -1,6 +1,8 @@
 //! The lead database as the API works it: leads with their phones, the timeline of each, the
 //! follow-up dates the cadence sets, and an agent's work list.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -114,6 +116,10 @@ impl Store {
     /// does. A row whose phone a lead has already (in the database or earlier in the file)
     /// is skipped, merged into that lead (missing fields and phones added, a `merged`
     /// timeline entry), or added as a new lead, as `mode` says.
+    ///
+    /// Rows go in by batches of [`IMPORT_BATCH`]: one query finds which of a batch's phones
+    /// are known, and new leads, their phones and their timeline entries go in with one
+    /// statement each (a query per row took 78 s for 100,000 rows).
     pub async fn import_leads(
         &self,
         rows: &[(usize, LeadDraft)],
@@ -122,21 +128,43 @@ impl Store {
     ) -> Result<ImportReport, StoreError> {
         let mut tx = self.pool().begin().await?;
         let mut report = ImportReport::default();
-        for (line, d) in rows {
-            let known = lead_with_phones(&mut tx, &d.phones).await?;
-            match (known, mode) {
-                (Some((lead, phone)), DuplicateMode::Skip) => report.skipped.push(json!({
-                    "line": line, "lead": lead, "reason": format!("phone {phone} belongs to lead {lead}")
-                })),
-                (Some((lead, _)), DuplicateMode::Merge) => {
-                    merge_into(&mut tx, lead, d, actor).await?;
-                    report.merged.push(lead);
+        // The phones of the leads this import made or merged into so far.
+        let mut filed: HashMap<String, i64> = HashMap::new();
+        for chunk in rows.chunks(IMPORT_BATCH) {
+            let known = match mode {
+                DuplicateMode::Add => HashMap::new(),
+                _ => known_phones(&mut tx, chunk).await?,
+            };
+            let mut batch = NewBatch::default();
+            for (line, d) in chunk {
+                if mode == DuplicateMode::Add {
+                    batch.push(d);
+                    continue;
                 }
-                (_, _) => {
-                    let id = insert_lead(&mut tx, d, actor, "imported").await?;
-                    report.created.push(id);
+                // A phone of a row still waiting in the batch: the batch goes in first, so
+                // this row finds that lead.
+                if d.phones.iter().any(|p| batch.phones.contains(p.as_str())) {
+                    batch.insert(&mut tx, actor, &mut filed, &mut report).await?;
+                }
+                let owner = d
+                    .phones
+                    .iter()
+                    .find_map(|p| known.get(p).or_else(|| filed.get(p)).map(|l| (*l, p)));
+                match (owner, mode) {
+                    (Some((lead, phone)), DuplicateMode::Skip) => report.skipped.push(json!({
+                        "line": line, "lead": lead, "reason": format!("phone {phone} belongs to lead {lead}")
+                    })),
+                    (Some((lead, _)), _) => {
+                        merge_into(&mut tx, lead, d, actor).await?;
+                        report.merged.push(lead);
+                        for p in &d.phones {
+                            filed.entry(p.clone()).or_insert(lead);
+                        }
+                    }
+                    (None, _) => batch.push(d),
                 }
             }
+            batch.insert(&mut tx, actor, &mut filed, &mut report).await?;
         }
         tx.commit().await?;
         Ok(report)
@@ -387,6 +415,123 @@ async fn lead_with_phones(
     Ok(None)
 }
 
+/// Leads an import inserts at once (13 parameters each: far below SQLite's limit).
+pub const IMPORT_BATCH: usize = 500;
+
+/// Which of the rows' phones a lead has: phone -> the first such lead.
+async fn known_phones(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    rows: &[(usize, LeadDraft)],
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let phones: Vec<&String> = rows.iter().flat_map(|(_, d)| &d.phones).collect();
+    if phones.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "SELECT phone, MIN(lead_id) FROM lead_phones WHERE phone IN (",
+    );
+    let mut list = q.separated(", ");
+    for p in phones {
+        list.push_bind(p);
+    }
+    q.push(") GROUP BY phone");
+    let found: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut **tx).await?;
+    Ok(found.into_iter().collect())
+}
+
+/// New leads of an import waiting to go in together.
+#[derive(Default)]
+struct NewBatch<'a> {
+    leads: Vec<&'a LeadDraft>,
+    phones: HashSet<&'a str>,
+}
+
+impl<'a> NewBatch<'a> {
+    fn push(&mut self, d: &'a LeadDraft) {
+        self.phones.extend(d.phones.iter().map(String::as_str));
+        self.leads.push(d);
+    }
+
+    /// Inserts the waiting leads, their phones and their `imported` timeline entries; their
+    /// ids go to the report in row order, their phones to `filed`.
+    async fn insert(
+        &mut self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        actor: &str,
+        filed: &mut HashMap<String, i64>,
+        report: &mut ImportReport,
+    ) -> Result<(), sqlx::Error> {
+        if self.leads.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO leads (name, company, email, grade, source, owner_agent, customer_no,
+               product, custom, status, next_follow_up_ms, first_contact_due_ms, created_at_ms,
+               updated_at_ms) ",
+        );
+        q.push_values(&self.leads, |mut b, d| {
+            b.push_bind(&d.name)
+                .push_bind(&d.company)
+                .push_bind(&d.email)
+                .push_bind(&d.grade)
+                .push_bind(&d.source)
+                .push_bind(&d.owner_agent)
+                .push_bind(&d.customer_no)
+                .push_bind(&d.product)
+                .push_bind(d.custom.as_ref().map(Value::to_string))
+                .push_bind("new")
+                .push_bind(d.next_follow_up_ms)
+                .push_bind(d.first_contact_due_ms)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        q.push(" RETURNING id");
+        let mut ids: Vec<i64> = q.build_query_scalar().fetch_all(&mut **tx).await?;
+        // New rowids grow in insertion order; RETURNING's own order is unspecified.
+        ids.sort_unstable();
+        let phones: Vec<(i64, &String, &str)> = ids
+            .iter()
+            .zip(&self.leads)
+            .flat_map(|(id, d)| {
+                d.phones.iter().enumerate().map(move |(i, p)| {
+                    (*id, p, if i == 0 { "primary" } else { "alternate" })
+                })
+            })
+            .collect();
+        for part in phones.chunks(IMPORT_BATCH * 4) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT OR IGNORE INTO lead_phones (lead_id, phone, kind) ",
+            );
+            q.push_values(part, |mut b, (id, p, kind)| {
+                b.push_bind(*id).push_bind(*p).push_bind(*kind);
+            });
+            q.build().execute(&mut **tx).await?;
+        }
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO lead_events (lead_id, at_ms, actor, kind, detail) ",
+        );
+        q.push_values(ids.iter().zip(&self.leads), |mut b, (id, d)| {
+            let detail = json!({ "source": d.source, "grade": d.grade, "owner": d.owner_agent });
+            b.push_bind(*id)
+                .push_bind(now)
+                .push_bind(actor)
+                .push_bind("imported")
+                .push_bind(detail.to_string());
+        });
+        q.build().execute(&mut **tx).await?;
+        for (id, d) in ids.iter().zip(&self.leads) {
+            for p in &d.phones {
+                filed.entry(p.clone()).or_insert(*id);
+            }
+        }
+        report.created.extend(ids);
+        self.leads.clear();
+        self.phones.clear();
+        Ok(())
+    }
+}
+
 async fn insert_lead(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     d: &LeadDraft,
@@ -485,4 +630,99 @@ pub(super) async fn add_event(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(line: usize, name: &str, phones: &[&str]) -> (usize, LeadDraft) {
+        (
+            line,
+            LeadDraft {
+                name: name.into(),
+                phones: phones.iter().map(|p| p.to_string()).collect(),
+                ..LeadDraft::default()
+            },
+        )
+    }
+
+    /// 1,200 rows (three batches) with a duplicate of a row in its own batch, of a row in
+    /// an earlier batch, and of a lead already stored.
+    fn rows() -> Vec<(usize, LeadDraft)> {
+        let mut rows: Vec<_> = (0..1200)
+            .map(|i| row(i + 2, &format!("Lead {i}"), &[&format!("+4930{:07}", i)]))
+            .collect();
+        rows[10] = row(12, "Twin of 5", &["+4917600000010", "+49300000005"]);
+        rows[700] = row(702, "Twin of 3", &["+49300000003"]);
+        rows[1100] = row(1102, "Twin of the stored", &["+49309999999"]);
+        rows
+    }
+
+    async fn store() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        let stored = s
+            .import_leads(&[row(2, "Stored", &["+49309999999"])], DuplicateMode::Add, "t")
+            .await
+            .unwrap()
+            .created[0];
+        (dir, s, stored)
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_found_within_a_batch_across_batches_and_in_the_database() {
+        let (_d, s, stored) = store().await;
+        let r = s
+            .import_leads(&rows(), DuplicateMode::Skip, "t")
+            .await
+            .unwrap();
+        assert_eq!(r.created.len(), 1197);
+        assert!(r.created.windows(2).all(|w| w[0] < w[1]), "in row order");
+        let skipped: Vec<(i64, i64)> = r
+            .skipped
+            .iter()
+            .map(|v| (v["line"].as_i64().unwrap(), v["lead"].as_i64().unwrap()))
+            .collect();
+        // Row 5 (line 7) and row 3 (line 5) were created as the file's 5th and 3rd leads.
+        assert_eq!(
+            skipped,
+            vec![(12, r.created[5]), (702, r.created[3]), (1102, stored)]
+        );
+        // Each created lead has its phone, the primary one, and an `imported` entry.
+        let lead = s.lead(r.created[1196]).await.unwrap().unwrap();
+        assert_eq!(lead.name, "Lead 1199");
+        let phones = s.lead_phones(lead.id).await.unwrap();
+        assert_eq!(
+            (phones[0].phone.as_str(), phones[0].kind.as_str()),
+            ("+49300001199", "primary")
+        );
+        let events = s.lead_events(lead.id).await.unwrap();
+        assert_eq!(events[0].kind, "imported");
+    }
+
+    #[tokio::test]
+    async fn merging_adds_the_new_phones_to_the_lead_the_row_matches() {
+        let (_d, s, stored) = store().await;
+        let r = s
+            .import_leads(&rows(), DuplicateMode::Merge, "t")
+            .await
+            .unwrap();
+        assert_eq!(r.created.len(), 1197);
+        assert_eq!(r.merged, vec![r.created[5], r.created[3], stored]);
+        let phones: Vec<String> = s
+            .lead_phones(r.created[5])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.phone)
+            .collect();
+        assert_eq!(phones, ["+49300000005", "+4917600000010"]);
+        // Add: every row is a lead of its own.
+        let (_d2, s2, _) = store().await;
+        let r = s2.import_leads(&rows(), DuplicateMode::Add, "t").await.unwrap();
+        assert_eq!((r.created.len(), r.skipped.len()), (1200, 0));
+    }
 }
