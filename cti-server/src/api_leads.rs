@@ -212,7 +212,11 @@ async fn create(
 #[derive(Deserialize)]
 struct Import {
     /// The file: a header row, then one lead a row (RFC 4180 quoting; `,` or `;`).
-    csv: String,
+    #[serde(default)]
+    csv: Option<String>,
+    /// Or an XLSX workbook, base64: its first sheet, a header row, then one lead a row.
+    #[serde(default)]
+    xlsx: Option<String>,
     /// Lead field -> the file's column (`phones`: a list of columns); unset fields are
     /// looked for under their own name.
     #[serde(default)]
@@ -222,6 +226,77 @@ struct Import {
     /// For rows without one.
     source: Option<String>,
     owner: Option<String>,
+}
+
+/// The rows of an import's file as text: its header and each record with its line (CSV)
+/// or row (XLSX) number. A file that cannot be read is a 400 naming where.
+#[allow(clippy::type_complexity)]
+fn table_of(im: &Import) -> Result<(Vec<String>, Vec<(usize, Vec<String>)>), ApiError> {
+    let bad = |m: String| err(StatusCode::BAD_REQUEST, m);
+    match (&im.csv, &im.xlsx) {
+        (Some(csv), None) => {
+            let first_line = csv.lines().next().unwrap_or_default();
+            let delimiter = if first_line.matches(';').count() > first_line.matches(',').count() {
+                b';'
+            } else {
+                b','
+            };
+            let mut reader = csv::ReaderBuilder::new()
+                .delimiter(delimiter)
+                .flexible(true)
+                .trim(csv::Trim::All)
+                .from_reader(csv.as_bytes());
+            let header: Vec<String> = reader
+                .headers()
+                .map_err(|e| bad(format!("the header row: {e}")))?
+                .iter()
+                .map(str::to_string)
+                .collect();
+            let mut records = Vec::new();
+            for (i, rec) in reader.records().enumerate() {
+                let line = i + 2;
+                let rec = rec.map_err(|e| bad(format!("line {line}: {e}")))?;
+                records.push((line, rec.iter().map(str::to_string).collect()));
+            }
+            Ok((header, records))
+        }
+        (None, Some(b64)) => {
+            use base64::Engine;
+            use calamine::Reader;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| bad(format!("xlsx: not base64 ({e})")))?;
+            let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes))
+                .map_err(|e| bad(format!("xlsx: not an XLSX workbook ({e})")))?;
+            let sheet = book
+                .worksheet_range_at(0)
+                .ok_or_else(|| bad("xlsx: the workbook has no sheet".into()))?
+                .map_err(|e| bad(format!("xlsx: the first sheet cannot be read ({e})")))?;
+            let text = |c: &calamine::Data| match c {
+                // Phone numbers typed as numbers come as floats: no ".0".
+                calamine::Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => {
+                    format!("{}", *f as i64)
+                }
+                other => other.to_string(),
+            };
+            let start_row = sheet.start().map_or(0, |(r, _)| r as usize);
+            let mut rows = sheet.rows();
+            let header: Vec<String> = rows
+                .next()
+                .ok_or_else(|| bad("xlsx: the first sheet is empty".into()))?
+                .iter()
+                .map(|c| text(c).trim().to_string())
+                .collect();
+            let records = rows
+                .enumerate()
+                .map(|(i, r)| (start_row + i + 2, r.iter().map(text).collect::<Vec<_>>()))
+                .filter(|(_, r)| r.iter().any(|v| !v.trim().is_empty()))
+                .collect();
+            Ok((header, records))
+        }
+        (Some(_), Some(_)) => Err(bad("send the file as csv or as xlsx, not both".into())),
+        (None, None) => Err(bad("no file: csv (text) or xlsx (base64)".into())),
+    }
 }
 
 /// Largest import body (about 100,000 rows).
@@ -250,23 +325,7 @@ async fn import(
             ));
         }
     };
-    let first_line = im.csv.lines().next().unwrap_or_default();
-    let delimiter = if first_line.matches(';').count() > first_line.matches(',').count() {
-        b';'
-    } else {
-        b','
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(im.csv.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| err(StatusCode::BAD_REQUEST, format!("the header row: {e}")))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let (header, records) = table_of(&im)?;
     let column = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
     // Field -> column indexes.
     let mut map: std::collections::HashMap<&str, Vec<usize>> = Default::default();
@@ -322,14 +381,12 @@ async fn import(
     }
     let mut rows = Vec::new();
     let mut rejected = Vec::new();
-    for (i, rec) in reader.records().enumerate() {
-        let line = i + 2;
-        let rec = rec.map_err(|e| err(StatusCode::BAD_REQUEST, format!("line {line}: {e}")))?;
+    for (line, rec) in records {
         let get = |f: &str| {
             map[f]
                 .first()
                 .and_then(|&c| rec.get(c))
-                .map(str::to_string)
+                .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
         let n = NewLead {
@@ -338,7 +395,8 @@ async fn import(
                 .iter()
                 .filter_map(|&c| rec.get(c))
                 .flat_map(|v| v.split('|'))
-                .map(str::to_string)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
                 .collect(),
             email: get("email"),
             company: get("company"),

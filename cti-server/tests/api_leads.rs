@@ -440,3 +440,82 @@ fn a_supervisor_imports_a_csv_with_a_column_mapping_and_exports_it_again() {
     assert_eq!(&max_row[8], "1001");
     assert!(rows.iter().any(|r| &r[1] == "Kurz; Karl"));
 }
+
+/// An XLSX workbook (made with rust_xlsxwriter, as a spreadsheet program would save it)
+/// imported with a column mapping: a phone typed as a number keeps its digits, a row without
+/// a name is rejected by its row number, a duplicate is skipped; a file that is not base64
+/// or not a workbook is refused and nothing is imported.
+#[test]
+fn a_supervisor_imports_an_xlsx_workbook() {
+    use base64::Engine;
+    let server = Server::start(&["storage.seed_leads=\"\""]);
+    let sam = server.login("9001");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in ["Name", "Mobile", "Company", "Grade", "Owner"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    sheet.write_string(1, 0, "Ida Kunz").unwrap();
+    sheet.write_number(1, 1, 1_705_550_701.0).unwrap(); // 0170 5550701 typed as a number
+    sheet.write_string(1, 2, "Kunz GmbH").unwrap();
+    sheet.write_string(1, 3, "A").unwrap();
+    sheet.write_string(1, 4, "1001").unwrap();
+    sheet.write_string(2, 1, "030 5550702").unwrap(); // no name
+    sheet.write_string(3, 0, "Ida again").unwrap();
+    sheet.write_string(3, 1, "+49 170 5550701").unwrap();
+    sheet.write_string(4, 0, "Jan Ott").unwrap();
+    sheet.write_string(4, 1, "030 5550703").unwrap();
+    let xlsx = base64::engine::general_purpose::STANDARD.encode(book.save_to_buffer().unwrap());
+    let count = || {
+        let (_, v) = call(&server, "GET", "/api/leads", &sam, None);
+        v["leads"].as_array().unwrap().len()
+    };
+
+    for (bad, why) in [
+        ("not base64!", "xlsx: not base64"),
+        ("UEsDBAoAAAAAAA==", "xlsx: not an XLSX workbook"),
+    ] {
+        let (code, v) = call(
+            &server,
+            "POST",
+            "/api/leads/import",
+            &sam,
+            Some(json!({"xlsx": bad})),
+        );
+        assert_eq!(code, 400, "{v}");
+        assert!(v["error"].as_str().unwrap().starts_with(why), "{v}");
+    }
+    let (code, v) = call(
+        &server,
+        "POST",
+        "/api/leads/import",
+        &sam,
+        Some(json!({"csv": "name\nx\n", "xlsx": xlsx})),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(count(), 0, "nothing imported");
+
+    let body = json!({"xlsx": xlsx, "columns": {"phones": "Mobile"}, "source": "event"});
+    let (code, report) = call(&server, "POST", "/api/leads/import", &sam, Some(body));
+    assert_eq!(code, 200, "{report}");
+    assert_eq!(report["created"], 2, "{report}");
+    assert_eq!(
+        report["rejected"][0]["line"], 3,
+        "the row without a name: {report}"
+    );
+    assert_eq!(
+        report["skipped"][0]["line"], 4,
+        "Ida's number again: {report}"
+    );
+    let ida = report["lead_ids"][0].as_i64().unwrap();
+    let (_, lead) = call(&server, "GET", &format!("/api/leads/{ida}"), &sam, None);
+    assert_eq!(lead["name"], "Ida Kunz");
+    assert_eq!(lead["company"], "Kunz GmbH");
+    assert_eq!(lead["grade"], "A");
+    assert_eq!(lead["owner_agent"], "1001");
+    assert_eq!(lead["phones"][0]["phone"], "+491705550701", "{lead}");
+    assert_eq!(count(), 2);
+}

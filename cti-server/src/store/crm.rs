@@ -144,7 +144,9 @@ impl Store {
                 // A phone of a row still waiting in the batch: the batch goes in first, so
                 // this row finds that lead.
                 if d.phones.iter().any(|p| batch.phones.contains(p.as_str())) {
-                    batch.insert(&mut tx, actor, &mut filed, &mut report).await?;
+                    batch
+                        .insert(&mut tx, actor, &mut filed, &mut report)
+                        .await?;
                 }
                 let owner = d
                     .phones
@@ -164,7 +166,9 @@ impl Store {
                     (None, _) => batch.push(d),
                 }
             }
-            batch.insert(&mut tx, actor, &mut filed, &mut report).await?;
+            batch
+                .insert(&mut tx, actor, &mut filed, &mut report)
+                .await?;
         }
         tx.commit().await?;
         Ok(report)
@@ -494,9 +498,10 @@ impl<'a> NewBatch<'a> {
             .iter()
             .zip(&self.leads)
             .flat_map(|(id, d)| {
-                d.phones.iter().enumerate().map(move |(i, p)| {
-                    (*id, p, if i == 0 { "primary" } else { "alternate" })
-                })
+                d.phones
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, p)| (*id, p, if i == 0 { "primary" } else { "alternate" }))
             })
             .collect();
         for part in phones.chunks(IMPORT_BATCH * 4) {
@@ -665,7 +670,11 @@ mod tests {
             .await
             .unwrap();
         let stored = s
-            .import_leads(&[row(2, "Stored", &["+49309999999"])], DuplicateMode::Add, "t")
+            .import_leads(
+                &[row(2, "Stored", &["+49309999999"])],
+                DuplicateMode::Add,
+                "t",
+            )
             .await
             .unwrap()
             .created[0];
@@ -722,7 +731,10 @@ mod tests {
         assert_eq!(phones, ["+49300000005", "+4917600000010"]);
         // Add: every row is a lead of its own.
         let (_d2, s2, _) = store().await;
-        let r = s2.import_leads(&rows(), DuplicateMode::Add, "t").await.unwrap();
+        let r = s2
+            .import_leads(&rows(), DuplicateMode::Add, "t")
+            .await
+            .unwrap();
         assert_eq!((r.created.len(), r.skipped.len()), (1200, 0));
     }
 }
