@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
             post(import).layer(axum::extract::DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
         )
         .route("/api/leads/export.csv", get(export))
+        .route("/api/leads/export.xlsx", get(export_xlsx))
         .route("/api/leads/{id}", get(read).patch(change))
         .route("/api/leads/{id}/contacts", post(contact))
         .route("/api/leads/{id}/notes", post(note))
@@ -438,37 +439,44 @@ async fn export(
     State(s): State<AppState>,
     headers: HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
-    let p = principal(&s, &headers).await?;
+    let table = leads_table(&s, &headers).await?;
+    let body = table.to_csv().map_err(internal)?;
+    Ok(crate::reports::download(
+        body,
+        "text/csv; charset=utf-8",
+        "leads.csv",
+    ))
+}
+
+/// `GET /api/leads/export.xlsx`: the same as an XLSX workbook.
+async fn export_xlsx(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    let table = leads_table(&s, &headers).await?;
+    let body = table.to_xlsx().map_err(internal)?;
+    Ok(crate::reports::download(
+        body,
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "leads.xlsx",
+    ))
+}
+
+/// The leads the user may see, one row each (phones joined with `|`).
+async fn leads_table(s: &AppState, headers: &HeaderMap) -> Result<crate::reports::Table, ApiError> {
+    use crate::reports::Cell;
+    let p = principal(s, headers).await?;
     let leads: Vec<LeadRow> = s
         .store
         .all_leads()
         .await
         .map_err(internal)?
         .into_iter()
-        .filter(|l| may_see(&s, &p, l))
+        .filter(|l| may_see(s, &p, l))
         .collect();
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let io = |e: csv::Error| internal(e);
-    w.write_record([
-        "id",
-        "name",
-        "company",
-        "email",
-        "phones",
-        "grade",
-        "status",
-        "source",
-        "owner",
-        "product",
-        "customer_no",
-        "next_follow_up_ms",
-        "first_contact_due_ms",
-        "first_contact_at_ms",
-        "created_at_ms",
-    ])
-    .map_err(io)?;
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let num = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
+    let text = |v: &Option<String>| v.clone().map_or(Cell::Empty, Cell::Text);
+    let num = |v: Option<i64>| v.map_or(Cell::Empty, Cell::Int);
+    let mut rows = Vec::with_capacity(leads.len());
     for l in &leads {
         let phones: Vec<String> = s
             .store
@@ -478,34 +486,45 @@ async fn export(
             .into_iter()
             .map(|p| p.phone)
             .collect();
-        w.write_record([
-            l.id.to_string(),
-            l.name.clone(),
-            opt(&l.company),
-            opt(&l.email),
-            phones.join("|"),
-            opt(&l.grade),
-            l.status.clone(),
-            opt(&l.source),
-            opt(&l.owner_agent),
-            opt(&l.product),
-            opt(&l.customer_no),
+        rows.push(vec![
+            Cell::Int(l.id),
+            Cell::Text(l.name.clone()),
+            text(&l.company),
+            text(&l.email),
+            Cell::Text(phones.join("|")),
+            text(&l.grade),
+            Cell::Text(l.status.clone()),
+            text(&l.source),
+            text(&l.owner_agent),
+            text(&l.product),
+            text(&l.customer_no),
             num(l.next_follow_up_ms),
             num(l.first_contact_due_ms),
             num(l.first_contact_at_ms),
-            l.created_at_ms.to_string(),
-        ])
-        .map_err(io)?;
+            Cell::Int(l.created_at_ms),
+        ]);
     }
-    let bytes = w.into_inner().map_err(|e| internal(e.to_string()))?;
-    Ok(axum::response::Response::builder()
-        .header(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")
-        .header(
-            axum::http::header::CONTENT_DISPOSITION,
-            "attachment; filename=\"leads.csv\"",
-        )
-        .body(axum::body::Body::from(bytes))
-        .expect("valid response"))
+    Ok(crate::reports::Table {
+        title: "Leads".into(),
+        columns: vec![
+            "id",
+            "name",
+            "company",
+            "email",
+            "phones",
+            "grade",
+            "status",
+            "source",
+            "owner",
+            "product",
+            "customer_no",
+            "next_follow_up_ms",
+            "first_contact_due_ms",
+            "first_contact_at_ms",
+            "created_at_ms",
+        ],
+        rows,
+    })
 }
 
 #[derive(Deserialize)]

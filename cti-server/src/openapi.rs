@@ -451,6 +451,12 @@ fn operations() -> Vec<Op> {
         ),
         op(
             "get",
+            "/api/leads/export.xlsx",
+            "leads",
+            "The leads the user may see as XLSX",
+        ),
+        op(
+            "get",
             "/api/leads/{id}",
             "leads",
             "A lead with phones and timeline",

@@ -17,7 +17,7 @@
 //!   lead, when, where, who booked it, and how it went (shown to whom, no-show, cancelled).
 //!
 //! Dates are whole UTC days, `to` included. Supervisors get their groups' queues and agents,
-//! admins everything. Hold time per call is not recorded yet and is not in the report.
+//! admins everything. Hold time is the time the agent's calls (taken or placed) spent on hold.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -254,6 +254,7 @@ pub async fn report(
                     Cell::Int(f.direct_in),
                     Cell::Int(f.calls_out),
                     Cell::Int(f.talk_ms / 1000),
+                    Cell::Int(f.hold_ms / 1000),
                     state("available"),
                     state("ringing"),
                     state("on_call"),
@@ -270,6 +271,7 @@ pub async fn report(
                     "direct_calls_answered",
                     "calls_out",
                     "talk_s",
+                    "hold_s",
                     "available_s",
                     "ringing_s",
                     "on_call_s",
@@ -543,7 +545,7 @@ async fn lead_report(
     Ok(table)
 }
 
-fn download(body: Vec<u8>, content_type: &'static str, file: &str) -> Response {
+pub(crate) fn download(body: Vec<u8>, content_type: &'static str, file: &str) -> Response {
     let disposition = format!("attachment; filename=\"{file}\"");
     (
         [

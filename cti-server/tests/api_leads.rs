@@ -439,6 +439,26 @@ fn a_supervisor_imports_a_csv_with_a_column_mapping_and_exports_it_again() {
     assert_eq!(&max_row[4], "+49307770001");
     assert_eq!(&max_row[8], "1001");
     assert!(rows.iter().any(|r| &r[1] == "Kurz; Karl"));
+    // And as XLSX, the same rows (read back with calamine).
+    let (code, _, xlsx) = server.http_get_raw(
+        "/api/leads/export.xlsx",
+        &[("Authorization", &format!("Bearer {sam}"))],
+    );
+    assert_eq!(code, 200);
+    use calamine::Reader;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(xlsx)).expect("an XLSX file");
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let cells: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(cells[0][1], "name");
+    assert_eq!(cells.len(), rows.len() + 1, "a row per lead");
+    let max = cells
+        .iter()
+        .find(|r| r[1] == "Max Muster")
+        .expect("Max in the workbook");
+    assert_eq!((max[4].as_str(), max[8].as_str()), ("+49307770001", "1001"));
 }
 
 /// An XLSX workbook (made with rust_xlsxwriter, as a spreadsheet program would save it)

@@ -163,6 +163,14 @@ fn hold_and_resume_reinvite() {
     let uas = agent(&server, "1002", "agent_uas.xml", 1, true);
     let caller = call(&server, "caller_hold.xml", "1002", &[]);
     assert_ok(&server, &caller, 1, Some(uas));
+    // The record keeps the time on hold (the scenario holds for about half a second).
+    let rows = server.rows(
+        "SELECT CAST(hold_ms AS TEXT) FROM calls",
+        1,
+        Duration::from_secs(5),
+    );
+    let hold: i64 = rows[0][0].as_deref().unwrap_or("0").parse().unwrap();
+    assert!((300..5000).contains(&hold), "hold {hold} ms");
 }
 
 #[test]

@@ -187,6 +187,21 @@ fn an_agent_calls_a_lead_from_the_work_list_through_the_trunk() {
         "{outbound}"
     );
     assert!(row["talk_s"].as_i64().unwrap_or(0) >= 5, "{outbound}");
+    // The agent workload report counts the time the customer was on hold.
+    let (_, text) = server.http(
+        "GET",
+        &format!("/api/reports/agents?from={day}&to={day}"),
+        Some(&sam),
+        None,
+    );
+    let workload = json_of(&text);
+    let alice = workload["rows"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["agent"] == "1001"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(alice["hold_s"].as_i64().unwrap_or(0) >= 1, "{workload}");
+    assert_eq!(alice["calls_out"], 1, "{workload}");
 
     // The visit booked on the call, handed over to the direct-sales person.
     let (_, text) = server.http("GET", "/api/appointments", Some(&sam), None);

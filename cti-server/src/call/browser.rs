@@ -216,7 +216,7 @@ impl Call {
                 if let Some(b) = self.agent.browser.as_mut() {
                     b.held = held;
                 }
-                self.set_browser_hold(held);
+                self.set_browser_hold(now, held);
                 self.softphone_event(SoftphoneEventKind::Held(held));
             }
             SoftphoneInput::Digit(d) if b.connected => {
@@ -237,7 +237,7 @@ impl Call {
                 }
                 tracing::info!(call = %self.key, agent, "console lost mid-call: caller on hold");
                 if !b.held {
-                    self.set_browser_hold(true);
+                    self.set_browser_hold(now, true);
                 }
             }
             SoftphoneInput::Lost if b.ringing => {
@@ -258,7 +258,7 @@ impl Call {
                 tracing::info!(call = %self.key, agent, "console back: call re-attached");
                 // Back as it was: held if the agent had held, else talking.
                 if !b.held {
-                    self.set_browser_hold(false);
+                    self.set_browser_hold(now, false);
                 }
                 let (caller, _) = self.caller_and_dialed();
                 self.softphone_event(SoftphoneEventKind::Connected {
@@ -290,8 +290,8 @@ impl Call {
     /// Hold without SDP: the console's leg leaves the call's room (so it can take another
     /// line) and the service plays the customer music, as for a phone's re-INVITE with
     /// `a=sendonly`; resuming brings the leg back into the room.
-    fn set_browser_hold(&mut self, held: bool) {
-        self.on_hold = held.then_some(Side::Agent);
+    fn set_browser_hold(&mut self, now: Instant, held: bool) {
+        self.set_hold(now, held.then_some(Side::Agent));
         let leg = self.agent.leg;
         if held {
             self.media(MediaOp::Leave { leg });

@@ -591,6 +591,8 @@ pub struct Call {
     keys: keys::FeatureKeys,
     /// The side that put the other on hold (re-INVITE), while it lasts.
     on_hold: Option<Side>,
+    /// Since when, for the record's hold time.
+    hold_since: Option<Instant>,
 }
 
 /// A machine input.
@@ -728,6 +730,7 @@ impl Call {
             rec: recording::CallRecording::new(config_record),
             keys: record_keys,
             on_hold: None,
+            hold_since: None,
         }
     }
 
@@ -1540,7 +1543,7 @@ impl Call {
                 self.end(now, cause, Some(side));
             }
             Method::Invite => {
-                self.on_reinvite(tx, &req, side);
+                self.on_reinvite(now, tx, &req, side);
                 if side == Side::Caller {
                     self.session_refreshed(now);
                 }
@@ -1581,7 +1584,7 @@ impl Call {
 
     /// A re-INVITE on one leg (hold, resume, codec change), answered locally (RFC 3264 §8):
     /// the other leg keeps its media; a party on hold is simply sent no audio.
-    fn on_reinvite(&mut self, tx: TxId, req: &Request, side: Side) {
+    fn on_reinvite(&mut self, now: Instant, tx: TxId, req: &Request, side: Side) {
         let reply = |code: u16, reason: &str| req.response(code, reason, None);
         let offer = std::str::from_utf8(&req.body)
             .ok()
@@ -1630,7 +1633,7 @@ impl Call {
             }
         };
         let held = sdp::is_hold(&offer);
-        self.on_hold = held.then_some(side);
+        self.set_hold(now, held.then_some(side));
         self.media(MediaOp::Update {
             leg,
             params: LegParams::from_negotiated(&negotiated),
@@ -1795,6 +1798,19 @@ impl Call {
         }
     }
 
+    /// Who holds the other now (`None`: nobody); the record sums the time on hold.
+    fn set_hold(&mut self, now: Instant, who: Option<Side>) {
+        match (self.hold_since, who) {
+            (None, Some(_)) => self.hold_since = Some(now),
+            (Some(since), None) => {
+                self.record.hold += now.saturating_duration_since(since);
+                self.hold_since = None;
+            }
+            _ => {}
+        }
+        self.on_hold = who;
+    }
+
     /// Sends BYE on a leg whose dialog is confirmed.
     fn send_bye(&mut self, side: Side) {
         if side == Side::Agent && self.agent.browser.is_some() {
@@ -1900,6 +1916,7 @@ impl Call {
         self.end_deadline = None;
         self.session = None;
         self.record.end_after = Some(self.elapsed(now));
+        self.set_hold(now, None);
         if self.record.end_cause.is_none() {
             self.record.end_cause = Some(EndCause::Failed);
         }

@@ -194,7 +194,7 @@ impl Call {
                 if let Some(b) = self.caller.console.as_mut() {
                     b.held = held;
                 }
-                self.set_console_hold(held);
+                self.set_console_hold(now, held);
                 self.softphone_event(SoftphoneEventKind::Held(held));
             }
             SoftphoneInput::Digit(d) if talking => {
@@ -214,7 +214,7 @@ impl Call {
                 }
                 tracing::info!(call = %self.key, agent, "console lost: customer on hold");
                 if talking && !b.held {
-                    self.set_console_hold(true);
+                    self.set_console_hold(now, true);
                 } else if !talking && self.agent.bridged {
                     // Early audio from the far end: the console's leg is going.
                     self.media(MediaOp::Leave {
@@ -223,7 +223,7 @@ impl Call {
                 }
             }
             SoftphoneInput::Reattach { session, leg } => {
-                self.placed_reattach(b, session, leg);
+                self.placed_reattach(now, b, session, leg);
             }
             SoftphoneInput::Answer | SoftphoneInput::Decline => {}
             SoftphoneInput::Hold(_) | SoftphoneInput::Digit(_) => {}
@@ -231,7 +231,7 @@ impl Call {
     }
 
     /// A reload: the new console's leg takes the old one's place, held if the agent had held.
-    fn placed_reattach(&mut self, b: BrowserAgent, session: u64, leg: LegId) {
+    fn placed_reattach(&mut self, now: Instant, b: BrowserAgent, session: u64, leg: LegId) {
         let old = self.caller.leg;
         let talking = self.state == State::Talking;
         if !b.lost && !b.held && self.agent.bridged {
@@ -246,7 +246,7 @@ impl Call {
         tracing::info!(call = %self.key, "console back: placed call re-attached");
         if talking {
             if !b.held {
-                self.set_console_hold(false);
+                self.set_console_hold(now, false);
             }
             let caller = self.placed_number();
             self.softphone_event(SoftphoneEventKind::Connected {
@@ -271,8 +271,8 @@ impl Call {
 
     /// Hold from the console: its leg leaves the room and the customer hears hold music;
     /// resuming stops the music and brings the leg back.
-    fn set_console_hold(&mut self, held: bool) {
-        self.on_hold = held.then_some(Side::Caller);
+    fn set_console_hold(&mut self, now: Instant, held: bool) {
+        self.set_hold(now, held.then_some(Side::Caller));
         let customer = self.agent.leg;
         if held {
             self.media(MediaOp::Leave {

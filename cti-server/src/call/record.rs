@@ -107,6 +107,8 @@ pub struct CallRecord {
     pub ended_by: Option<Side>,
     pub caller: LegRecord,
     pub agent: LegRecord,
+    /// Time one party held the other (re-INVITE or the console's Hold).
+    pub hold: Duration,
 }
 
 impl CallRecord {
@@ -134,6 +136,7 @@ impl CallRecord {
             ended_by: None,
             caller: LegRecord::default(),
             agent: LegRecord::default(),
+            hold: Duration::ZERO,
         }
     }
 

@@ -2891,6 +2891,7 @@ fn hold_plays_music_keys_reach_the_customer_and_a_reload_reattaches() {
         vec![browser::SoftphoneEventKind::Held(true)]
     );
     assert_eq!(h.call.live(false).state, "on_hold");
+    h.now += Duration::from_secs(3);
     h.console(browser::SoftphoneInput::Hold(false));
     let ops = h.media_ops();
     assert!(ops.contains(&MediaOp::StopPlay {
@@ -2975,10 +2976,9 @@ fn hold_plays_music_keys_reach_the_customer_and_a_reload_reattaches() {
     assert_eq!(h.responses(77)[0].code, 200);
     assert_eq!(h.console_events(), vec![ended("the customer hung up")]);
     assert!(h.media_ops().contains(&MediaOp::Leave { leg: new_leg }));
-    assert_eq!(
-        h.ended().map(|r| r.end_cause),
-        Some(Some(EndCause::AgentHangup))
-    );
+    let record = h.ended().expect("ended");
+    assert_eq!(record.end_cause, Some(EndCause::AgentHangup));
+    assert_eq!(record.hold, Duration::from_secs(3), "the time on hold");
 }
 
 #[test]

@@ -381,8 +381,8 @@ async fn write_call(
     sqlx::query(
         "INSERT INTO calls (id, sip_call_id, direction, from_uri, to_uri, dialed, agent,
            offered_at_ms, ringing_at_ms, answered_at_ms, ended_at_ms, end_cause, ended_by,
-           connected_at_ms, services)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           connected_at_ms, services, hold_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(r.key.0 as i64)
     .bind(&r.sip_call_id)
@@ -403,6 +403,7 @@ async fn write_call(
     .bind(r.ended_by.map(|s| s.as_str()))
     .bind(at(r.connect_after))
     .bind((!r.services.is_empty()).then(|| r.services.join(" ")))
+    .bind(r.hold.as_millis() as i64)
     .execute(&mut **tx)
     .await?;
     for (side, leg) in [("caller", &r.caller), ("agent", &r.agent)] {

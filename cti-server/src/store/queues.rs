@@ -44,6 +44,8 @@ pub struct AgentFigures {
     pub calls_out: i64,
     /// Talk time of queue calls, ms.
     pub talk_ms: i64,
+    /// Time the agent's calls (taken or placed) spent on hold, ms.
+    pub hold_ms: i64,
     /// Time in each ACD state (`available`, `on_call`, `wrap_up`, `break`, `ringing`), ms;
     /// logged out is not counted.
     pub state_ms: BTreeMap<String, i64>,
@@ -113,6 +115,16 @@ impl Store {
         .bind(to_ms)
         .fetch_one(&self.pool)
         .await?;
+        // Hold: the calls the agent took (their `agent`) and placed (outbound, from them).
+        let (hold_taken,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(SUM(hold_ms), 0) FROM calls
+             WHERE agent = ? AND offered_at_ms >= ? AND offered_at_ms < ?",
+        )
+        .bind(agent)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_one(&self.pool)
+        .await?;
         // Direct calls: put through to the agent without a queue (the call's services name
         // no queue), answered.
         let (direct_in,): (i64,) = sqlx::query_as(
@@ -127,18 +139,17 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         // Calls out: the trunk calls whose caller is the agent's phone.
-        let from_uris: Vec<(String,)> = sqlx::query_as(
-            "SELECT from_uri FROM calls
+        let out: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT from_uri, hold_ms FROM calls
              WHERE direction = 'outbound' AND offered_at_ms >= ? AND offered_at_ms < ?",
         )
         .bind(from_ms)
         .bind(to_ms)
         .fetch_all(&self.pool)
         .await?;
-        let calls_out = from_uris
-            .iter()
-            .filter(|(u,)| uri_user(u) == Some(agent))
-            .count() as i64;
+        let theirs = out.iter().filter(|(u, _)| uri_user(u) == Some(agent));
+        let calls_out = theirs.clone().count() as i64;
+        let hold_placed: i64 = theirs.map(|(_, h)| h).sum();
         // Time in state: each agent_state event starts a state that lasts until the next;
         // the one in force at `from` counts from `from`.
         let changes: Vec<(i64, Option<String>)> = sqlx::query_as(
@@ -168,6 +179,7 @@ impl Store {
             direct_in,
             calls_out,
             talk_ms,
+            hold_ms: hold_taken + hold_placed,
             state_ms,
         })
     }
