@@ -113,6 +113,38 @@ impl Hosting {
         )
     }
 
+    /// Pops a call outside any queue on `agent`'s screens: put straight through to them
+    /// (`caller` is the customer), or placed by them (`outbound`: `caller` is the number
+    /// they call). `lead`: the lead they called from.
+    pub fn pop_direct(
+        &self,
+        key: CallKey,
+        agent: &str,
+        caller: String,
+        dialed: String,
+        lead: Option<i64>,
+        outbound: bool,
+    ) {
+        crate::cti::pop(
+            &self.cti,
+            self.store.clone(),
+            self.config.lead_country.clone(),
+            crate::cti::Offer {
+                call: key.0,
+                agent: agent.to_string(),
+                caller,
+                dialed,
+                queue: None,
+                path: Vec::new(),
+                variables: Default::default(),
+                ivr_lead: lead,
+                outbound,
+                dispositions: self.config.dispositions.codes(None).to_vec(),
+                disposition_required: false,
+            },
+        );
+    }
+
     /// The service side of a relayed call whose agent transfers it.
     pub fn adopt(&self, call: &Call) -> super::host::Host {
         super::host::Host::adopt(

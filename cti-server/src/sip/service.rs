@@ -345,28 +345,7 @@ impl SipService {
                                     && let Some(h) = plane.actor_config.hosting.as_ref()
                                 {
                                     let (caller, dialed) = call.caller_and_dialed();
-                                    crate::cti::pop(
-                                        &h.cti,
-                                        h.store.clone(),
-                                        h.config.lead_country.clone(),
-                                        crate::cti::Offer {
-                                            call: key.0,
-                                            agent: agent.to_string(),
-                                            caller,
-                                            dialed,
-                                            queue: None,
-                                            path: Vec::new(),
-                                            variables: Default::default(),
-                                            ivr_lead: None,
-                                            outbound: false,
-                                            dispositions: h
-                                                .config
-                                                .dispositions
-                                                .codes(None)
-                                                .to_vec(),
-                                            disposition_required: false,
-                                        },
-                                    );
+                                    h.pop_direct(key, agent, caller, dialed, None, false);
                                 }
                                 let host = service.and_then(|s| {
                                     plane.actor_config.hosting.as_ref().map(|h| h.host(key, s))
@@ -395,24 +374,8 @@ impl SipService {
                         } = *placement;
                         if let Some(h) = plane.actor_config.hosting.as_ref() {
                             // The agent sees the lead they are calling at dial.
-                            crate::cti::pop(
-                                &h.cti,
-                                h.store.clone(),
-                                h.config.lead_country.clone(),
-                                crate::cti::Offer {
-                                    call: key.0,
-                                    agent: placer.extension.clone(),
-                                    caller: number.clone(),
-                                    dialed: number.clone(),
-                                    queue: None,
-                                    path: Vec::new(),
-                                    variables: Default::default(),
-                                    ivr_lead: lead,
-                                    outbound: true,
-                                    dispositions: h.config.dispositions.codes(None).to_vec(),
-                                    disposition_required: false,
-                                },
-                            );
+                            let n = number.clone();
+                            h.pop_direct(key, &placer.extension, n.clone(), n, lead, true);
                         }
                         let call = Call::new_placed(
                             key,
