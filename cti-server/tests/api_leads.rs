@@ -6,29 +6,10 @@
 
 mod common;
 
-use common::{Server, json_of};
+use common::{Server, call, json_of};
 use serde_json::{Value, json};
 
 const DAY_MS: i64 = 86_400_000;
-
-fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let body = body.map(|b| b.to_string());
-    let (code, text) = server.http(method, path, Some(token), body.as_deref());
-    (
-        code,
-        if text.is_empty() {
-            Value::Null
-        } else {
-            json_of(&text)
-        },
-    )
-}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -440,18 +421,7 @@ fn a_supervisor_imports_a_csv_with_a_column_mapping_and_exports_it_again() {
     assert_eq!(&max_row[8], "1001");
     assert!(rows.iter().any(|r| &r[1] == "Kurz; Karl"));
     // And as XLSX, the same rows (read back with calamine).
-    let (code, _, xlsx) = server.http_get_raw(
-        "/api/leads/export.xlsx",
-        &[("Authorization", &format!("Bearer {sam}"))],
-    );
-    assert_eq!(code, 200);
-    use calamine::Reader;
-    let mut book = calamine::Xlsx::new(std::io::Cursor::new(xlsx)).expect("an XLSX file");
-    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
-    let cells: Vec<Vec<String>> = sheet
-        .rows()
-        .map(|r| r.iter().map(|c| c.to_string()).collect())
-        .collect();
+    let cells = common::xlsx_cells(&server, "/api/leads/export.xlsx", &sam);
     assert_eq!(cells[0][1], "name");
     assert_eq!(cells.len(), rows.len() + 1, "a row per lead");
     let max = cells

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Server, json_of};
+use common::{Server, call, json_of};
 use serde_json::{Value, json};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -18,23 +18,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let body = body.map(|b| b.to_string());
-    let (code, text) = server.http(method, path, Some(token), body.as_deref());
-    let v = if text.trim().is_empty() {
-        Value::Null
-    } else {
-        json_of(&text)
-    };
-    (code, v)
 }
 
 fn worklist_ids(server: &Server, token: &str) -> Vec<i64> {

@@ -166,18 +166,11 @@ fn the_funnel_sources_and_follow_up_reports_count_each_supervisors_leads() {
         csv.starts_with("month,agent,leads,contacted,hot_h_or_a,appointments,visits,deals"),
         "{csv}"
     );
-    let (code, _, xlsx) = server.http_get_raw(
+    let cells = common::xlsx_cells(
+        &server,
         &format!("/api/reports/follow_up?from={d}&to={d}&format=xlsx"),
-        &[("Authorization", &format!("Bearer {sam}"))],
+        &sam,
     );
-    assert_eq!(code, 200);
-    use calamine::Reader;
-    let mut book = calamine::Xlsx::new(std::io::Cursor::new(xlsx)).expect("an XLSX file");
-    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
-    let cells: Vec<Vec<String>> = sheet
-        .rows()
-        .map(|r| r.iter().map(|c| c.to_string()).collect())
-        .collect();
     assert_eq!(cells[0][..3], ["by", "name", "first_contacts_due"]);
     assert!(
         cells.iter().any(|r| r[0] == "all" && r[2] == "2"),

@@ -3,24 +3,14 @@
 // (fine, then broken on disk). Prints one JSON line per step; screenshots go to $SHOTS.
 //
 // Env: BASE, ADMIN, PASSWORD, PROMPT_WAV (a good file), BAD_FILE (not audio), SHOTS.
-import { chromium } from 'playwright-core';
-import readline from 'node:readline';
+import { env, say, next, launch, watch, shot as shotOf } from './common.mjs';
 
-const env = process.env;
-const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-const say = (step, extra = {}) => console.log(JSON.stringify({ step, ...extra }));
 const problems = [];
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    '--autoplay-policy=no-user-gesture-required', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text()); });
-  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
-  const shot = (name) => page.screenshot({ path: `${env.SHOTS}/${name}.png`, fullPage: true });
+  watch(page, 'admin', problems);
+  const shot = (name) => shotOf(page, name);
 
   await page.goto(`${env.BASE}/agent/`);
   await page.fill('#login input[name=user]', env.ADMIN);
@@ -63,7 +53,7 @@ try {
   await page.waitForSelector('#flows-result.ok', { timeout: 10000 });
   const reloaded = await page.textContent('#flows-result');
   say('reloaded', { reloaded });
-  await lines.next(); // the test breaks a flow file on disk
+  await next(); // the test breaks a flow file on disk
   const before2 = problems.length;
   await page.click('#flows-reload');
   await page.waitForSelector('#flows-result.bad', { timeout: 10000 });

@@ -4,37 +4,16 @@
 //
 // Env: BASE (http://127.0.0.1:PORT), AGENT, PASSWORD, LEAD_NAME, WAV (the agent's fake
 // microphone), SUPERVISOR, SUPERVISOR_PASSWORD, SUPERVISOR_WAV, SHOTS.
-import { chromium } from 'playwright-core';
-import readline from 'node:readline';
+import { env, say, next, launch, watch } from './common.mjs';
 
-const env = process.env;
-const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-const say = (step, extra = {}) => console.log(JSON.stringify({ step, ...extra }));
-const next = async () => { await lines.next(); };
 const problems = [];
 
 // One browser per person: each has its own fake microphone.
-const launch = (wav) => chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--use-fake-ui-for-media-stream',
-    '--use-fake-device-for-media-stream',
-    '--allow-loopback-in-peer-connection',
-    '--autoplay-policy=no-user-gesture-required',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-    `--use-file-for-fake-audio-capture=${wav}`,
-  ],
-});
 const browser = await launch(env.WAV);
 const supBrowser = await launch(env.SUPERVISOR_WAV);
-const watch = (page, who) => {
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`${who} console: ${m.text()}`); });
-  page.on('pageerror', (e) => problems.push(`${who} page error: ${e.message}`));
-};
 try {
   const page = await browser.newPage();
-  watch(page, 'agent');
+  watch(page, 'agent', problems);
   const stats = () => page.evaluate(() => window.softphoneStats());
   const shot = (name, p = page) => p.screenshot({ path: `${env.SHOTS}/${name}.png`, fullPage: true });
 
@@ -57,7 +36,7 @@ try {
 
   // The supervisor's console, on the floor view.
   const sup = await supBrowser.newPage();
-  watch(sup, 'supervisor');
+  watch(sup, 'supervisor', problems);
   const supStats = () => sup.evaluate(() => window.softphoneStats());
   await sup.goto(`${env.BASE}/agent/?raw`);
   await sup.fill('#login input[name=user]', env.SUPERVISOR);

@@ -6,33 +6,15 @@
 //
 // Env: BASE, AGENT, PASSWORD, LEAD_NAME, DNC_NUMBER (the lead's number as an agent would
 // type it), WAV (the agent's fake microphone), SHOTS.
-import { chromium } from 'playwright-core';
-import readline from 'node:readline';
+import { env, say, next, launch, watch, shot as shotOf } from './common.mjs';
 
-const env = process.env;
-const say = (step, extra = {}) => console.log(JSON.stringify({ step, ...extra }));
-const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-const next = async () => { await lines.next(); };
 const problems = [];
-
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--use-fake-ui-for-media-stream',
-    '--use-fake-device-for-media-stream',
-    '--allow-loopback-in-peer-connection',
-    '--autoplay-policy=no-user-gesture-required',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-    `--use-file-for-fake-audio-capture=${env.WAV}`,
-  ],
-});
+const browser = await launch(env.WAV);
 try {
   const page = await browser.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  watch(page, 'agent', problems);
   const stats = () => page.evaluate(() => window.softphoneStats());
-  const shot = (name) => page.screenshot({ path: `${env.SHOTS}/${name}.png`, fullPage: true });
+  const shot = (name) => shotOf(page, name);
 
   await page.goto(`${env.BASE}/agent/?raw`);
   await page.fill('#login input[name=user]', env.AGENT);

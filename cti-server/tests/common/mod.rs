@@ -1014,3 +1014,37 @@ pub fn tone_file(path: &std::path::Path, hz: f64, volume: &str) {
         .expect("sox runs");
     assert!(made.success());
 }
+
+/// An API call with `token` and an optional JSON body: the status and the JSON answer
+/// (`Null` for an empty one).
+pub fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let body = body.map(|b| b.to_string());
+    let (code, text) = server.http(method, path, Some(token), body.as_deref());
+    let v = if text.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        json_of(&text)
+    };
+    (code, v)
+}
+
+/// An XLSX download (`path` with `token`) read back with calamine: its first sheet's cells
+/// as text, the header row first.
+pub fn xlsx_cells(server: &Server, path: &str, token: &str) -> Vec<Vec<String>> {
+    use calamine::Reader;
+    let (code, _, xlsx) =
+        server.http_get_raw(path, &[("Authorization", &format!("Bearer {token}"))]);
+    assert_eq!(code, 200, "{path}");
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(xlsx)).expect("an XLSX file");
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect()
+}
