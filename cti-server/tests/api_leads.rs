@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Server, call, json_of};
+use common::{Server, call};
 use serde_json::{Value, json};
 
 const DAY_MS: i64 = 86_400_000;

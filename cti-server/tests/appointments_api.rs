@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Server, call, json_of};
+use common::{Server, call};
 use serde_json::{Value, json};
 
 const HOUR_MS: i64 = 3_600_000;
