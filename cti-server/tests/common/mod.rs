@@ -157,7 +157,13 @@ pub fn free_udp_port() -> u16 {
 pub fn free_port() -> u16 {
     loop {
         let p = free_udp_port();
-        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+        // A port given to sipp as its media port (-mp) takes the three above it too (RTCP,
+        // video RTP and RTCP): all four must be free, or sipp fails to bind one of them
+        // (seen once: the caller's video port was the agent's SIP port).
+        let free = |q: u16| {
+            UdpSocket::bind(("127.0.0.1", q)).is_ok() && TcpListener::bind(("127.0.0.1", q)).is_ok()
+        };
+        if p <= 65_531 && (p..p + 4).all(free) {
             return p;
         }
     }
