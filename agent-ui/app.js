@@ -222,6 +222,17 @@ function onEvent(ev) {
     case 'placed':
       showError('');
       break;
+    case 'hot_lead':
+      refreshHotLeads();
+      break;
+    case 'campaign_call':
+      showCampaignLead(ev, false);
+      $('#campaign-status').textContent = 'Calling ' + ev.lead.lead_name + ' for ' + ev.name + '...';
+      break;
+    case 'campaign_attempt':
+      $('#campaign-status').textContent = 'Last campaign call: ' + ev.outcome.replace(/_/g, ' ') + (ev.error ? ' (' + ev.error + ')' : '');
+      refreshCampaigns();
+      break;
   }
 }
 
@@ -409,7 +420,7 @@ async function showPop(offer) {
       el('p', {}, [l.company, l.status, l.owner_agent ? 'owner ' + l.owner_agent : null].filter(Boolean).join(' · ')),
       el('p', { class: 'muted' }, 'Next follow-up: ' + (fmtTime(l.next_follow_up_ms) || 'none')),
     );
-    card.append(bookingForm(l, offer));
+    card.append(bookingForm(l, offer), hotLeadForm(l, offer));
     box.append(card);
     loadTimeline(l.id, card);
   }
@@ -440,6 +451,162 @@ function bookingForm(lead, offer) {
   });
   return f;
 }
+
+// Report the lead hot: what the customer said for each of the five criteria.
+const HOT_CRITERIA = [
+  ['timeline', 'Timeline', 'text'],
+  ['selection_team', 'Selection team', 'text'],
+  ['owner', 'Owner', 'text'],
+  ['go_live', 'Go-live', 'date'],
+  ['fit', 'Fits the product', 'text'],
+];
+
+function hotLeadForm(lead, offer) {
+  const f = el('form', { class: 'hot-lead' });
+  const box = el('details', {}, el('summary', {}, 'Report hot lead'), f);
+  f.append(...HOT_CRITERIA.map(([name, label, type]) =>
+    el('label', {}, label + ' ', el('input', { name, type, required: '', size: 28 }))),
+  el('button', { type: 'submit' }, 'Report hot lead'));
+  f.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const d = new FormData(f);
+    const criteria = Object.fromEntries(HOT_CRITERIA.map(([name]) => [name, d.get(name) || '']));
+    try {
+      const h = await api('POST', '/api/leads/' + lead.id + '/hot', { criteria, call: offer.call });
+      box.replaceWith(el('p', { class: 'booked' }, 'Reported hot; the answer is due by ' + fmtTime(h.review_by_ms) + '.'));
+      refreshHotLeads();
+    } catch (e) {
+      showError('Hot lead not reported: ' + e.message);
+    }
+  });
+  return box;
+}
+
+// Hot-lead reports: pending ones with the sales manager's Accept / Reject, then the answers.
+async function refreshHotLeads() {
+  try {
+    const { hot_leads: reports } = await api('GET', '/api/hot-leads');
+    const decides = state.me.role !== 'agent';
+    $('#hot-leads tbody').replaceChildren(...reports.slice().reverse().map((h) => {
+      const actions = el('td', {});
+      if (h.state === 'pending' && decides && h.reported_by !== state.me.user) {
+        const reason = el('input', { class: 'reason', size: 12, placeholder: 'reason to reject' });
+        const decide = (decision) => async () => {
+          try {
+            await api('POST', '/api/hot-leads/' + h.id + '/decision', { decision, reason: reason.value || null });
+            refreshHotLeads();
+          } catch (e) { showError('Hot lead: ' + e.message); }
+        };
+        actions.append(reason, el('button', { class: 'accept', onclick: decide('accept') }, 'Accept'),
+          el('button', { class: 'reject', onclick: decide('reject') }, 'Reject'));
+      }
+      const said = HOT_CRITERIA.map(([name, label]) => label + ': ' + ((h.criteria || {})[name] || '')).join('\n');
+      const answer = h.state === 'pending' ? 'pending, due ' + fmtTime(h.review_by_ms)
+        : h.state + (h.decided_by ? ' by ' + h.decided_by : ' (no answer in time)') + (h.reason ? ': ' + h.reason : '');
+      return el('tr', { 'data-hot-lead': h.id }, el('td', {}, fmtTime(h.reported_at_ms)),
+        el('td', { title: said }, h.lead_name), el('td', {}, h.reported_by),
+        el('td', { class: 'state' }, answer), actions);
+    }));
+  } catch (_) { /* not available */ }
+}
+
+// ---- outbound campaigns -------------------------------------------------------------------
+
+// The lead a campaign gives the agent, with the script; in preview with Call and Skip.
+function showCampaignLead(c, preview) {
+  const box = $('#campaign-lead');
+  box.hidden = false;
+  const l = c.lead;
+  box.replaceChildren(
+    el('h3', {}, c.name + ': ' + l.lead_name + ' ', el('span', { class: 'muted' }, l.phone || '')),
+    el('p', { class: 'muted' }, 'Attempt ' + (l.attempts + 1) + (l.last_outcome ? ', last: ' + l.last_outcome.replace(/_/g, ' ') : '')),
+    el('pre', { class: 'script' }, c.script || '(no script)'),
+  );
+  if (preview) {
+    const done = () => { box.hidden = true; refreshCampaigns(); };
+    box.append(
+      el('button', { class: 'campaign-call answer', onclick: async () => {
+        try {
+          await api('POST', '/api/campaigns/' + c.campaign + '/leads/' + l.lead_id + '/dial');
+          $('#campaign-status').textContent = 'Calling ' + l.lead_name + '...';
+          box.querySelectorAll('button').forEach((b) => b.remove());
+        } catch (e) { showError('Campaign call: ' + e.message); refreshCampaigns(); }
+      } }, 'Call'),
+      el('button', { class: 'campaign-skip', onclick: async () => {
+        try { await api('POST', '/api/campaigns/' + c.campaign + '/leads/' + l.lead_id + '/skip'); done(); } catch (e) { showError('Skip: ' + e.message); }
+      } }, 'Skip'),
+    );
+  }
+}
+
+async function refreshCampaigns() {
+  let campaigns;
+  try { ({ campaigns } = await api('GET', '/api/campaigns')); } catch (_) { return; }
+  const runs = state.me.role !== 'agent';
+  $('#campaign-form').hidden = !runs;
+  $('#campaigns tbody').replaceChildren(...campaigns.map((c) => {
+    const actions = el('td', {});
+    const act = (label, cls, fn) => el('button', { class: cls, onclick: async () => {
+      try { await fn(); refreshCampaigns(); } catch (e) { showError(c.name + ': ' + e.message); }
+    } }, label);
+    if (c.state === 'running' && !runs) {
+      if (c.mode === 'preview') {
+        actions.append(act('Next lead', 'campaign-next', async () => {
+          const n = await api('POST', '/api/campaigns/' + c.id + '/next');
+          if (n.lead) showCampaignLead(n, true);
+          else $('#campaign-status').textContent = 'No lead of ' + c.name + ' is due now.';
+        }));
+      } else if (c.joined) {
+        actions.append(act('Leave', 'campaign-leave', () => api('POST', '/api/campaigns/' + c.id + '/leave')));
+      } else {
+        actions.append(act('Join', 'campaign-join', () => api('POST', '/api/campaigns/' + c.id + '/join')));
+      }
+    }
+    if (runs && c.state !== 'finished') {
+      const to = (st) => () => api('POST', '/api/campaigns/' + c.id + '/state', { state: st });
+      if (c.state !== 'running') actions.append(act('Start', 'campaign-start', to('running')));
+      if (c.state === 'running') actions.append(act('Pause', 'campaign-pause', to('paused')));
+      actions.append(act('Finish', 'campaign-finish', to('finished')));
+    }
+    if (runs) {
+      for (const format of ['csv', 'xlsx']) {
+        actions.append(act(format.toUpperCase(), 'campaign-report', async () => {
+          const r = await fetch('/api/campaigns/' + c.id + '/report?format=' + format, { headers: { Authorization: 'Bearer ' + state.token } });
+          if (!r.ok) throw new Error(r.statusText);
+          const a = el('a', { href: URL.createObjectURL(await r.blob()), download: 'campaign-' + c.id + '.' + format });
+          document.body.append(a);
+          a.click();
+          a.remove();
+        }));
+      }
+    }
+    const counts = c.leads + ' (' + c.reached + ' reached, ' + c.waiting + ' waiting, ' + c.exhausted + ' exhausted' + (c.excluded ? ', ' + c.excluded + ' excluded' : '') + ')';
+    return el('tr', { 'data-campaign': c.id }, el('td', {}, c.name), el('td', {}, c.mode), el('td', {}, counts),
+      el('td', { class: 'state' }, c.state + (c.joined ? ' (joined)' : '')), actions);
+  }));
+}
+
+$('#campaign-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  try {
+    const c = await api('POST', '/api/campaigns', {
+      name: f.get('name'), mode: f.get('mode'), skill: f.get('skill'), script: f.get('script'),
+      retries: Number(f.get('retries')), retry_after_s: Number(f.get('retry_min')) * 60,
+    });
+    const filter = {};
+    if (f.get('grade')) filter.grade = f.get('grade');
+    if (f.get('source')) filter.source = f.get('source');
+    if (Object.keys(filter).length) {
+      const r = await api('POST', '/api/campaigns/' + c.id + '/leads', filter);
+      $('#campaign-status').textContent = c.name + ': ' + r.added + ' leads added.';
+    }
+    ev.target.reset();
+    refreshCampaigns();
+  } catch (e) {
+    showError('Campaign: ' + e.message);
+  }
+});
 
 // The visits expected from today on; how each went is recorded here (the handover).
 async function refreshAppointments() {
@@ -596,7 +763,10 @@ async function refresh() {
       el('td', {}, el('button', { class: 'call-lead', onclick: () => dial({ lead: l.id }) }, 'Call')))));
   } catch (_) { /* no work list */ }
   // Not while somebody types a receiver's name into the table.
-  if (!document.activeElement || !document.activeElement.classList.contains('receiver')) refreshAppointments();
+  const typing = document.activeElement && document.activeElement.classList;
+  if (!typing || !typing.contains('receiver')) refreshAppointments();
+  if (!typing || !typing.contains('reason')) refreshHotLeads();
+  refreshCampaigns();
 }
 
 // ---- the supervisor's floor: calls, agents, monitoring, recordings ----------------------

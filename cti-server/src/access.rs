@@ -140,6 +140,44 @@ impl Access {
         v.sort();
         v
     }
+
+    /// Every skill group: those queues serve and those staff work in or supervise.
+    pub fn skills(&self) -> BTreeSet<String> {
+        let mut all: BTreeSet<String> = self.queues.iter().map(|(_, s)| s.clone()).collect();
+        for s in self.staff.values() {
+            all.extend(s.skills.iter().cloned());
+            all.extend(s.supervises.iter().cloned());
+        }
+        all
+    }
+
+    /// Does `user` work in the skill group `skill`?
+    pub fn works_in(&self, user: &str, skill: &str) -> bool {
+        self.staff
+            .get(user)
+            .is_some_and(|s| s.skills.contains(skill))
+    }
+
+    /// Is `user` responsible for the skill group `skill`: an admin, or its supervisor?
+    pub fn runs(&self, user: &str, skill: &str) -> bool {
+        self.staff
+            .get(user)
+            .is_some_and(|s| s.role == Role::Admin || s.supervises.contains(skill))
+    }
+
+    /// The supervisors and admins who oversee `agent`: whom news of their work goes to.
+    pub fn overseers_of(&self, agent: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .staff
+            .iter()
+            .filter(|(name, s)| {
+                s.role != Role::Agent && name.as_str() != agent && self.oversees(name, agent)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        v.sort();
+        v
+    }
 }
 
 #[cfg(test)]

@@ -576,6 +576,11 @@ fn lead_json(l: &LeadRow) -> Value {
 async fn read(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
     let p = principal(&s, &headers).await?;
     let lead = visible(&s, &p, id).await?;
+    // A hot-lead report whose review time is over is accepted before the timeline is read.
+    s.store
+        .settle_hot_leads(crate::store::now_ms())
+        .await
+        .map_err(internal)?;
     let phones = s.store.lead_phones(id).await.map_err(internal)?;
     let events = s.store.lead_events(id).await.map_err(internal)?;
     let timeline: Vec<Value> = events

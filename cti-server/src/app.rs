@@ -60,6 +60,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         });
     }
+    {
+        // Hot-lead reports nobody answered in time are accepted (silence is consent): settled
+        // each minute, so the leads' timelines say so without anyone listing the reports.
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                match store.settle_hot_leads(crate::store::now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(accepted = n, "hot-lead reports accepted by silence"),
+                    Err(e) => tracing::warn!("settling hot-lead reports: {e}"),
+                }
+            }
+        });
+    }
 
     let transports = Transports::bind(config.sip.listen)
         .await
@@ -323,7 +339,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let sip_task = tokio::spawn(service.run(shutdown_rx.clone()));
-    let app = http::router(AppState {
+    let state = AppState {
         sip: health,
         store: store.clone(),
         sip_addr,
@@ -346,6 +362,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         prompts: Some(prompts_api),
         console: Some(console),
         dispositions: Arc::new(crate::disposition::Dispositions::from_config(&config)),
+        hot_review: Arc::new(config.hot_review().map_err(|e| anyhow::anyhow!(e))?),
+        campaigns: Arc::new(crate::api_campaigns::Campaigns::new(&config.dialing)),
         service_levels: Arc::new(
             config
                 .queues
@@ -353,7 +371,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .map(|q| (q.name.clone(), q.service_level_s))
                 .collect(),
         ),
-    });
+    };
+    // Progressive campaigns dial, and every campaign's attempts are settled, from here.
+    tokio::spawn(crate::api_campaigns::run_pacer(state.clone()));
+    let app = http::router(state);
     let mut http_shutdown = shutdown_rx.clone();
     let http_task = tokio::spawn(async move {
         axum::serve(

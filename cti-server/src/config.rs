@@ -267,6 +267,10 @@ pub struct LeadsConfig {
     /// Result codes for calls outside a queue (direct calls, calls placed from the console)
     /// and for queues without their own list.
     pub dispositions: Vec<String>,
+    /// Working days a sales manager has to accept or reject a hot-lead report; silence
+    /// accepts it. Working days are Monday to Friday in `[dialing] time_zone`, less
+    /// `[dialing] holidays`.
+    pub hot_lead_review_days: u32,
 }
 
 impl Default for LeadsConfig {
@@ -286,7 +290,20 @@ impl Default for LeadsConfig {
             ]
             .map(String::from)
             .to_vec(),
+            hot_lead_review_days: 5,
         }
+    }
+}
+
+impl Config {
+    /// The calendar hot-lead reviews run on.
+    pub fn hot_review(&self) -> Result<crate::hot::ReviewCalendar, String> {
+        crate::hot::ReviewCalendar::new(
+            &self.dialing.time_zone,
+            &self.dialing.holidays,
+            self.leads.hot_lead_review_days,
+        )
+        .map_err(|e| format!("hot-lead reviews: {e}"))
     }
 }
 
@@ -872,6 +889,7 @@ impl Config {
         }
         self.media.port_range()?;
         self.dialing.calling_hours()?;
+        self.hot_review()?;
         crate::disposition::check_codes("leads.dispositions", &self.leads.dispositions)?;
         if self.leads.dispositions.is_empty() {
             return Err("leads.dispositions: at least one result code".into());

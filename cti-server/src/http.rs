@@ -51,6 +51,10 @@ pub struct AppState {
     pub service_levels: Arc<std::collections::HashMap<String, u64>>,
     /// The result codes of each queue and the default ones.
     pub dispositions: Arc<crate::disposition::Dispositions>,
+    /// The working days hot-lead reports are reviewed in.
+    pub hot_review: Arc<crate::hot::ReviewCalendar>,
+    /// Outbound campaigns: who works which progressive campaign.
+    pub campaigns: Arc<crate::api_campaigns::Campaigns>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -59,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api::routes())
         .merge(crate::login::routes())
         .merge(crate::api_leads::routes())
+        .merge(crate::api_hot_leads::routes())
+        .merge(crate::api_campaigns::routes())
         .merge(crate::api_dial::routes())
         .merge(crate::api_appointments::routes())
         .merge(crate::disposition::routes())

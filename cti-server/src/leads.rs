@@ -61,6 +61,7 @@ pub const SOURCES: &[&str] = &[
 pub const STATUSES: &[&str] = &[
     "new",
     "contacted",
+    "hot",
     "appointment",
     "visited",
     "won",

@@ -572,6 +572,193 @@ fn operations() -> Vec<Op> {
             (409, "recorded already"),
         ]),
         op(
+            "post",
+            "/api/leads/{id}/hot",
+            "hot leads",
+            "Reports a hot lead: all five criteria, reviewed within the working days",
+        )
+        .body(&[
+            (
+                "criteria",
+                "object",
+                true,
+                "timeline, selection_team, owner, go_live (YYYY-MM-DD), fit: what the \
+                 customer said for each; all five needed",
+            ),
+            ("note", "string", false, ""),
+            ("call", "integer", false, "the call it was reported from"),
+        ])
+        .answers(&[
+            (201, "the report, with review_by_ms"),
+            (400, "a criterion missing or malformed"),
+            (404, "no such lead"),
+            (409, "reported already, or the lead is closed"),
+        ]),
+        op(
+            "get",
+            "/api/hot-leads",
+            "hot leads",
+            "Hot-lead reports made in a range that the user may see",
+        )
+        .query(&[
+            ("from_ms", "integer", "default: 90 days ago"),
+            ("to_ms", "integer", "default: now"),
+            ("state", "string", "pending, accepted or rejected"),
+        ]),
+        op(
+            "post",
+            "/api/hot-leads/{id}/decision",
+            "hot leads",
+            "The sales manager accepts or rejects a report (before its deadline)",
+        )
+        .body(&[
+            ("decision", "string", true, "accept or reject"),
+            ("reason", "string", false, "needed to reject"),
+        ])
+        .answers(&[
+            (200, "the report"),
+            (400, "bad decision, or a rejection without reason"),
+            (403, "not the reporter's supervisor or an admin"),
+            (404, "no such report"),
+            (409, "decided already, or accepted by silence"),
+        ]),
+        op(
+            "get",
+            "/api/campaigns",
+            "campaigns",
+            "The campaigns of the user's skill groups, leads counted by state",
+        ),
+        op(
+            "post",
+            "/api/campaigns",
+            "campaigns",
+            "A new outbound campaign, paused (the group's supervisor, admins)",
+        )
+        .body(&[
+            ("name", "string", true, "unique"),
+            ("script", "string", false, "what the agents say"),
+            ("mode", "string", true, "preview or progressive"),
+            (
+                "skill",
+                "string",
+                true,
+                "the skill group whose agents work it",
+            ),
+            (
+                "retries",
+                "integer",
+                false,
+                "tries after a failed call (default 2)",
+            ),
+            (
+                "retry_after_s",
+                "integer",
+                false,
+                "spacing of the tries (default 3600)",
+            ),
+            (
+                "calling_hours",
+                "array",
+                false,
+                "periods {days, from, to}; default: [dialing]",
+            ),
+            (
+                "ends_at_ms",
+                "integer",
+                false,
+                "deadline: no calls after it",
+            ),
+        ])
+        .answers(&[
+            (201, "the campaign"),
+            (400, "a field is wrong"),
+            (403, "not the group's supervisor or an admin"),
+            (409, "the name is taken"),
+        ]),
+        op(
+            "get",
+            "/api/campaigns/{id}",
+            "campaigns",
+            "A campaign and its leads with their results (supervisors, admins)",
+        ),
+        op(
+            "get",
+            "/api/campaigns/{id}/report",
+            "campaigns",
+            "The campaign report, one row per lead",
+        )
+        .query(&[("format", "string", "json, csv or xlsx")]),
+        op(
+            "post",
+            "/api/campaigns/{id}/leads",
+            "campaigns",
+            "Adds leads by id or by filter",
+        )
+        .body(&[
+            ("leads", "array", false, "lead ids"),
+            ("grade", "string", false, ""),
+            ("source", "string", false, ""),
+            ("status", "string", false, ""),
+            ("owner", "string", false, ""),
+        ])
+        .answers(&[(200, "{added, already}"), (400, "neither ids nor a filter")]),
+        op(
+            "post",
+            "/api/campaigns/{id}/state",
+            "campaigns",
+            "Runs, pauses or finishes a campaign",
+        )
+        .body(&[("state", "string", true, "running, paused or finished")])
+        .answers(&[(200, "the campaign"), (409, "finished already")]),
+        op(
+            "post",
+            "/api/campaigns/{id}/next",
+            "campaigns",
+            "Preview: the next due lead, held for the agent, with the script",
+        )
+        .answers(&[
+            (
+                200,
+                "{campaign, name, script, lead (null when none is due)}",
+            ),
+            (
+                409,
+                "paused, outside the calling hours, progressive, or a lead unfinished",
+            ),
+        ]),
+        op(
+            "post",
+            "/api/campaigns/{id}/leads/{lead}/dial",
+            "campaigns",
+            "Preview: calls the lead held for the agent from their console",
+        )
+        .answers(&[
+            (201, "{call}"),
+            (
+                403,
+                "do-not-call list (the lead leaves the campaign) or calling hours",
+            ),
+            (409, "not held for the agent, or no console phone"),
+        ]),
+        op(
+            "post",
+            "/api/campaigns/{id}/leads/{lead}/skip",
+            "campaigns",
+            "Preview: gives the lead back, due again after the retry spacing",
+        ),
+        op(
+            "post",
+            "/api/campaigns/{id}/join",
+            "campaigns",
+            "Progressive: the pacer calls the next lead whenever the agent is free",
+        ),
+        op(
+            "post",
+            "/api/campaigns/{id}/leave",
+            "campaigns",
+            "Progressive: no more calls for the agent",
+        ),
+        op(
             "get",
             "/api/worklist",
             "leads",
@@ -610,7 +797,8 @@ fn operations() -> Vec<Op> {
             "get",
             "/api/reports/{name}",
             "reports",
-            "A report for a range of days: queues, agents or handovers (supervisors, admins)",
+            "A report for a range of days (supervisors, admins): queues, agents, handovers, \
+             hot_leads, funnel, sources, follow_up or outbound",
         )
         .query(DAYS)
         .answers(&[
@@ -674,7 +862,7 @@ pub fn document() -> Value {
             "title": "cti-server",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Softphone and CTI call-center server: agents, queues, calls, \
-                recordings, supervision, leads, appointments, reports. Send \
+                recordings, supervision, leads, appointments, hot leads, campaigns, reports. Send \
                 `Authorization: Bearer <token>` (POST /api/login, or the configured API token).",
         },
         "components": { "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } } },
@@ -728,6 +916,8 @@ mod tests {
             include_str!("api_leads.rs"),
             include_str!("api_dial.rs"),
             include_str!("api_appointments.rs"),
+            include_str!("api_hot_leads.rs"),
+            include_str!("api_campaigns.rs"),
             include_str!("disposition.rs"),
             include_str!("login.rs"),
             include_str!("http.rs"),

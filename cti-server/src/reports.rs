@@ -15,6 +15,9 @@
 //!   connect rate, talk time.
 //! - `handovers`: the handover log, one row per showroom visit expected in the range: the
 //!   lead, when, where, who booked it, and how it went (shown to whom, no-show, cancelled).
+//! - `hot_leads`: the hot-lead log, one row per report made in the range: the lead, who
+//!   reported it when, the five criteria, the review deadline, and the answer (accepted,
+//!   rejected with its reason, or accepted by silence).
 //!
 //! Dates are whole UTC days, `to` included. Supervisors get their groups' queues and agents,
 //! admins everything. Hold time is the time the agent's calls (taken or placed) spent on hold.
@@ -116,7 +119,7 @@ impl Table {
         book.save_to_buffer().map_err(|e| e.to_string())
     }
 
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let rows: Vec<Value> = self
             .rows
             .iter()
@@ -161,6 +164,14 @@ fn day_ms(s: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(days * DAY_MS)
+}
+
+/// A UTC time to the minute.
+fn utc_minute(ms: Option<i64>) -> Cell {
+    ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or(Cell::Empty, |t| {
+            Cell::Text(t.strftime("%Y-%m-%d %H:%M").to_string())
+        })
 }
 
 /// `GET /api/reports/{name}`.
@@ -287,12 +298,7 @@ pub async fn report(
                 .appointments(from, to, None)
                 .await
                 .map_err(internal)?;
-            let time = |ms: Option<i64>| {
-                ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-                    .map_or(Cell::Empty, |t| {
-                        Cell::Text(t.strftime("%Y-%m-%d %H:%M").to_string())
-                    })
-            };
+            let time = utc_minute;
             let opt = |v: &Option<String>| v.clone().map_or(Cell::Empty, Cell::Text);
             let rows = visits
                 .iter()
@@ -331,6 +337,65 @@ pub async fn report(
                 rows,
             }
         }
+        "hot_leads" => {
+            let reports = s
+                .store
+                .hot_leads(from, to, None, now)
+                .await
+                .map_err(internal)?;
+            let rows = reports
+                .iter()
+                .filter(|h| crate::api_hot_leads::may_see(&s, &p, h))
+                .map(|h| {
+                    let criteria: Value = serde_json::from_str(&h.criteria).unwrap_or(Value::Null);
+                    let mut row = vec![
+                        Cell::Int(h.id),
+                        Cell::Int(h.lead_id),
+                        Cell::Text(h.lead_name.clone()),
+                        Cell::Text(h.reported_by.clone()),
+                        utc_minute(Some(h.reported_at_ms)),
+                    ];
+                    row.extend(crate::hot::CRITERIA.iter().map(|(key, _)| {
+                        criteria[key]
+                            .as_str()
+                            .map_or(Cell::Empty, |a| Cell::Text(a.to_string()))
+                    }));
+                    row.extend([
+                        utc_minute(Some(h.review_by_ms)),
+                        Cell::Text(h.state.clone()),
+                        match (&h.decided_by, h.state.as_str()) {
+                            (Some(by), _) => Cell::Text(by.clone()),
+                            (None, "accepted") => Cell::Text("(silence)".into()),
+                            (None, _) => Cell::Empty,
+                        },
+                        utc_minute(h.decided_at_ms),
+                        h.reason.clone().map_or(Cell::Empty, Cell::Text),
+                    ]);
+                    row
+                })
+                .collect();
+            Table {
+                title: format!("Hot leads {range}"),
+                columns: vec![
+                    "report",
+                    "lead",
+                    "lead_name",
+                    "reported_by",
+                    "reported_at_utc",
+                    "timeline",
+                    "selection_team",
+                    "owner",
+                    "go_live",
+                    "fit",
+                    "review_by_utc",
+                    "state",
+                    "decided_by",
+                    "decided_at_utc",
+                    "reason",
+                ],
+                rows,
+            }
+        }
         "funnel" | "sources" | "follow_up" | "outbound" => {
             lead_report(&s, &p, &name, from, to, now, &range).await?
         }
@@ -338,14 +403,23 @@ pub async fn report(
             return Err(err(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "no report {other:?}: queues, agents, handovers, funnel, sources, follow_up \
-                     or outbound"
+                    "no report {other:?}: queues, agents, handovers, hot_leads, funnel, sources, \
+                     follow_up or outbound"
                 ),
             ));
         }
     };
     let file = format!("{name}-{}", range.replace(' ', "_"));
-    match q.format.as_deref().unwrap_or("json") {
+    render(&table, q.format.as_deref(), &file)
+}
+
+/// A table as JSON, or as a CSV or XLSX download named `file` (without extension).
+pub(crate) fn render(
+    table: &Table,
+    format: Option<&str>,
+    file: &str,
+) -> Result<Response, ApiError> {
+    match format.unwrap_or("json") {
         "json" => Ok(Json(table.to_json()).into_response()),
         "csv" => {
             let body = table

@@ -363,15 +363,15 @@ impl Store {
     }
 
     /// An agent's work list at `now`: leads they own that wait for a first contact, or whose
-    /// follow-up is due by the end of `horizon_ms`; C, invalid, won and lost leads are not
-    /// on it. First contacts first (the 24-hour rule, soonest deadline first), then
+    /// follow-up is due by the end of `horizon_ms`; C, invalid, won and lost leads, and hot
+    /// leads (with sales), are not on it. First contacts first (the 24-hour rule, soonest deadline first), then
     /// follow-ups, most overdue first.
     pub async fn worklist(&self, agent: &str, horizon_ms: i64) -> Result<Vec<LeadRow>, StoreError> {
         Ok(sqlx::query_as::<_, LeadRow>(&format!(
             "SELECT {LEAD_COLUMNS} FROM leads
              WHERE owner_agent = ?
                AND COALESCE(grade, '') NOT IN ('C', 'invalid')
-               AND status NOT IN ('won', 'lost', 'invalid')
+               AND status NOT IN ('hot', 'won', 'lost', 'invalid')
                AND ((first_contact_at_ms IS NULL AND first_contact_due_ms IS NOT NULL)
                     OR next_follow_up_ms <= ?)
              ORDER BY (first_contact_at_ms IS NULL AND first_contact_due_ms IS NOT NULL) DESC,

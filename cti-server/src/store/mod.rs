@@ -12,10 +12,12 @@ use tokio::sync::mpsc;
 use crate::config::AgentConfig;
 
 pub mod appointments;
+pub mod campaigns;
 pub mod crm;
 pub mod dispositions;
 pub mod dnc;
 pub mod funnel;
+pub mod hot_leads;
 pub mod leads;
 pub mod monitor;
 pub mod queues;

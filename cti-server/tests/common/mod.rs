@@ -227,6 +227,19 @@ pub fn sipp(server: SocketAddr, scenario: Option<&str>, args: &[&str]) -> SippRu
 }
 
 impl SippRun {
+    /// The SIP messages sipp traced (`-trace_msg`), in and out.
+    pub fn messages(&self) -> String {
+        let mut all = String::new();
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().ends_with("_messages.log") {
+                    all.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+                }
+            }
+        }
+        all
+    }
+
     /// A readable report for assertion messages.
     pub fn report(&self) -> String {
         let mut errs = String::new();
@@ -474,6 +487,30 @@ impl Server {
     /// (up to `wait`) until there are at least `expected` rows.
     pub fn rows(&self, sql: &str, expected: usize, wait: Duration) -> Vec<Vec<Option<String>>> {
         rows_at(&self.database_url(), sql, expected, wait)
+    }
+
+    /// Runs a write on the server's database from outside, as time passing would (a deadline
+    /// moved into the past); the rows changed.
+    pub fn execute(&self, sql: &str) -> u64 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(
+                &self.database_url(),
+            )
+            .expect("url")
+            .busy_timeout(Duration::from_secs(5));
+            let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open db");
+            let n = sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .expect("statement")
+                .rows_affected();
+            pool.close().await;
+            n
+        })
     }
 
     /// An HTTP request with a bearer token and an optional JSON body; (status, body).
