@@ -40,9 +40,10 @@ pub async fn place_call(
     State(s): State<AppState>,
     headers: HeaderMap,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
-    Json(body): Json<DialBody>,
+    body: Result<Json<DialBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let p = principal(&s, &headers).await?;
+    let Json(body) = body.map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
     let console = s.console.as_ref().ok_or_else(|| {
         err(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -93,9 +94,10 @@ async fn dnc_add(
     State(s): State<AppState>,
     headers: HeaderMap,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
-    Json(body): Json<DncBody>,
+    body: Result<Json<DncBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let p = principal(&s, &headers).await?;
+    let Json(body) = body.map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
     let number = normalised(&s, &body.number)?;
     let reason = body
         .reason

@@ -70,6 +70,12 @@ fn calls_break_no_rule_and_the_do_not_call_list_is_kept_by_role() {
     let (code, v) = add(&alice, "+49 30 5550302");
     assert_eq!((code, v["added"].as_bool()), (200, Some(false)));
     assert_eq!(add(&alice, "not a number").0, 400);
+    // A malformed body gets a JSON error like every other refusal.
+    for path in ["/api/dnc", "/api/calls"] {
+        let (code, text) = server.http("POST", path, Some(&alice), Some(r#"{"phone": 1}"#));
+        assert_eq!(code, 400, "{path}: {text}");
+        assert!(json_of(&text)["error"].is_string(), "{path}: {text}");
+    }
     assert_eq!(server.http("GET", "/api/dnc", Some(&alice), None).0, 403);
     assert_eq!(
         server

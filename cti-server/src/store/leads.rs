@@ -53,13 +53,23 @@ impl Store {
         number: &str,
         country: &str,
     ) -> Result<Option<LeadMatch>, StoreError> {
-        if let Some(found) = self.lead_by_phone(number).await? {
-            return Ok(Some(found));
+        let plain = normalize_phone(number);
+        if plain.trim_start_matches('+').is_empty() {
+            return Ok(None);
         }
-        match crate::leads::e164(number, country) {
-            Some(n) if n != normalize_phone(number) => self.lead_by_phone(&n).await,
-            _ => Ok(None),
-        }
+        let intl = crate::leads::e164(number, country).unwrap_or_else(|| plain.clone());
+        // One query for both spellings (the call path waits for it): the number as stored
+        // first, then the newest lead.
+        let row: Option<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT l.id, l.name, l.grade, l.owner_agent FROM lead_phones p
+             JOIN leads l ON l.id = p.lead_id
+             WHERE p.phone IN (?1, ?2) ORDER BY p.phone = ?1 DESC, l.id DESC LIMIT 1",
+        )
+        .bind(&plain)
+        .bind(&intl)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(to_match))
     }
 
     /// Every lead with the caller's number among its phones (as stored, or in E.164 with
