@@ -12,6 +12,8 @@
 //! - `POST /api/campaigns/{id}/leads` `{"leads": [ids]}` or `{"grade", "source", "status",
 //!   "owner"}`: adds leads (closed, C and invalid leads are left out).
 //! - `POST /api/campaigns/{id}/state` `{"state": "running"|"paused"|"finished"}`.
+//!
+//! Making a campaign and changing its state go to the audit log.
 //! - Preview, for the group's agents: `POST /api/campaigns/{id}/next` holds the next due lead
 //!   for the agent (two minutes) and gives it with the script; `POST
 //!   /api/campaigns/{id}/leads/{lead}/dial` places the call from the agent's console (the
@@ -45,7 +47,7 @@ use crate::campaign::{AgentView, Mode, Retry};
 use crate::dial::DialRefusal;
 use crate::http::AppState;
 use crate::ivr::hours::{BusinessHours, PeriodSpec};
-use crate::login::{ApiError, err, principal};
+use crate::login::{ApiError, audit, err, principal};
 use crate::reports::{Cell, Table};
 use crate::store::campaigns::{CampaignRow, CreateError, LeadFilter, NewCampaign};
 use crate::users::Principal;
@@ -279,7 +281,23 @@ async fn create(
         ends_at_ms: b.ends_at_ms,
     };
     match s.store.create_campaign(&c, &p.name, now_ms()).await {
-        Ok(row) => Ok((StatusCode::CREATED, Json(campaign_json(&s, &p, &row)))),
+        Ok(row) => {
+            let detail = format!(
+                "{} campaign for {}, {} retries {} s apart",
+                row.mode, row.skill, row.retries, row.retry_after_s
+            );
+            let target = format!("campaign {} {:?}", row.id, row.name);
+            audit(
+                &s,
+                &p,
+                "campaign_created",
+                Some(&target),
+                Some(&detail),
+                None,
+            )
+            .await?;
+            Ok((StatusCode::CREATED, Json(campaign_json(&s, &p, &row))))
+        }
         Err(CreateError::NameTaken) => Err(err(
             StatusCode::CONFLICT,
             format!("a campaign is called {:?} already", c.name),
@@ -438,6 +456,16 @@ async fn set_state(
     if b.state == "finished" {
         s.campaigns.joined().retain(|_, c| *c != id);
     }
+    let target = format!("campaign {id}");
+    audit(
+        &s,
+        &p,
+        "campaign_state",
+        Some(&target),
+        Some(&b.state),
+        None,
+    )
+    .await?;
     let c = managed(&s, &p, id).await?;
     Ok(Json(campaign_json(&s, &p, &c)))
 }
@@ -630,12 +658,16 @@ async fn leave(
 }
 
 /// The pacer: every second, settles the attempts whose calls ended, then gives each joined
-/// agent who is free their next progressive call.
-pub async fn run_pacer(s: AppState) {
+/// agent who is free their next progressive call. It stops when the server shuts down (and
+/// lets go of the handles it holds, so the call plane and the record writer can finish).
+pub async fn run_pacer(s: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
         if let Err(e) = pace(&s).await {
             tracing::warn!("campaign pacer: {e}");
         }

@@ -373,7 +373,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ),
     };
     // Progressive campaigns dial, and every campaign's attempts are settled, from here.
-    tokio::spawn(crate::api_campaigns::run_pacer(state.clone()));
+    tokio::spawn(crate::api_campaigns::run_pacer(
+        state.clone(),
+        shutdown_rx.clone(),
+    ));
     let app = http::router(state);
     let mut http_shutdown = shutdown_rx.clone();
     let http_task = tokio::spawn(async move {

@@ -424,4 +424,40 @@ fn a_preview_campaign_hands_out_its_leads_in_turn_to_its_group() {
         .0,
         403
     );
+
+    // Who made which campaign and ran or stopped it, in the audit log.
+    let ada = server.login("9900");
+    let (code, v) = call(
+        &server,
+        "GET",
+        "/api/audit?action=campaign_state",
+        &ada,
+        None,
+    );
+    assert_eq!(code, 200, "{v}");
+    let states: Vec<(String, String, String)> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let f = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (f("actor"), f("target"), f("detail"))
+        })
+        .collect();
+    for expected in ["running", "finished"] {
+        let expected = (
+            "9001".to_string(),
+            format!("campaign {id}"),
+            expected.to_string(),
+        );
+        assert!(states.contains(&expected), "{expected:?} in {states:?}");
+    }
+    let (_, v) = call(
+        &server,
+        "GET",
+        "/api/audit?action=campaign_created",
+        &ada,
+        None,
+    );
+    assert_eq!(v["entries"].as_array().unwrap().len(), 3, "{v}");
 }
