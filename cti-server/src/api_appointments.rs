@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::http::AppState;
-use crate::login::{ApiError, err, oversees, principal};
+use crate::login::{ApiError, err, internal, optional_text, oversees, principal};
 use crate::store::appointments::{AppointmentRow, Booking, Outcome, OutcomeError};
 use crate::users::Principal;
 
@@ -29,24 +29,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/leads/{id}/appointments", post(book))
         .route("/api/appointments", get(list))
         .route("/api/appointments/{id}/outcome", post(outcome))
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-}
-
-/// Longest place or note.
-const MAX_TEXT: usize = 500;
-
-fn text(what: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
-    let v = v.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
-    if v.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT) {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            format!("{what}: {MAX_TEXT} characters at most"),
-        ));
-    }
-    Ok(v)
 }
 
 /// May `p` see this appointment: they booked it, oversee who did, or may work its lead.
@@ -93,8 +75,8 @@ async fn book(
     let booking = Booking {
         lead: id,
         at_ms: b.at_ms,
-        place: text("place", b.place)?,
-        note: text("note", b.note)?,
+        place: optional_text("place", b.place)?,
+        note: optional_text("note", b.note)?,
         call: b.call,
     };
     let row = s
@@ -165,7 +147,7 @@ async fn outcome(
             format!("outcome {:?}: shown, no_show or cancelled", b.outcome),
         )
     })?;
-    let receiver = text("receiver", b.receiver)?;
+    let receiver = optional_text("receiver", b.receiver)?;
     if outcome == Outcome::Shown && receiver.is_none() {
         return Err(err(
             StatusCode::BAD_REQUEST,

@@ -47,7 +47,7 @@ use crate::campaign::{AgentView, Mode, Retry};
 use crate::dial::DialRefusal;
 use crate::http::AppState;
 use crate::ivr::hours::{BusinessHours, PeriodSpec};
-use crate::login::{ApiError, audit, err, principal};
+use crate::login::{ApiError, audit, err, internal, principal};
 use crate::reports::{Cell, Table};
 use crate::store::campaigns::{CampaignRow, CreateError, LeadFilter, NewCampaign};
 use crate::users::Principal;
@@ -135,10 +135,6 @@ impl Campaigns {
             Err(e) => Some(e),
         }
     }
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
 fn now_ms() -> i64 {

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use crate::hot::{Criteria, Decision};
 use crate::http::AppState;
-use crate::login::{ApiError, err, oversees, principal};
+use crate::login::{ApiError, err, internal, optional_text, oversees, principal};
 use crate::store::hot_leads::{DecideError, HotLeadRow, HotReport, ReportError};
 use crate::users::Principal;
 
@@ -36,24 +36,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/leads/{id}/hot", post(report))
         .route("/api/hot-leads", get(list))
         .route("/api/hot-leads/{id}/decision", post(decide))
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-}
-
-/// Longest note or reason.
-const MAX_TEXT: usize = 500;
-
-fn text(what: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
-    let v = v.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
-    if v.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT) {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            format!("{what}: {MAX_TEXT} characters at most"),
-        ));
-    }
-    Ok(v)
 }
 
 /// May `p` see this report: they made it, oversee who did, or may work its lead.
@@ -100,7 +82,7 @@ async fn report(
     let r = HotReport {
         lead: id,
         criteria,
-        note: text("note", b.note)?,
+        note: optional_text("note", b.note)?,
         call: b.call,
         review_by_ms: s.hot_review.deadline(now),
     };
@@ -189,7 +171,7 @@ async fn decide(
             format!("decision {:?}: accept or reject", b.decision),
         )
     })?;
-    let reason = text("reason", b.reason)?;
+    let reason = optional_text("reason", b.reason)?;
     if decision == Decision::Reject && reason.is_none() {
         return Err(err(
             StatusCode::BAD_REQUEST,

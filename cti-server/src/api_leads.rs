@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::http::AppState;
 use crate::leads::{Grade, SOURCES, STATUSES, e164, first_contact_due};
-use crate::login::{ApiError, err, oversees, principal};
+use crate::login::{ApiError, err, internal, oversees, principal};
 use crate::store::crm::{CreateError, DuplicateMode, LeadChanges, LeadDraft, LeadRow};
 use crate::users::Principal;
 
@@ -33,10 +33,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/leads/{id}/contacts", post(contact))
         .route("/api/leads/{id}/notes", post(note))
         .route("/api/worklist", get(worklist))
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
 /// May `p` see (and work) this lead? Unowned leads are everybody's to pick up.

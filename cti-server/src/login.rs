@@ -104,6 +104,27 @@ pub fn oversees(s: &AppState, p: &Principal, parties: &[&str]) -> bool {
     p.is_admin() || parties.iter().any(|a| s.access.oversees(&p.name, a))
 }
 
+/// A failure of the server's own (the store), as a 500 with its text.
+pub fn internal(e: impl std::fmt::Display) -> ApiError {
+    err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// Longest free text (a note, a place, a reason).
+pub const MAX_TEXT: usize = 500;
+
+/// An optional free text field trimmed (empty: none), or a 400 naming `what` when longer than
+/// [`MAX_TEXT`].
+pub fn optional_text(what: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
+    let v = v.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    if v.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT) {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("{what}: {MAX_TEXT} characters at most"),
+        ));
+    }
+    Ok(v)
+}
+
 /// Writes an audit entry; an entry that cannot be written refuses the access it records.
 pub async fn audit(
     s: &AppState,

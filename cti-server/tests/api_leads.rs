@@ -6,17 +6,10 @@
 
 mod common;
 
-use common::{Server, call};
+use common::{Server, call, now_ms};
 use serde_json::{Value, json};
 
 const DAY_MS: i64 = 86_400_000;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn near(actual: &Value, expected: i64) -> bool {
     actual

@@ -8,28 +8,10 @@
 
 mod common;
 
-use common::{Server, call};
+use common::{Server, call, now_ms, worklist_ids};
 use serde_json::{Value, json};
 
 const HOUR_MS: i64 = 3_600_000;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn worklist_ids(server: &Server, token: &str) -> Vec<i64> {
-    let (code, v) = call(server, "GET", "/api/worklist", token, None);
-    assert_eq!(code, 200, "{v}");
-    v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["id"].as_i64().unwrap())
-        .collect()
-}
 
 fn timeline_kinds(server: &Server, token: &str, lead: i64) -> Vec<String> {
     let (code, v) = call(server, "GET", &format!("/api/leads/{lead}"), token, None);

@@ -12,28 +12,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, call, json_of, xlsx_cells};
+use common::{Server, call, json_of, now_ms, worklist_ids, xlsx_cells};
 use serde_json::{Value, json};
 
 const DAY_MS: i64 = 86_400_000;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn worklist_ids(server: &Server, token: &str) -> Vec<i64> {
-    let (code, v) = call(server, "GET", "/api/worklist", token, None);
-    assert_eq!(code, 200, "{v}");
-    v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["id"].as_i64().unwrap())
-        .collect()
-}
 
 fn lead(server: &Server, token: &str, id: i64) -> Value {
     let (code, v) = call(server, "GET", &format!("/api/leads/{id}"), token, None);

@@ -1091,3 +1091,23 @@ pub fn xlsx_cells(server: &Server, path: &str, token: &str) -> Vec<Vec<String>> 
         .map(|r| r.iter().map(|c| c.to_string()).collect())
         .collect()
 }
+
+/// The wall clock in ms since the Unix epoch, as the server stamps records.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The lead ids on the user's work list, in its order.
+pub fn worklist_ids(server: &Server, token: &str) -> Vec<i64> {
+    let (code, v) = call(server, "GET", "/api/worklist", token, None);
+    assert_eq!(code, 200, "{v}");
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_i64().unwrap())
+        .collect()
+}
