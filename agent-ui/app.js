@@ -5,7 +5,8 @@
 
 const $ = (sel) => document.querySelector(sel);
 const state = {
-  token: sessionStorage.getItem('token'),
+  // The session is an HttpOnly cookie; the CSRF token goes with every change (X-CSRF-Token).
+  csrf: null,
   me: null,
   ws: null,
   pc: null,
@@ -27,10 +28,7 @@ function showError(text) {
 async function api(method, path, body) {
   const r = await fetch(path, {
     method,
-    headers: Object.assign(
-      { 'Content-Type': 'application/json' },
-      state.token ? { Authorization: 'Bearer ' + state.token } : {},
-    ),
+    headers: Object.assign({ 'Content-Type': 'application/json' }, csrfHeader(method)),
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await r.text();
@@ -42,6 +40,11 @@ async function api(method, path, body) {
     throw new Error(why);
   }
   return json;
+}
+
+// The session's CSRF token for a request that changes something.
+function csrfHeader(method) {
+  return method !== 'GET' && state.csrf ? { 'X-CSRF-Token': state.csrf } : {};
 }
 
 function el(tag, attrs, ...children) {
@@ -65,8 +68,9 @@ $('#login').addEventListener('submit', async (ev) => {
   const f = new FormData(ev.target);
   try {
     const r = await api('POST', '/api/login', { user: f.get('user'), password: f.get('password') });
-    state.token = r.token;
-    sessionStorage.setItem('token', r.token);
+    state.csrf = r.csrf;
+    // Only a marker: the session itself is the HttpOnly cookie.
+    sessionStorage.setItem('session', '1');
     showError('');
     await start();
   } catch (e) {
@@ -77,9 +81,10 @@ $('#login').addEventListener('submit', async (ev) => {
 $('#logout').addEventListener('click', () => logout(true));
 
 function logout(tellServer) {
-  if (tellServer && state.token) api('POST', '/api/logout').catch(() => {});
-  sessionStorage.removeItem('token');
-  state.token = null;
+  if (tellServer && state.me) api('POST', '/api/logout').catch(() => {});
+  state.csrf = null;
+  state.me = null;
+  sessionStorage.removeItem('session');
   if (state.ws) state.ws.close();
   if (state.pc) state.pc.close();
   state.ws = null;
@@ -93,6 +98,7 @@ function logout(tellServer) {
 async function start() {
   try {
     state.me = await api('GET', '/api/me');
+    if (state.me.csrf) state.csrf = state.me.csrf;
   } catch (e) {
     $('#login').hidden = false;
     return;
@@ -118,7 +124,8 @@ async function start() {
 
 function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const ws = new WebSocket(proto + '//' + location.host + '/api/events?token=' + encodeURIComponent(state.token));
+  // The session cookie comes along with the handshake.
+  const ws = new WebSocket(proto + '//' + location.host + '/api/events');
   state.ws = ws;
   ws.onmessage = (m) => onEvent(JSON.parse(m.data));
   ws.onclose = () => {
@@ -126,7 +133,7 @@ function connect() {
     setLink('off', 'offline');
     if (state.pc) state.pc.close();
     state.pc = null;
-    if (state.token) setTimeout(connect, Math.min(5000, 500 * ++state.retry));
+    if (state.me) setTimeout(connect, Math.min(5000, 500 * ++state.retry));
   };
 }
 
@@ -571,7 +578,7 @@ async function refreshCampaigns() {
     if (runs) {
       for (const format of ['csv', 'xlsx']) {
         actions.append(act(format.toUpperCase(), 'campaign-report', async () => {
-          const r = await fetch('/api/campaigns/' + c.id + '/report?format=' + format, { headers: { Authorization: 'Bearer ' + state.token } });
+          const r = await fetch('/api/campaigns/' + c.id + '/report?format=' + format, {});
           if (!r.ok) throw new Error(r.statusText);
           const a = el('a', { href: URL.createObjectURL(await r.blob()), download: 'campaign-' + c.id + '.' + format });
           document.body.append(a);
@@ -737,7 +744,7 @@ function showState(a) {
 }
 
 async function refresh() {
-  if (!state.token || !state.me) return;
+  if (!state.me) return;
   try {
     if (state.me.role !== 'admin') showState(await api('GET', '/api/agents/' + state.me.user));
   } catch (_) { /* not an ACD agent */ }
@@ -850,7 +857,7 @@ $('#report-form').addEventListener('submit', async (ev) => {
   const format = ev.submitter ? ev.submitter.value : 'json';
   const path = '/api/reports/' + f.get('name') + '?from=' + f.get('from') + '&to=' + f.get('to') + '&format=' + format;
   try {
-    const r = await fetch(path, { headers: { Authorization: 'Bearer ' + state.token } });
+    const r = await fetch(path, {});
     if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error || r.statusText);
     if (format === 'json') {
       const t = await r.json();
@@ -875,7 +882,7 @@ function play(id) {
 
 async function playFrom(path) {
   try {
-    const r = await fetch(path, { headers: { Authorization: 'Bearer ' + state.token } });
+    const r = await fetch(path, {});
     if (!r.ok) throw new Error(r.status + ' ' + r.statusText);
     const a = $('#playback');
     if (a.src) URL.revokeObjectURL(a.src);
@@ -910,7 +917,7 @@ async function refreshAdmin() {
 
 $('#flows-reload').addEventListener('click', async () => {
   const out = $('#flows-result');
-  const r = await fetch('/api/ivr/reload', { method: 'POST', headers: { Authorization: 'Bearer ' + state.token } });
+  const r = await fetch('/api/ivr/reload', { method: 'POST', headers: csrfHeader('POST') });
   const body = await r.json().catch(() => ({}));
   if (r.ok) {
     out.className = 'ok';
@@ -929,7 +936,7 @@ $('#prompt-upload').addEventListener('submit', async (ev) => {
   try {
     const r = await fetch('/api/prompts/' + encodeURIComponent(name), {
       method: 'PUT',
-      headers: { Authorization: 'Bearer ' + state.token, 'Content-Type': 'audio/wav' },
+      headers: Object.assign({ 'Content-Type': 'audio/wav' }, csrfHeader('PUT')),
       body: f.get('file'),
     });
     const body = await r.json().catch(() => ({}));
@@ -1009,5 +1016,6 @@ window.softphoneStats = async () => {
 };
 
 renderLines();
-if (state.token) start();
+// A page reloaded while logged in carries on with its session cookie.
+if (sessionStorage.getItem('session')) start();
 else $('#login').hidden = false;

@@ -526,12 +526,8 @@ fn acd(s: &AppState) -> Result<&crate::acd::actor::AcdHandle, (StatusCode, Json<
 
 fn state_name(st: &AgentState) -> (&'static str, Option<&str>) {
     match st {
-        AgentState::LoggedOut => ("logged_out", None),
-        AgentState::Available => ("available", None),
-        AgentState::Break { reason } => ("break", Some(reason)),
-        AgentState::Ringing => ("ringing", None),
-        AgentState::OnCall => ("on_call", None),
-        AgentState::WrapUp => ("wrap_up", None),
+        AgentState::Break { reason } => (st.name(), Some(reason)),
+        _ => (st.name(), None),
     }
 }
 

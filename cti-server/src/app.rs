@@ -42,7 +42,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.storage.database_url()).await?;
     store.sync_agents(&config.agents).await?;
     store.sync_users(&config.agents).await?;
-    let (writer, writer_task) = store.spawn_writer(4096);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    {
+        // Calls per second, from a sample of the started calls each second.
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                metrics.sample_call_rate();
+            }
+        });
+    }
+    let (writer, writer_task) = store.spawn_writer(4096, metrics.clone());
     let retention = config.retention();
     if !retention.keeps_all() {
         let (store, every) = (
@@ -77,7 +89,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         });
     }
 
-    let transports = Transports::bind(config.sip.listen)
+    let mut transports = Transports::bind(config.sip.listen)
         .await
         .with_context(|| format!("cannot bind sip.listen {}", config.sip.listen))?;
     let sip_addr = transports.local_addr;
@@ -85,6 +97,62 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot bind http.listen {}", config.http.listen))?;
     let http_addr = http_listener.local_addr()?;
+    // HTTPS, WSS and SIP over TLS share one certificate: the configured one or our own.
+    let tls = if config.https_listen().is_some() || config.sips_listen().is_some() {
+        let names = crate::tls::default_names(
+            config
+                .tls
+                .names
+                .iter()
+                .cloned()
+                .chain(config.sip.advertised_host.clone())
+                .chain(config.media.advertised_ip.map(|ip| ip.to_string())),
+        );
+        let (cert, key) = config.tls.files();
+        let id = crate::tls::load(cert, key, &config.storage.data_dir, &names)
+            .map_err(anyhow::Error::msg)?;
+        // An admin compares this with what the browser shows before trusting it.
+        println!(
+            "cti-server tls certificate {} sha256={} ({})",
+            if id.self_signed {
+                "self-signed"
+            } else {
+                "configured"
+            },
+            id.fingerprint,
+            id.cert_path.display()
+        );
+        tracing::info!(fingerprint = %id.fingerprint, cert = %id.cert_path.display(), self_signed = id.self_signed, "TLS certificate");
+        Some(id)
+    } else {
+        None
+    };
+    let https_listener = match config.https_listen() {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind http.tls_listen {addr}"))?;
+            let identity = tls.as_ref().expect("loaded above");
+            Some(crate::tls::TlsListener::new(l, identity.http.clone())?)
+        }
+        None => None,
+    };
+    let https_addr = match &https_listener {
+        Some(l) => Some(axum::serve::Listener::local_addr(l)?),
+        None => None,
+    };
+    if let Some(addr) = config.sips_listen() {
+        transports.tls = Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind sip.tls_listen {addr}"))?,
+        );
+    }
+    let sips_addr = match &transports.tls {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let (to_sip_core, sip_inbound) = crate::sip::transport::channel();
 
     // Where peers reach us: SIP Contact/Via host and the SDP address.
     let listen_ip = config.sip.listen.ip();
@@ -288,6 +356,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let health = Arc::new(SipHealth::default());
     let media_dropped_events = media.dropped_events_counter();
     let media_clock = media.clock();
+    let media_counters = media.counters();
     let recording_failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let live_calls = crate::call::live::LiveCalls::default();
     let (places, placements) = tokio::sync::mpsc::channel(64);
@@ -322,6 +391,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         health: health.clone(),
         store: Some(writer),
         placements,
+        metrics: metrics.clone(),
+        inbound: (to_sip_core.clone(), sip_inbound),
+        tls: tls.as_ref().map(|t| t.sip.clone()),
         calls: CallPlane {
             media,
             media_events,
@@ -332,6 +404,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 hosting: Some(hosting),
                 recording_failures: recording_failures.clone(),
                 live: live_calls.clone(),
+                metrics: metrics.clone(),
             },
             shutdown_grace: Duration::from_secs(config.call.shutdown_grace_s),
         },
@@ -364,6 +437,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         dispositions: Arc::new(crate::disposition::Dispositions::from_config(&config)),
         hot_review: Arc::new(config.hot_review().map_err(|e| anyhow::anyhow!(e))?),
         campaigns: Arc::new(crate::api_campaigns::Campaigns::new(&config.dialing)),
+        metrics: metrics.clone(),
+        media_counters,
+        sip_ws: Some(crate::http::SipWsIngress {
+            to_core: to_sip_core,
+            idle: Duration::from_secs(config.sip.tcp_idle_timeout_s),
+            metrics,
+        }),
         service_levels: Arc::new(
             config
                 .queues
@@ -379,6 +459,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     let app = http::router(state);
     let mut http_shutdown = shutdown_rx.clone();
+    let https_task = https_listener.map(|listener| {
+        // The same routes; requests are marked as having come over TLS.
+        let app = app.clone().layer(axum::Extension(crate::http::OverTls));
+        let mut shutdown = shutdown_rx.clone();
+        tokio::spawn(async move {
+            use axum::serve::ListenerExt;
+            // `tap_io` makes the peer's address available as `ConnectInfo<SocketAddr>`.
+            axum::serve(
+                listener.tap_io(|_| {}),
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|v| *v).await;
+            })
+            .await
+        })
+    });
     let http_task = tokio::spawn(async move {
         axum::serve(
             http_listener,
@@ -391,8 +488,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
 
     // Tests and scripts read this line to find the ports (port 0 in the config picks free ones).
-    println!("cti-server ready sip={sip_addr} http={http_addr}");
-    tracing::info!(sip = %sip_addr, http = %http_addr, "cti-server ready");
+    let mut ready = format!("cti-server ready sip={sip_addr} http={http_addr}");
+    if let Some(a) = https_addr {
+        ready.push_str(&format!(" https={a}"));
+    }
+    if let Some(a) = sips_addr {
+        ready.push_str(&format!(" sips={a}"));
+    }
+    println!("{ready}");
+    tracing::info!(sip = %sip_addr, http = %http_addr, https = ?https_addr, sips = ?sips_addr, "cti-server ready");
 
     wait_for_signal().await;
     tracing::info!("shutting down");
@@ -401,6 +505,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.call.shutdown_grace_s + 15);
     let _ = tokio::time::timeout(grace, sip_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
+    if let Some(t) = https_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
     // Every sender is gone with the SIP task and the call actors: the writer finishes the
     // last records (the calls just ended) and stops.
     if tokio::time::timeout(Duration::from_secs(10), writer_task)

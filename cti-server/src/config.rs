@@ -27,6 +27,9 @@ pub struct Config {
     pub sip: SipConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// The certificate of HTTPS, WSS and SIP over TLS.
+    #[serde(default)]
+    pub tls: TlsConfig,
     #[serde(default)]
     pub media: MediaConfig,
     #[serde(default)]
@@ -65,6 +68,8 @@ pub struct Config {
 pub struct SipConfig {
     /// UDP and TCP listen address.
     pub listen: SocketAddr,
+    /// SIP over TLS listen address (`tls.*` certificate); empty: none.
+    pub tls_listen: String,
     /// Our SIP domain and digest realm.
     pub domain: String,
     /// Address put in our Via/Contact when `listen` is a wildcard.
@@ -96,6 +101,7 @@ impl Default for SipConfig {
     fn default() -> Self {
         SipConfig {
             listen: "0.0.0.0:5060".parse().expect("valid literal"),
+            tls_listen: String::new(),
             domain: "cti.local".into(),
             advertised_host: None,
             t1_ms: 500,
@@ -119,7 +125,14 @@ impl Default for SipConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
+    /// Plain HTTP: only on a loopback address unless `allow_plain` (passwords and session
+    /// cookies would cross the network in the clear, and browsers give a page on a plain
+    /// http:// address other than localhost no microphone).
     pub listen: SocketAddr,
+    /// HTTPS and WSS listen address (`tls.*` certificate); empty: none.
+    pub tls_listen: String,
+    /// Plain HTTP on a non-loopback `listen` address (behind a TLS-terminating proxy).
+    pub allow_plain: bool,
     /// A bearer token with an admin's rights, for scripts (`/api`); unset or empty: only
     /// users who log in (`POST /api/login`) use the API.
     pub api_token: Option<String>,
@@ -135,12 +148,47 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "127.0.0.1:8088".parse().expect("valid literal"),
+            tls_listen: String::new(),
+            allow_plain: false,
             api_token: None,
             session_ttl_h: 12,
             login_max_failures: 5,
             login_window_s: 300,
         }
     }
+}
+
+/// The server's certificate: `cert` and `key` (PEM files) together, or neither for a
+/// self-signed certificate made on first start and kept in `<storage.data_dir>/tls/`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// More host names and addresses for the self-signed certificate (localhost, the
+    /// loopback addresses, the host name and `sip.advertised_host` are always in it).
+    pub names: Vec<String>,
+}
+
+impl TlsConfig {
+    /// The configured files (an empty path is none).
+    pub fn files(&self) -> (Option<&Path>, Option<&Path>) {
+        fn set(p: &Option<PathBuf>) -> Option<&Path> {
+            p.as_deref().filter(|p| !p.as_os_str().is_empty())
+        }
+        (set(&self.cert), set(&self.key))
+    }
+}
+
+/// A listen address that may be switched off with an empty string.
+fn optional_listen(key: &str, value: &str) -> Result<Option<SocketAddr>, String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.parse()
+        .map(Some)
+        .map_err(|_| format!("{key} = {v:?}: not an address and port like 0.0.0.0:8443"))
 }
 
 /// Voicemail: where messages go, how long they may be, and the box for callers whose agent
@@ -875,8 +923,40 @@ impl Config {
             .collect()
     }
 
+    /// The HTTPS listen address (validated by [`Config::load`]).
+    pub fn https_listen(&self) -> Option<SocketAddr> {
+        optional_listen("http.tls_listen", &self.http.tls_listen)
+            .ok()
+            .flatten()
+    }
+
+    /// The SIP-over-TLS listen address (validated by [`Config::load`]).
+    pub fn sips_listen(&self) -> Option<SocketAddr> {
+        optional_listen("sip.tls_listen", &self.sip.tls_listen)
+            .ok()
+            .flatten()
+    }
+
     /// Checks that types alone cannot express.
     fn check(&self) -> Result<(), String> {
+        optional_listen("http.tls_listen", &self.http.tls_listen)?;
+        optional_listen("sip.tls_listen", &self.sip.tls_listen)?;
+        if !self.http.listen.ip().is_loopback() && !self.http.allow_plain {
+            return Err(format!(
+                "http.listen = {}: plain HTTP only listens on a loopback address (passwords and \
+                 session cookies would cross the network in the clear). Agents on other \
+                 machines use http.tls_listen (HTTPS); set http.allow_plain = true only behind \
+                 a proxy that adds TLS",
+                self.http.listen
+            ));
+        }
+        if let (Some(_), None) | (None, Some(_)) = self.tls.files() {
+            return Err(
+                "tls.cert and tls.key go together: set both, or neither for a \
+                        self-signed certificate"
+                    .into(),
+            );
+        }
         if self.sip.digest_algorithms.is_empty() {
             return Err("sip.digest_algorithms must name at least one algorithm".into());
         }

@@ -40,6 +40,14 @@ impl CtiHub {
         rx
     }
 
+    /// How many sockets are open (every user).
+    pub fn sockets(&self) -> usize {
+        self.lock()
+            .values()
+            .map(|v| v.iter().filter(|s| !s.is_closed()).count())
+            .sum()
+    }
+
     /// Sends `event` to every open socket of `user`; false when they have none.
     pub fn publish(&self, user: &str, event: Value) -> bool {
         let mut users = self.lock();

@@ -55,11 +55,37 @@ pub struct AppState {
     pub hot_review: Arc<crate::hot::ReviewCalendar>,
     /// Outbound campaigns: who works which progressive campaign.
     pub campaigns: Arc<crate::api_campaigns::Campaigns>,
+    /// What the planes count (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The media engine's packet, loss and jitter figures.
+    pub media_counters: Arc<media::engine::MediaCounters>,
+    /// Where SIP WebSockets (`GET /sip`) hand their messages to the SIP task.
+    pub sip_ws: Option<SipWsIngress>,
+}
+
+/// What a SIP WebSocket needs to reach the SIP task.
+#[derive(Clone)]
+pub struct SipWsIngress {
+    pub to_core: tokio::sync::mpsc::Sender<crate::sip::transport::Inbound>,
+    pub idle: std::time::Duration,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// Marks requests that came over the HTTPS listener (cookies get `Secure`, SIP WebSockets
+/// are WSS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverTls;
+
+/// True when the request came over HTTPS.
+pub fn over_tls(extensions: &axum::http::Extensions) -> bool {
+    extensions.get::<OverTls>().is_some()
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/sip", get(sip_websocket))
         .merge(crate::api::routes())
         .merge(crate::login::routes())
         .merge(crate::api_leads::routes())
@@ -72,7 +98,75 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(crate::cti::events))
         .route("/api/reports/{name}", get(crate::reports::report))
         .merge(crate::ui::routes())
+        .layer(axum::middleware::from_fn(crate::login::csrf_guard))
         .with_state(state)
+}
+
+/// SIP over WebSocket (RFC 7118): `GET /sip` asking for the `sip` subprotocol; WSS on the
+/// HTTPS listener. Browser SIP clients (JsSIP, SIP.js) register and take calls over it.
+async fn sip_websocket(
+    State(s): State<AppState>,
+    axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    tls: Option<axum::Extension<OverTls>>,
+    ws: axum::extract::WebSocketUpgrade,
+) -> axum::response::Response {
+    use crate::sip::types::Transport;
+    use axum::response::IntoResponse;
+    let Some(ingress) = s.sip_ws.clone() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SIP over WebSocket is not running",
+        )
+            .into_response();
+    };
+    let ws = ws.protocols(["sip"]);
+    if ws.selected_protocol().is_none() {
+        return (
+            StatusCode::BAD_REQUEST,
+            "SIP over WebSocket needs the \"sip\" subprotocol (Sec-WebSocket-Protocol: sip, RFC 7118)",
+        )
+            .into_response();
+    }
+    let transport = if tls.is_some() {
+        Transport::Wss
+    } else {
+        Transport::Ws
+    };
+    let peer = crate::sip::transaction::Peer::new(transport, addr);
+    ws.on_upgrade(move |socket| {
+        crate::sip::transport::run_websocket(
+            socket,
+            peer,
+            ingress.idle,
+            ingress.to_core,
+            ingress.metrics,
+        )
+    })
+}
+
+/// Prometheus metrics (text format 0.0.4).
+async fn metrics(State(s): State<AppState>) -> impl axum::response::IntoResponse {
+    let floor = match &s.acd {
+        Some(acd) => acd.floor().await,
+        None => None,
+    };
+    let body = crate::metrics::render(&crate::metrics::Sources {
+        metrics: &s.metrics,
+        sip: &s.sip,
+        media_clock: &s.media_clock,
+        media: &s.media_counters,
+        media_dropped_events: s.media_dropped_events.load(Ordering::Relaxed),
+        recording_failures: s.recording_failures.load(Ordering::Relaxed),
+        floor,
+        cti_sockets: s.cti.sockets(),
+    });
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
 }
 
 /// 200 when the database answers, 503 otherwise; SIP figures for a quick look.

@@ -37,6 +37,12 @@ pub fn routes() -> Router<AppState> {
 /// The name the configured API token acts under.
 pub const API_TOKEN_USER: &str = "api-token";
 
+/// The session cookie the consoles use (`HttpOnly`: no script of the page can read it).
+pub const SESSION_COOKIE: &str = "cti_session";
+
+/// The header a console sends its CSRF token in with every state-changing request.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(axum::http::header::AUTHORIZATION)
@@ -44,6 +50,91 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
+}
+
+/// The session token in the request's cookie, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The CSRF token of a session: derived from its token (so nothing more is stored), and
+/// useless without the cookie it belongs to.
+pub fn csrf_token(session: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(format!("cti-csrf:{session}").as_bytes())[..16])
+}
+
+/// The `Set-Cookie` value of a session (`Secure` over HTTPS); `None` clears it.
+fn session_set_cookie(token: Option<&str>, ttl: Duration, secure: bool) -> String {
+    let (value, age) = match token {
+        Some(t) => (t, ttl.as_secs()),
+        None => ("", 0),
+    };
+    format!(
+        "{SESSION_COOKIE}={value}; Path=/; Max-Age={age}; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The request's origin differs from the host it was sent to: a page of another site.
+/// Browsers send `Origin` with every cross-site request that could change something and with
+/// every WebSocket handshake; requests without one are not from a page of another site.
+pub fn foreign_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+    !origin_host.eq_ignore_ascii_case(host)
+}
+
+/// Guards requests that a logged-in browser sends with its cookie: another site's page
+/// gets 403 (checked by `Origin`), and a state-changing request (not GET, HEAD, OPTIONS)
+/// must carry the session's CSRF token in `X-CSRF-Token`. Requests with a bearer token are
+/// not affected (a browser never adds one by itself); logging in needs no token.
+pub async fn csrf_guard(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::Method;
+    use axum::response::IntoResponse;
+    let headers = req.headers();
+    if bearer(headers).is_none()
+        && let Some(session) = session_cookie(headers)
+        && req.uri().path() != "/api/login"
+    {
+        if foreign_origin(headers) {
+            return err(
+                StatusCode::FORBIDDEN,
+                "a request with this server's session cookie from another site's page",
+            )
+            .into_response();
+        }
+        let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        let given = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if !safe && !given.is_some_and(|g| same(g, &csrf_token(session))) {
+            return err(
+                StatusCode::FORBIDDEN,
+                "missing or wrong X-CSRF-Token header (reload the page)",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// Constant-time comparison: tokens are passwords.
@@ -55,9 +146,10 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Who the request is from: the configured API token (an admin) or a login session.
+/// Who the request is from: the configured API token (an admin) or a login session, by
+/// bearer token or by the session cookie ([`csrf_guard`] has checked the cookie's requests).
 pub async fn principal(s: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let Some(given) = bearer(headers) else {
+    let Some(given) = bearer(headers).or_else(|| session_cookie(headers)) else {
         return Err(err(
             StatusCode::UNAUTHORIZED,
             "log in (POST /api/login) and send Authorization: Bearer <token>",
@@ -156,8 +248,9 @@ struct Login {
 async fn login(
     State(s): State<AppState>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
+    extensions: axum::http::Extensions,
     body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl axum::response::IntoResponse, ApiError> {
     let Json(l) = body.map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
     let addr = from.ip().to_string();
     let now = Instant::now();
@@ -224,34 +317,59 @@ async fn login(
     };
     audit(&s, &p, "login", None, None, Some(from)).await?;
     tracing::info!(user = %p.name, role = p.role.as_str(), "logged in");
-    Ok(Json(json!({
-        "token": token,
-        "user": p.name,
-        "role": p.role.as_str(),
-        "expires_at_ms": expires,
-    })))
+    // Browsers keep the session in an HttpOnly cookie; scripts use the token as a bearer.
+    let cookie = session_set_cookie(
+        Some(&token),
+        s.session_ttl,
+        crate::http::over_tls(&extensions),
+    );
+    Ok((
+        [(axum::http::header::SET_COOKIE, cookie)],
+        Json(json!({
+            "csrf": csrf_token(&token),
+            "token": token,
+            "user": p.name,
+            "role": p.role.as_str(),
+            "expires_at_ms": expires,
+        })),
+    ))
 }
 
-async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn logout(
+    State(s): State<AppState>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
     let p = principal(&s, &headers).await?;
     if p.name != API_TOKEN_USER
-        && let Some(token) = bearer(&headers)
+        && let Some(token) = bearer(&headers).or_else(|| session_cookie(&headers))
     {
         s.store
             .end_session(&token_digest(token))
             .await
             .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     }
-    Ok(Json(json!({ "logged_out": p.name })))
+    let clear = session_set_cookie(None, s.session_ttl, crate::http::over_tls(&extensions));
+    Ok((
+        [(axum::http::header::SET_COOKIE, clear)],
+        Json(json!({ "logged_out": p.name })),
+    ))
 }
 
 async fn me(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let p = principal(&s, &headers).await?;
-    Ok(Json(json!({
+    let mut me = json!({
         "user": p.name,
         "role": p.role.as_str(),
         "queues": s.access.queues_of(&p.name),
-    })))
+    });
+    // A page that was reloaded learns its CSRF token again here (its cookie came along).
+    if bearer(&headers).is_none()
+        && let Some(session) = session_cookie(&headers)
+    {
+        me["csrf"] = json!(csrf_token(session));
+    }
+    Ok(Json(me))
 }
 
 #[derive(Deserialize)]

@@ -27,6 +27,8 @@ pub enum AcdInput {
     /// For the API.
     Agent(String, oneshot::Sender<Option<AgentStatus>>),
     Queue(String, oneshot::Sender<Option<QueueSnapshot>>),
+    /// Every queue and agent, counted (the metrics).
+    Floor(oneshot::Sender<crate::metrics::FloorFigures>),
 }
 
 /// The senders' side.
@@ -60,6 +62,12 @@ impl AcdHandle {
             .await
             .ok()?;
         rx.await.ok().flatten()
+    }
+
+    pub async fn floor(&self) -> Option<crate::metrics::FloorFigures> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(AcdInput::Floor(tx)).await.ok()?;
+        rx.await.ok()
     }
 
     pub async fn queue(&self, queue: &str) -> Option<QueueSnapshot> {
@@ -107,6 +115,7 @@ async fn run(
                     AcdInput::Event(e) => acd.handle(e, now),
                     AcdInput::Agent(a, reply) => { let _ = reply.send(acd.agent_state(&a)); }
                     AcdInput::Queue(q, reply) => { let _ = reply.send(acd.queue_snapshot_at(&q, now)); }
+                    AcdInput::Floor(reply) => { let _ = reply.send(acd.floor_figures(now)); }
                 }
             }
             _ = tokio::time::sleep_until(deadline.into()) => acd.handle_timeout(Instant::now()),

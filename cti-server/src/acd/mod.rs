@@ -266,6 +266,20 @@ pub enum AgentState {
     WrapUp,
 }
 
+impl AgentState {
+    /// The state's name in the API and the metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AgentState::LoggedOut => "logged_out",
+            AgentState::Available => "available",
+            AgentState::Break { .. } => "break",
+            AgentState::Ringing => "ringing",
+            AgentState::OnCall => "on_call",
+            AgentState::WrapUp => "wrap_up",
+        }
+    }
+}
+
 /// An agent as the API and CTI show them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentStatus {
@@ -779,6 +793,34 @@ impl Acd {
     /// [`Acd::queue_snapshot`] with `longest_wait` measured to `now`.
     pub fn queue_snapshot_at(&self, queue: &str, now: Instant) -> Option<QueueSnapshot> {
         self.snapshot(queue, Some(now))
+    }
+
+    /// Every queue's waiting callers and longest wait, and the agents by state (every state
+    /// named, with 0 where nobody is), for the metrics.
+    pub fn floor_figures(&self, now: Instant) -> crate::metrics::FloorFigures {
+        let queues = self
+            .queues
+            .iter()
+            .filter_map(|q| self.snapshot(&q.cfg.name, Some(now)))
+            .map(|s| (s.name, s.waiting.len(), s.longest_wait))
+            .collect();
+        let mut agents: std::collections::BTreeMap<&'static str, usize> = [
+            AgentState::LoggedOut,
+            AgentState::Available,
+            AgentState::Break {
+                reason: String::new(),
+            },
+            AgentState::Ringing,
+            AgentState::OnCall,
+            AgentState::WrapUp,
+        ]
+        .iter()
+        .map(|s| (s.name(), 0))
+        .collect();
+        for a in &self.agents {
+            *agents.entry(a.state.name()).or_default() += 1;
+        }
+        crate::metrics::FloorFigures { queues, agents }
     }
 
     /// Replaces queues and agents, keeping live calls: waiting callers stay in their queue

@@ -86,6 +86,8 @@ pub struct ActorConfig {
     pub recording_failures: Arc<std::sync::atomic::AtomicU64>,
     /// The calls in progress, kept current by their actors.
     pub live: super::live::LiveCalls,
+    /// Calls by direction and end cause (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The shared parts hosted calls use.
@@ -202,6 +204,9 @@ impl CallActor {
         let mut acd_attached = false;
         // What the live-calls registry last got from this call.
         let mut live: Option<super::live::LiveCall> = None;
+        // Counted by the direction it started with, so the gauge comes back down.
+        let outbound = self.call.is_outbound();
+        self.config.metrics.calls.started(outbound);
         loop {
             // Drain everything the machine wants done.
             while let Some(out) = self.call.poll_output() {
@@ -251,6 +256,10 @@ impl CallActor {
                             let _ = self.media.end_room(r).await;
                         }
                         fill_media_figures(&mut record, &record_legs);
+                        self.config.metrics.calls.ended(
+                            outbound,
+                            &record.end_cause.map(|c| c.as_str()).unwrap_or_default(),
+                        );
                         self.log_on_lead_timeline(&record);
                         tracing::info!(
                             cause = record.end_cause.map(|c| c.as_str()).unwrap_or_default(),

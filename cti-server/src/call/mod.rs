@@ -758,6 +758,11 @@ impl Call {
         self.key
     }
 
+    /// A call out through the trunk (placed by an agent, or put straight through to it).
+    pub fn is_outbound(&self) -> bool {
+        self.record.is_outbound()
+    }
+
     pub fn is_ended(&self) -> bool {
         self.state == State::Ended
     }

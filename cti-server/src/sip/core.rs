@@ -129,6 +129,10 @@ pub struct CoreStats {
     pub overload: u64,
     pub calls_started: u64,
     pub calls_refused: u64,
+    /// Client transactions that timed out (Timer B/F).
+    pub client_timeouts: u64,
+    /// 2xx answers to INVITE that got no ACK (Timer L).
+    pub ack_timeouts: u64,
 }
 
 pub struct SipCore {
@@ -186,6 +190,11 @@ impl SipCore {
 
     pub fn registrar(&self) -> &Registrar {
         &self.registrar
+    }
+
+    /// A TLS or WebSocket connection closed: the bindings registered over it go.
+    pub fn connection_closed(&mut self, peer: Peer) {
+        self.registrar.connection_closed(peer.transport, peer.addr);
     }
 
     /// A parsed (or refused) message from a transport.
@@ -409,12 +418,14 @@ impl SipCore {
                 }
             }
             TuEvent::Timeout { tx } => {
+                self.stats.client_timeouts += 1;
                 if let Some((call, req)) = self.routes.client(tx) {
                     self.dispatch
                         .push_back(CallDispatch::To(call, SipInput::Timeout { req }));
                 }
             }
             TuEvent::AckTimeout { tx } => {
+                self.stats.ack_timeouts += 1;
                 if let Some(call) = self.routes.server(tx) {
                     self.dispatch
                         .push_back(CallDispatch::To(call, SipInput::AckTimeout));

@@ -70,6 +70,9 @@ pub enum RegistrationEvent {
 pub enum RemovedWhy {
     Unregistered,
     Expired,
+    /// The TLS or WebSocket connection it was registered over closed: nothing can reach the
+    /// phone or browser any more (RFC 5626 flows; RFC 7118 §5).
+    ConnectionClosed,
 }
 
 pub struct Registrar {
@@ -315,6 +318,26 @@ impl Registrar {
                     });
                 }
                 live
+            });
+            !list.is_empty()
+        });
+    }
+
+    /// Drops the bindings registered over a connection that closed (TLS, WebSocket): they
+    /// can only be reached over it.
+    pub fn connection_closed(&mut self, transport: Transport, source: SocketAddr) {
+        let events = &mut self.events;
+        self.bindings.retain(|agent, list| {
+            list.retain(|b| {
+                let gone = b.transport == transport && b.source == source;
+                if gone {
+                    events.push(RegistrationEvent::Removed {
+                        agent: agent.clone(),
+                        contact: b.contact.clone(),
+                        why: RemovedWhy::ConnectionClosed,
+                    });
+                }
+                !gone
             });
             !list.is_empty()
         });

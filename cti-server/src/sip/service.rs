@@ -19,6 +19,7 @@ use super::types::Transport;
 use crate::call::actor::{ActorConfig, ActorMessage, CallActor, CallEvent, call_of_leg, legs_of};
 use crate::call::router::{Route, Service};
 use crate::call::{Call, CallConfig, CallKey, Linked, SipInput};
+use crate::metrics::Way;
 use crate::store::{StoreEvent, now_ms};
 use media::engine::{EngineEvent, MediaHandle};
 
@@ -33,6 +34,8 @@ pub struct SipHealth {
     pub tcp_connections: AtomicU64,
     pub active_calls: AtomicU64,
     pub calls_started: AtomicU64,
+    pub client_timeouts: AtomicU64,
+    pub ack_timeouts: AtomicU64,
 }
 
 impl SipHealth {
@@ -46,6 +49,8 @@ impl SipHealth {
         set(&self.tcp_connections, tcp_connections as u64);
         set(&self.active_calls, active_calls as u64);
         set(&self.calls_started, core.stats.calls_started);
+        set(&self.client_timeouts, core.stats.client_timeouts);
+        set(&self.ack_timeouts, core.stats.ack_timeouts);
     }
 }
 
@@ -81,6 +86,12 @@ pub struct SipService {
     pub calls: CallPlane,
     /// Calls agents place from their browser consoles.
     pub placements: mpsc::Receiver<PlaceRequest>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The transports' channel to this task ([`transport::channel`]): the HTTP listener's
+    /// SIP WebSockets send into it too.
+    pub inbound: (mpsc::Sender<Inbound>, mpsc::Receiver<Inbound>),
+    /// For SIP over TLS (`transports.tls`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// An agent's console asks to place a call; the answer is the call's key or why not.
@@ -146,13 +157,15 @@ impl SipService {
             store,
             calls: mut plane,
             mut placements,
+            metrics,
+            inbound: (to_core, mut inbound),
+            tls,
         } = self;
         let (to_sip, mut from_calls) = mpsc::channel::<(CallKey, ActorMessage)>(4096);
         let mut calls: HashMap<CallKey, mpsc::Sender<CallEvent>> = HashMap::new();
         let mut draining_since: Option<Instant> = None;
         let mut ended_calls = false;
         let mut placements_open = true;
-        let (to_core, mut inbound) = mpsc::channel::<Inbound>(8192);
         let udp = transports.udp.clone();
         let udp_task = tokio::spawn(transport::run_udp(
             udp.clone(),
@@ -164,8 +177,18 @@ impl SipService {
             transport_config.clone(),
             to_core.clone(),
         ));
+        let tls_task = match (transports.tls, tls) {
+            (Some(listener), Some(config)) => Some(tokio::spawn(transport::run_tls_listener(
+                listener,
+                config,
+                transport_config.clone(),
+                to_core.clone(),
+                metrics.clone(),
+            ))),
+            _ => None,
+        };
         let mut conns = Connections::default();
-        let mut pending: HashMap<SocketAddr, Vec<Vec<u8>>> = HashMap::new();
+        let mut pending: HashMap<Peer, Vec<Vec<u8>>> = HashMap::new();
         let far_future = Duration::from_secs(3600);
 
         loop {
@@ -243,18 +266,26 @@ impl SipService {
                     let Some(ev) = ev else { break };
                     match ev {
                         Inbound::Message { message, peer } => {
+                            if let Ok(m) = &message {
+                                metrics.sip.message(Way::In, m);
+                            }
                             core.set_backlog(inbound.len());
                             core.handle_message(Instant::now(), now_ms() as u64, message, peer, directory.as_ref());
                         }
                         Inbound::Connected { peer, sender } => {
-                            conns.insert(peer.addr, sender);
-                            for bytes in pending.remove(&peer.addr).unwrap_or_default() {
-                                conns.send(&peer.addr, bytes);
+                            conns.insert(peer, sender);
+                            for bytes in pending.remove(&peer).unwrap_or_default() {
+                                conns.send(&peer, bytes);
                             }
                         }
                         Inbound::Disconnected { peer } => {
-                            conns.remove(&peer.addr);
-                            pending.remove(&peer.addr);
+                            conns.remove(&peer);
+                            pending.remove(&peer);
+                            // Phones and browsers on TLS or WebSocket are reached over their
+                            // own connection only: with it their registrations go.
+                            if matches!(peer.transport, Transport::Tls | Transport::Ws | Transport::Wss) {
+                                core.connection_closed(peer);
+                            }
                         }
                     }
                 }
@@ -264,8 +295,9 @@ impl SipService {
             }
 
             // Figures first: a peer that reads /healthz on our answer must see its own effect.
-            health.publish(&core, conns.len(), calls.len());
+            health.publish(&core, conns.count(Transport::Tcp), calls.len());
             while let Some(t) = core.poll_transmit() {
+                metrics.sip.message(Way::Out, &t.message);
                 send_transmit(
                     &udp,
                     &mut conns,
@@ -435,6 +467,7 @@ impl SipService {
             }
             // Commands answered above may have queued transmits.
             while let Some(t) = core.poll_transmit() {
+                metrics.sip.message(Way::Out, &t.message);
                 send_transmit(
                     &udp,
                     &mut conns,
@@ -459,17 +492,20 @@ impl SipService {
                     tracing::warn!("store writer lagging: audit entry dropped");
                 }
             }
-            health.publish(&core, conns.len(), calls.len());
+            health.publish(&core, conns.count(Transport::Tcp), calls.len());
         }
         udp_task.abort();
         tcp_task.abort();
+        if let Some(t) = tls_task {
+            t.abort();
+        }
     }
 }
 
 async fn send_transmit(
     udp: &tokio::net::UdpSocket,
     conns: &mut Connections,
-    pending: &mut HashMap<SocketAddr, Vec<Vec<u8>>>,
+    pending: &mut HashMap<Peer, Vec<Vec<u8>>>,
     transport_config: &TransportConfig,
     to_core: &mpsc::Sender<Inbound>,
     t: super::transaction::Transmit,
@@ -478,8 +514,8 @@ async fn send_transmit(
     match t.peer.transport {
         Transport::Udp => transport::send_udp(udp, t.peer.addr, &bytes).await,
         Transport::Tcp => {
-            if !conns.send(&t.peer.addr, bytes.clone()) {
-                let queue = pending.entry(t.peer.addr).or_default();
+            if !conns.send(&t.peer, bytes.clone()) {
+                let queue = pending.entry(t.peer).or_default();
                 if queue.is_empty() {
                     transport::connect_tcp(
                         t.peer.addr,
@@ -490,6 +526,17 @@ async fn send_transmit(
                 if queue.len() < 64 {
                     queue.push(bytes);
                 }
+            }
+        }
+        // Only accepted, never opened: the phone or browser keeps its connection open (it
+        // registered over it); without one there is no way to reach it.
+        Transport::Tls | Transport::Ws | Transport::Wss => {
+            if !conns.send(&t.peer, bytes) {
+                tracing::info!(
+                    to = %t.peer.addr,
+                    transport = %t.peer.transport,
+                    "no open connection to the peer: message not sent"
+                );
             }
         }
     }
@@ -566,6 +613,7 @@ fn record_registration(store: &Option<mpsc::Sender<StoreEvent>>, ev: Registratio
                 event: match why {
                     RemovedWhy::Unregistered => "unregistered",
                     RemovedWhy::Expired => "expired",
+                    RemovedWhy::ConnectionClosed => "connection_closed",
                 },
                 transport: None,
                 source: None,

@@ -1,10 +1,14 @@
-//! SIP over UDP and TCP on one configured address: the async shell that only moves bytes.
+//! SIP over UDP and TCP on one configured address, over TLS on another, and over WebSocket
+//! (RFC 7118) through the HTTP listener: the async shell that only moves bytes.
 //!
 //! Receive paths parse messages (parsing is pure and cheap) and hand them to the SIP core
 //! through one bounded channel; when the core lags, UDP datagrams are dropped (as the network
-//! would) and TCP readers wait (back-pressure on that connection only). TCP connections are
-//! bounded in number, framed in two steps (`message::frame`, then parse), closed when idle,
-//! and reused for requests to the same peer (RFC 3261 §18.1.1, RFC 5626 flows in spirit).
+//! would) and stream readers wait (back-pressure on that connection only). TCP and TLS
+//! connections are bounded in number, framed in two steps (`message::frame`, then parse),
+//! closed when idle, and reused for requests to the same peer (RFC 3261 §18.1.1, RFC 5626
+//! flows in spirit). A WebSocket carries one SIP message per WebSocket message. TLS and
+//! WebSocket connections are only accepted, never opened: phones and browsers register over
+//! them and are reached over the connection they keep open.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -27,7 +31,7 @@ pub enum Inbound {
         message: Result<SipMessage, ParseError>,
         peer: Peer,
     },
-    /// A TCP connection is up; bytes for `peer` go to `sender`.
+    /// A connection (TCP, TLS, WebSocket) is up; bytes for `peer` go to `sender`.
     Connected {
         peer: Peer,
         sender: mpsc::Sender<Vec<u8>>,
@@ -44,11 +48,18 @@ pub struct TransportConfig {
     pub max_tcp_connections: usize,
 }
 
+/// The channel from the transports to the SIP task: room for bursts.
+pub fn channel() -> (mpsc::Sender<Inbound>, mpsc::Receiver<Inbound>) {
+    mpsc::channel(8192)
+}
+
 /// The bound sockets.
 pub struct Transports {
     pub udp: Arc<UdpSocket>,
     pub tcp: TcpListener,
     pub local_addr: SocketAddr,
+    /// SIP over TLS, when configured.
+    pub tls: Option<TcpListener>,
 }
 
 impl Transports {
@@ -66,6 +77,7 @@ impl Transports {
                         udp: Arc::new(udp),
                         tcp,
                         local_addr: local,
+                        tls: None,
                     });
                 }
                 Err(e) if addr.port() != 0 => return Err(e),
@@ -183,17 +195,157 @@ pub async fn run_tcp_listener(
         let to_core = to_core.clone();
         let idle = config.tcp_idle_timeout;
         tokio::spawn(async move {
-            run_tcp_connection(stream, from, idle, to_core).await;
+            let _ = stream.set_nodelay(true);
+            run_stream(stream, Peer::new(Transport::Tcp, from), idle, to_core).await;
             drop(permit);
         });
     }
+}
+
+/// Accepts SIP over TLS, at most `max_tcp_connections` at once; each handshake runs in the
+/// connection's own task (bounded by [`crate::tls::HANDSHAKE_TIMEOUT`]).
+pub async fn run_tls_listener(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    config: TransportConfig,
+    to_core: mpsc::Sender<Inbound>,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let slots = Arc::new(Semaphore::new(config.max_tcp_connections));
+    loop {
+        let (stream, from) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "tls accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%from, "too many TLS connections: refused");
+            drop(stream);
+            continue;
+        };
+        let (to_core, acceptor, metrics) = (to_core.clone(), acceptor.clone(), metrics.clone());
+        let idle = config.tcp_idle_timeout;
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let handshake =
+                tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+            match handshake {
+                Ok(Ok(tls)) => {
+                    use std::sync::atomic::Ordering;
+                    metrics.sip_tls_connections.fetch_add(1, Ordering::Relaxed);
+                    run_stream(tls, Peer::new(Transport::Tls, from), idle, to_core).await;
+                    metrics.sip_tls_connections.fetch_sub(1, Ordering::Relaxed);
+                }
+                Ok(Err(e)) => tracing::info!(%from, error = %e, "SIP TLS handshake failed"),
+                Err(_) => tracing::info!(%from, "SIP TLS handshake timed out"),
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// How often a SIP WebSocket is pinged: browsers send nothing between their REGISTERs, and
+/// the ping's answer keeps the connection counted as alive.
+const WS_PING: Duration = Duration::from_secs(30);
+
+/// Runs a SIP WebSocket (RFC 7118) the HTTP listener accepted: each text or binary message
+/// is one SIP message; what the core sends goes out as text (binary if not UTF-8). The
+/// connection closes after `idle` without any frame from the client (pongs count).
+pub async fn run_websocket(
+    socket: axum::extract::ws::WebSocket,
+    peer: Peer,
+    idle: Duration,
+    to_core: mpsc::Sender<Inbound>,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
+    use axum::extract::ws::Message;
+    use futures_util::{SinkExt, StreamExt};
+    use std::sync::atomic::Ordering;
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
+    if to_core
+        .send(Inbound::Connected {
+            peer,
+            sender: tx.clone(),
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    metrics.sip_websockets.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(from = %peer.addr, transport = %peer.transport, "SIP WebSocket open");
+    let writer = tokio::spawn(async move {
+        let mut ping = tokio::time::interval(WS_PING);
+        ping.tick().await;
+        loop {
+            let msg = tokio::select! {
+                bytes = rx.recv() => match bytes {
+                    Some(b) => match String::from_utf8(b) {
+                        Ok(t) => Message::Text(t.into()),
+                        Err(e) => Message::Binary(e.into_bytes().into()),
+                    },
+                    None => break,
+                },
+                _ = ping.tick() => Message::Ping(Default::default()),
+            };
+            if sink.send(msg).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let idle = idle.max(WS_PING * 3);
+    loop {
+        let frame = match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(Ok(f))) => f,
+            Ok(Some(Err(e))) => {
+                tracing::debug!(from = %peer.addr, error = %e, "SIP WebSocket error");
+                break;
+            }
+            Ok(None) => break,
+            Err(_) => {
+                tracing::info!(from = %peer.addr, "SIP WebSocket idle: closing");
+                break;
+            }
+        };
+        let data: &[u8] = match &frame {
+            Message::Text(t) => t.as_bytes(),
+            Message::Binary(b) => b,
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        if data.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+            continue;
+        }
+        let message = SipMessage::parse(data);
+        if to_core
+            .send(Inbound::Message { message, peer })
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    metrics.sip_websockets.fetch_sub(1, Ordering::Relaxed);
+    let _ = to_core.send(Inbound::Disconnected { peer }).await;
+    drop(tx);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    tracing::info!(from = %peer.addr, "SIP WebSocket closed");
 }
 
 /// Opens an outgoing TCP connection and runs it like an accepted one.
 pub fn connect_tcp(to: SocketAddr, idle: Duration, to_core: mpsc::Sender<Inbound>) {
     tokio::spawn(async move {
         match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(to)).await {
-            Ok(Ok(stream)) => run_tcp_connection(stream, to, idle, to_core).await,
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                run_stream(stream, Peer::new(Transport::Tcp, to), idle, to_core).await
+            }
             _ => {
                 tracing::info!(%to, "tcp connect failed");
                 let _ = to_core
@@ -209,18 +361,13 @@ pub fn connect_tcp(to: SocketAddr, idle: Duration, to_core: mpsc::Sender<Inbound
     });
 }
 
-async fn run_tcp_connection(
-    stream: TcpStream,
-    from: SocketAddr,
-    idle: Duration,
-    to_core: mpsc::Sender<Inbound>,
-) {
-    let _ = stream.set_nodelay(true);
-    let peer = Peer {
-        transport: Transport::Tcp,
-        addr: from,
-    };
-    let (mut rd, mut wr) = stream.into_split();
+/// Runs a stream connection (TCP or TLS): framing, parsing, keep-alive pongs, idle timeout.
+async fn run_stream<S>(stream: S, peer: Peer, idle: Duration, to_core: mpsc::Sender<Inbound>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let from = peer.addr;
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
     if to_core
         .send(Inbound::Connected {
@@ -295,37 +442,42 @@ async fn run_tcp_connection(
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
 }
 
-/// The core's view of open TCP connections.
+/// The core's view of open connections (TCP, TLS, WebSocket), by transport and address.
 #[derive(Default)]
 pub struct Connections {
-    map: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    map: HashMap<Peer, mpsc::Sender<Vec<u8>>>,
 }
 
 impl Connections {
-    pub fn insert(&mut self, addr: SocketAddr, sender: mpsc::Sender<Vec<u8>>) {
-        self.map.insert(addr, sender);
+    pub fn insert(&mut self, peer: Peer, sender: mpsc::Sender<Vec<u8>>) {
+        self.map.insert(peer, sender);
     }
 
-    pub fn remove(&mut self, addr: &SocketAddr) {
-        self.map.remove(addr);
+    pub fn remove(&mut self, peer: &Peer) {
+        self.map.remove(peer);
     }
 
     /// Queues bytes on a connection; false when there is none (or it is gone or jammed).
-    pub fn send(&mut self, addr: &SocketAddr, bytes: Vec<u8>) -> bool {
-        match self.map.get(addr) {
+    pub fn send(&mut self, peer: &Peer, bytes: Vec<u8>) -> bool {
+        match self.map.get(peer) {
             Some(s) => match s.try_send(bytes) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::warn!(%addr, "tcp connection jammed: message dropped");
+                    tracing::warn!(addr = %peer.addr, transport = %peer.transport, "connection jammed: message dropped");
                     true
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.map.remove(addr);
+                    self.map.remove(peer);
                     false
                 }
             },
             None => false,
         }
+    }
+
+    /// Open connections over `transport`.
+    pub fn count(&self, transport: Transport) -> usize {
+        self.map.keys().filter(|p| p.transport == transport).count()
     }
 
     pub fn len(&self) -> usize {

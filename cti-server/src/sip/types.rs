@@ -175,6 +175,11 @@ impl fmt::Display for CSeq {
 pub enum Transport {
     Udp,
     Tcp,
+    /// SIP over TLS (RFC 3261 §26.2; `sips:` and `;transport=tls`).
+    Tls,
+    /// SIP over WebSocket (RFC 7118), and over secure WebSocket.
+    Ws,
+    Wss,
 }
 
 impl Transport {
@@ -182,12 +187,34 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
         }
+    }
+
+    /// The transport named in a Via or a `transport=` parameter (any case).
+    pub fn from_name(name: &str) -> Option<Transport> {
+        [
+            Transport::Udp,
+            Transport::Tcp,
+            Transport::Tls,
+            Transport::Ws,
+            Transport::Wss,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(name))
     }
 
     /// Reliable transports get no retransmissions (RFC 3261 §17.1.1.2).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        !matches!(self, Transport::Udp)
+    }
+
+    /// Connections a browser opened (RFC 7118): its endpoint speaks WebRTC media (ICE,
+    /// DTLS-SRTP), not plain RTP, and it can only be reached over its own connection.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Transport::Ws | Transport::Wss)
     }
 }
 

@@ -116,9 +116,10 @@ impl Store {
     pub fn spawn_writer(
         &self,
         capacity: usize,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> (mpsc::Sender<StoreEvent>, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(capacity);
-        let task = tokio::spawn(run_writer(self.pool.clone(), rx));
+        let task = tokio::spawn(run_writer(self.pool.clone(), rx, metrics));
         (tx, task)
     }
 }
@@ -197,18 +198,31 @@ pub struct QueueEventRow {
     pub detail: Option<String>,
 }
 
-async fn run_writer(pool: SqlitePool, mut rx: mpsc::Receiver<StoreEvent>) {
+async fn run_writer(
+    pool: SqlitePool,
+    mut rx: mpsc::Receiver<StoreEvent>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+) {
+    use std::sync::atomic::Ordering;
     let mut batch = Vec::with_capacity(64);
     while rx.recv_many(&mut batch, 256).await > 0 {
-        if let Err(e) = write_batch(&pool, &batch).await {
-            // The events are lost, not the server: log loudly (metrics arrive with issue 9).
+        let started = std::time::Instant::now();
+        let result = write_batch(&pool, &batch, &metrics).await;
+        metrics.db_write.observe_duration(started.elapsed());
+        if let Err(e) = result {
+            // The events are lost, not the server: log loudly and count it (`/metrics`).
+            metrics.db_write_failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, count = batch.len(), "store writer: batch failed");
         }
         batch.clear();
     }
 }
 
-async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx::Error> {
+async fn write_batch(
+    pool: &SqlitePool,
+    batch: &[StoreEvent],
+    metrics: &crate::metrics::Metrics,
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     for ev in batch {
         match ev {
@@ -256,6 +270,11 @@ async fn write_batch(pool: &SqlitePool, batch: &[StoreEvent]) -> Result<(), sqlx
                     .await
                     .unwrap_or(None)
                     .map_or((None, None), |(b, h)| (Some(b), Some(h)));
+                if let Some(b) = bytes {
+                    metrics
+                        .recording_bytes
+                        .fetch_add(b as u64, std::sync::atomic::Ordering::Relaxed);
+                }
                 sqlx::query(
                     "INSERT INTO recordings (call_id, path, started_at_ms, duration_ms, bytes,
                        sha256, overrun_ms, written_ms, error, markers, monitor_call_id)
@@ -489,7 +508,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n.0, 1);
-        let (tx, _writer) = store.spawn_writer(8);
+        let (tx, _writer) = store.spawn_writer(8, Default::default());
         tx.send(StoreEvent::Registration {
             at_ms: 1,
             extension: "1001".into(),

@@ -22,6 +22,12 @@ pub struct Server {
     child: Child,
     pub sip: SocketAddr,
     pub http: SocketAddr,
+    /// HTTPS (and WSS), when the test turned it on (`http.tls_listen=127.0.0.1:0`).
+    pub https: Option<SocketAddr>,
+    /// SIP over TLS, when the test turned it on (`sip.tls_listen=127.0.0.1:0`).
+    pub sips: Option<SocketAddr>,
+    /// The `cti-server tls certificate ...` line, when TLS is on.
+    pub tls_line: Option<String>,
     pub dir: tempfile::TempDir,
     pub log: PathBuf,
 }
@@ -37,6 +43,9 @@ impl Server {
         let mut sets = vec![
             "sip.listen=127.0.0.1:0".to_string(),
             "http.listen=127.0.0.1:0".to_string(),
+            // Off unless the test turns them on (the default config listens on 8443, 5061).
+            "http.tls_listen=".to_string(),
+            "sip.tls_listen=".to_string(),
             format!("storage.data_dir={}", dir.path().join("data").display()),
             format!(
                 "storage.recordings_dir={}",
@@ -63,10 +72,14 @@ impl Server {
             .expect("spawning cti-server");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
+        let tls_line = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let tls_seen = tls_line.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("cti-server ready ") {
                     let _ = tx.send(rest.to_string());
+                } else if line.starts_with("cti-server tls certificate ") {
+                    *tls_seen.lock().unwrap() = Some(line);
                 }
             }
         });
@@ -87,9 +100,19 @@ impl Server {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("no {name} in ready line {ready:?}"))
         };
+        let optional = |name: &str| -> Option<SocketAddr> {
+            ready
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(name))
+                .and_then(|v| v.parse().ok())
+        };
+        let tls_line = tls_line.lock().unwrap().clone();
         Server {
             sip: field("sip="),
             http: field("http="),
+            https: optional("https="),
+            sips: optional("sips="),
+            tls_line,
             child,
             dir,
             log,
@@ -1110,4 +1133,102 @@ pub fn worklist_ids(server: &Server, token: &str) -> Vec<i64> {
         .iter()
         .map(|l| l["id"].as_i64().unwrap())
         .collect()
+}
+
+/// A TLS client connection to `addr` that trusts only the certificate(s) in the PEM file
+/// `ca` and checks the server's name against `name`.
+pub fn tls_connect(
+    addr: SocketAddr,
+    ca: &Path,
+    name: &str,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| e.to_string())? {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let server_name =
+        rustls::pki_types::ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?;
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), server_name)
+        .map_err(|e| e.to_string())?;
+    let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    // Finish the handshake now, so a refused certificate shows here.
+    while stream.conn.is_handshaking() {
+        stream
+            .conn
+            .complete_io(&mut stream.sock)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(stream)
+}
+
+/// A status, the response headers (names in lower case) and the body.
+pub type HttpResponse = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// One HTTP/1.1 request over TLS (`Connection: close`).
+pub fn https_request(
+    addr: SocketAddr,
+    ca: &Path,
+    name: &str,
+    head: &str,
+    body: &[u8],
+) -> Result<HttpResponse, String> {
+    use std::io::{Read, Write};
+    let mut s = tls_connect(addr, ca, name)?;
+    let head = head.trim_end_matches("\r\n");
+    write!(
+        s,
+        "{head}\r\nHost: {name}:{}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        addr.port(),
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    s.write_all(body).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    // A peer that closes without close_notify is an error to rustls; what came is enough.
+    let _ = s.read_to_end(&mut out);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no response head in {:?}", String::from_utf8_lossy(&out)))?;
+    let text = String::from_utf8_lossy(&out[..split]).into_owned();
+    let mut lines = text.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((status, headers, out[split + 4..].to_vec()))
+}
+
+/// The SHA-256 fingerprint of the first certificate in a PEM file, `AB:CD:...`.
+pub fn pem_fingerprint(path: &Path) -> String {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use sha2::Digest;
+    let cert = CertificateDer::pem_file_iter(path)
+        .expect("a PEM file")
+        .next()
+        .expect("a certificate")
+        .expect("a readable certificate");
+    sha2::Sha256::digest(cert.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }

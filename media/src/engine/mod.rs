@@ -238,6 +238,50 @@ impl ClockStats {
     }
 }
 
+/// What went through the engine's legs, for a metrics exporter. The shards add each leg's
+/// figures when the leg reports them (its RTCP interval) and when it ends, so the totals
+/// move every few seconds during a call.
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    /// RTP packets received (every source, duplicates included).
+    pub packets_received: AtomicU64,
+    pub packets_sent: AtomicU64,
+    /// Packets lost on the way in (RFC 3550 cumulative loss; duplicates may lower it).
+    pub packets_lost: AtomicU64,
+    /// Legs open now.
+    pub legs: std::sync::atomic::AtomicI64,
+    /// Interarrival jitter reports by bucket ([`JITTER_BOUNDS_S`], then +Inf), not
+    /// cumulative.
+    pub jitter_buckets: [AtomicU64; JITTER_BOUNDS_S.len() + 1],
+    /// Sum of the reported jitter in microseconds.
+    pub jitter_sum_us: AtomicU64,
+}
+
+/// Upper bounds of the jitter buckets, in seconds.
+pub const JITTER_BOUNDS_S: [f64; 7] = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1];
+
+impl MediaCounters {
+    /// Adds what a leg did since its last report.
+    pub(crate) fn add(&self, received: u64, sent: u64, lost: i64) {
+        self.packets_received.fetch_add(received, Ordering::Relaxed);
+        self.packets_sent.fetch_add(sent, Ordering::Relaxed);
+        if lost > 0 {
+            self.packets_lost.fetch_add(lost as u64, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn observe_jitter(&self, jitter_ms: f64) {
+        let s = jitter_ms.max(0.0) / 1000.0;
+        let i = JITTER_BOUNDS_S
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(JITTER_BOUNDS_S.len());
+        self.jitter_buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.jitter_sum_us
+            .fetch_add((jitter_ms.max(0.0) * 1000.0) as u64, Ordering::Relaxed);
+    }
+}
+
 /// The call actors' handle on the engine. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct MediaHandle {
@@ -245,6 +289,7 @@ pub struct MediaHandle {
     routes: Arc<Mutex<Routes>>,
     dropped_events: Arc<AtomicU64>,
     clock: Arc<ClockStats>,
+    counters: Arc<MediaCounters>,
 }
 
 impl MediaHandle {
@@ -298,6 +343,11 @@ impl MediaHandle {
     /// How late the clock steps ran ([`ClockStats`]).
     pub fn clock(&self) -> Arc<ClockStats> {
         self.clock.clone()
+    }
+
+    /// Packets, loss and jitter over every leg ([`MediaCounters`]).
+    pub fn counters(&self) -> Arc<MediaCounters> {
+        self.counters.clone()
     }
 
     /// The shared counter behind [`MediaHandle::dropped_events`], for a metrics registry
@@ -619,6 +669,7 @@ pub fn start(
     let pool = PortPool::new(cfg.ports.clone());
     let dropped_events = Arc::new(AtomicU64::new(0));
     let clock = Arc::new(ClockStats::default());
+    let counters = Arc::new(MediaCounters::default());
     let mut senders = Vec::with_capacity(n);
     let mut shards = Vec::with_capacity(n);
     for i in 0..n {
@@ -629,6 +680,7 @@ pub fn start(
             events_tx.clone(),
             dropped_events.clone(),
             clock.clone(),
+            counters.clone(),
         );
         // Stagger the clocks evenly over one clock step.
         let phase = (cfg.tick / u32::from(shard::SLOTS)).mul_f64(i as f64 / n as f64);
@@ -659,6 +711,7 @@ pub fn start(
         routes: Arc::new(Mutex::new(Routes::new(n))),
         dropped_events,
         clock,
+        counters,
     };
     (handle, events, task, pool)
 }

@@ -230,6 +230,26 @@ pub(super) struct LegEntry {
     room: Option<(RoomId, ParticipantId)>,
     player: Option<PromptPlayer>,
     received: [i16; FRAME_SAMPLES],
+    /// What the leg's last report put in the engine's counters: packets received, sent,
+    /// lost (totals over the leg's life).
+    counted: (u64, u64, i64),
+}
+
+impl LegEntry {
+    /// Adds what the leg did since its last report to the engine's counters.
+    fn count(&mut self, stats: &LegStats, counters: &super::MediaCounters) {
+        let now = (
+            stats.packets_received_total,
+            u64::from(stats.packets_sent),
+            stats.packets_lost_total,
+        );
+        counters.add(
+            now.0.saturating_sub(self.counted.0),
+            now.1.saturating_sub(self.counted.1),
+            now.2 - self.counted.2,
+        );
+        self.counted = now;
+    }
 }
 
 /// A frame of silence, the right channel of a track.
@@ -255,6 +275,7 @@ pub(super) struct Shard {
     events: mpsc::Sender<EngineEvent>,
     dropped_events: Arc<AtomicU64>,
     clock: Arc<super::ClockStats>,
+    counters: Arc<super::MediaCounters>,
     ready: Arc<ReadyQueue>,
     /// The ready list being worked through (swapped with the shared one, so neither
     /// allocates once warm).
@@ -271,6 +292,7 @@ impl Shard {
         events: mpsc::Sender<EngineEvent>,
         dropped_events: Arc<AtomicU64>,
         clock: Arc<super::ClockStats>,
+        counters: Arc<super::MediaCounters>,
     ) -> Self {
         Self {
             cfg,
@@ -280,6 +302,7 @@ impl Shard {
             events,
             dropped_events,
             clock,
+            counters,
             ready: Arc::new(ReadyQueue::default()),
             draining: Vec::new(),
             buf: vec![0; 2048],
@@ -514,6 +537,12 @@ impl Shard {
         }
         let mut out = Vec::new();
         while let Some(event) = entry.leg.poll_event() {
+            if let LegEvent::Stats(stats) = &event {
+                entry.count(stats, &self.counters);
+                if stats.reception.expected > 0 {
+                    self.counters.observe_jitter(stats.reception.jitter_ms);
+                }
+            }
             if let LegEvent::Dtmf(..) = event
                 && let Some(player) = entry.player.as_mut()
                 && player.on_dtmf()
@@ -592,6 +621,7 @@ impl Shard {
             room: None,
             player: None,
             received: [0; FRAME_SAMPLES],
+            counted: (0, 0, 0),
         }
     }
 
@@ -643,6 +673,7 @@ impl Shard {
                 )?;
                 let entry = self.new_entry(id, AnyLeg::Rtp(Box::new(leg)), socket, near);
                 self.insert_leg(id, entry);
+                self.counters.legs.fetch_add(1, Ordering::Relaxed);
                 Ok(Reply::Bound(local))
             }
             Op::CreateBrowserLeg(id, offer, config) => {
@@ -664,6 +695,7 @@ impl Shard {
                 let answer = leg.accept_offer(now, &offer)?;
                 let entry = self.new_entry(id, AnyLeg::Browser(Box::new(leg)), socket, None);
                 self.insert_leg(id, entry);
+                self.counters.legs.fetch_add(1, Ordering::Relaxed);
                 Ok(Reply::Answer(answer))
             }
             Op::SetRemote(id, addr) => match &mut self.leg_mut(id)?.leg {
@@ -681,7 +713,10 @@ impl Shard {
                 AnyLeg::Browser(_) => Err(EngineError::NotRtpLeg(id)),
             },
             Op::EndLeg(id) => {
-                let entry = self.legs.remove(&id).ok_or(EngineError::UnknownLeg(id))?;
+                let mut entry = self.legs.remove(&id).ok_or(EngineError::UnknownLeg(id))?;
+                let last = entry.leg.stats();
+                entry.count(&last, &self.counters);
+                self.counters.legs.fetch_sub(1, Ordering::Relaxed);
                 if let Some((r, pid)) = entry.room
                     && let Some(room) = self.rooms.get_mut(&r)
                 {
