@@ -405,6 +405,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 recording_failures: recording_failures.clone(),
                 live: live_calls.clone(),
                 metrics: metrics.clone(),
+                live_agents: Arc::new(config.agents.iter().map(|a| a.extension.clone()).collect()),
             },
             shutdown_grace: Duration::from_secs(config.call.shutdown_grace_s),
         },

@@ -31,7 +31,7 @@ const STATS_INTERVAL: Duration = Duration::from_secs(5);
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use str0m::change::SdpOffer;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
@@ -94,6 +94,8 @@ pub struct BrowserLeg {
     pcm: Vec<i16>,
     payload: Vec<u8>,
     config: BrowserLegConfig,
+    /// Our offer, until the answer comes ([`BrowserLeg::create_offer`]).
+    pending: Option<SdpPendingOffer>,
     /// Wideband only: the room's 8 kHz → 16 kHz for the encoder, and back for the room.
     up: Option<Upsampler2x>,
     down: Option<Downsampler2x>,
@@ -177,6 +179,7 @@ impl BrowserLeg {
             pcm: Vec::with_capacity(1920),
             payload: Vec::with_capacity(400),
             config,
+            pending: None,
             up: config.wideband.then(Upsampler2x::default),
             down: config.wideband.then(Downsampler2x::default),
             wide: Vec::with_capacity(2 * FRAME_SAMPLES),
@@ -199,6 +202,47 @@ impl BrowserLeg {
             .map_err(|e| WebRtcError::Offer(e.to_string()))?;
         self.drain(now)?;
         Ok(answer.to_sdp_string())
+    }
+
+    /// Our SDP offer (one audio stream, Opus, ICE-lite, DTLS-SRTP), for an endpoint we call:
+    /// a browser SIP client reached over its WebSocket. The answer goes to
+    /// [`BrowserLeg::accept_answer`].
+    pub fn create_offer(&mut self, now: Instant) -> Result<String, WebRtcError> {
+        let mut api = self.rtc.sdp_api();
+        let mid = api.add_media(
+            str0m::media::MediaKind::Audio,
+            str0m::media::Direction::SendRecv,
+            None,
+            None,
+            None,
+        );
+        let (offer, pending) = api
+            .apply()
+            .ok_or_else(|| WebRtcError::Offer("nothing to offer".into()))?;
+        self.mid = Some(mid);
+        self.pending = Some(pending);
+        self.drain(now)?;
+        Ok(offer.to_sdp_string())
+    }
+
+    /// The far end's answer to [`BrowserLeg::create_offer`].
+    pub fn accept_answer(&mut self, now: Instant, answer: &str) -> Result<(), WebRtcError> {
+        let answer =
+            SdpAnswer::from_sdp_string(answer).map_err(|e| WebRtcError::Offer(e.to_string()))?;
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| WebRtcError::Offer("an answer without an offer".into()))?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| WebRtcError::Offer(e.to_string()))?;
+        self.pt = self
+            .rtc
+            .codec_config()
+            .find(|p| p.spec().codec == str0m::format::Codec::Opus)
+            .map(|p| p.pt());
+        self.drain(now)
     }
 
     /// Whether ICE and DTLS are up.
@@ -411,7 +455,7 @@ pub(crate) mod test_browser {
     pub(crate) struct TestBrowser {
         rtc: Rtc,
         addr: SocketAddr,
-        mid: Mid,
+        mid: Option<Mid>,
         pending: Option<SdpPendingOffer>,
         encoder: Encoder,
         decoder: Decoder,
@@ -431,20 +475,42 @@ pub(crate) mod test_browser {
         /// A browser whose Opus runs at `rate` (it speaks and hears `rate / 50`-sample
         /// frames).
         pub(crate) fn with_rate(now: Instant, addr: SocketAddr, rate: u32) -> (Self, String) {
+            let mut b = Self::unconnected(now, addr, rate);
+            let mut api = b.rtc.sdp_api();
+            let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+            let (offer, pending) = api.apply().unwrap();
+            b.mid = Some(mid);
+            b.pending = Some(pending);
+            (b, offer.to_sdp_string())
+        }
+
+        /// A browser at `addr` answering `offer` (as a SIP client called by the server
+        /// does), and its SDP answer.
+        pub(crate) fn answering(
+            now: Instant,
+            addr: SocketAddr,
+            rate: u32,
+            offer: &str,
+        ) -> (Self, String) {
+            let mut b = Self::unconnected(now, addr, rate);
+            let offer = SdpOffer::from_sdp_string(offer).unwrap();
+            let answer = b.rtc.sdp_api().accept_offer(offer).unwrap();
+            b.drain(now);
+            (b, answer.to_sdp_string())
+        }
+
+        fn unconnected(now: Instant, addr: SocketAddr, rate: u32) -> Self {
             let mut rtc = Rtc::builder()
                 .set_crypto_provider(std::sync::Arc::new(str0m::crypto::from_feature_flags()))
                 .clear_codecs()
                 .enable_opus(true, false)
                 .build(now);
             rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-            let mut api = rtc.sdp_api();
-            let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-            let (offer, pending) = api.apply().unwrap();
-            let b = Self {
+            Self {
                 rtc,
                 addr,
-                mid,
-                pending: Some(pending),
+                mid: None,
+                pending: None,
                 encoder: Encoder::Opus(Box::new(
                     OpusEncoder::with_sample_rate(rate, WIDEBAND_BITRATE).unwrap(),
                 )),
@@ -454,8 +520,7 @@ pub(crate) mod test_browser {
                 media_time: 0,
                 next_timeout: now,
                 out: Vec::new(),
-            };
-            (b, offer.to_sdp_string())
+            }
         }
 
         pub(crate) fn accept_answer(&mut self, now: Instant, answer: &str) {
@@ -505,9 +570,9 @@ pub(crate) mod test_browser {
         pub(crate) fn speak_encoded(&mut self, now: Instant, payload: Vec<u8>) {
             let time = MediaTime::new(self.media_time, Frequency::FORTY_EIGHT_KHZ);
             self.media_time += 960;
-            if !self.connected {
+            let (true, Some(mid)) = (self.connected, self.mid) else {
                 return;
-            }
+            };
             let pt = self
                 .rtc
                 .codec_config()
@@ -515,7 +580,7 @@ pub(crate) mod test_browser {
                 .map(|p| p.pt())
                 .unwrap();
             self.rtc
-                .writer(self.mid)
+                .writer(mid)
                 .unwrap()
                 .write(pt, now, time, payload)
                 .unwrap();
@@ -534,6 +599,7 @@ pub(crate) mod test_browser {
                         payload: t.contents.to_vec(),
                     }),
                     Output::Event(Event::Connected) => self.connected = true,
+                    Output::Event(Event::MediaAdded(m)) => self.mid = Some(m.mid),
                     Output::Event(Event::MediaData(d)) => {
                         self.decoder.decode(&d.data, &mut self.heard).unwrap();
                     }
@@ -554,7 +620,14 @@ mod tests {
     /// DTLS-SRTP and Opus both ways.
     #[test]
     fn browser_leg_talks_opus_over_dtls_srtp_with_a_str0m_peer() {
-        browser_call(false);
+        browser_call(false, false);
+    }
+
+    /// The leg offers (the server calls a browser SIP client over its WebSocket) and the
+    /// peer answers: the same call.
+    #[test]
+    fn browser_leg_offers_and_talks_with_a_str0m_answerer() {
+        browser_call(false, true);
     }
 
     /// Wideband: the browser runs Opus at 16 kHz, our leg decodes at 16 kHz and resamples
@@ -562,10 +635,10 @@ mod tests {
     /// their frequency and level both ways.
     #[test]
     fn wideband_browser_leg_resamples_between_16khz_opus_and_the_8khz_room() {
-        browser_call(true);
+        browser_call(true, false);
     }
 
-    fn browser_call(wideband: bool) {
+    fn browser_call(wideband: bool, leg_offers: bool) {
         let _serial = crate::test_signal::REALTIME.blocking_lock();
         let t0 = Instant::now();
         let leg_addr: SocketAddr = "10.0.0.1:30000".parse().unwrap();
@@ -575,16 +648,23 @@ mod tests {
         assert_eq!(leg.config(), config);
         let rate = config.codec_rate();
         let frame = rate as usize / 50;
-        let (mut browser, offer) = TestBrowser::with_rate(t0, browser_addr, rate);
-        let answer = leg.accept_offer(t0, &offer).unwrap();
-        assert!(answer.contains("a=ice-lite"), "{answer}");
-        assert!(answer.contains("a=rtcp-mux"), "{answer}");
-        assert!(
-            answer.contains("a=fingerprint:sha-256"),
-            "DTLS-SRTP: {answer}"
-        );
-        assert!(answer.to_lowercase().contains("opus/48000/2"));
-        browser.accept_answer(t0, &answer);
+        let (mut browser, ours) = if leg_offers {
+            let offer = leg.create_offer(t0).unwrap();
+            let (browser, answer) = TestBrowser::answering(t0, browser_addr, rate, &offer);
+            // An answer is not an offer: refused before the real one is taken.
+            assert!(leg.accept_answer(t0, "v=0\r\nnonsense").is_err());
+            leg.accept_answer(t0, &answer).unwrap();
+            (browser, offer)
+        } else {
+            let (mut browser, offer) = TestBrowser::with_rate(t0, browser_addr, rate);
+            let answer = leg.accept_offer(t0, &offer).unwrap();
+            browser.accept_answer(t0, &answer);
+            (browser, answer)
+        };
+        assert!(ours.contains("a=ice-lite"), "{ours}");
+        assert!(ours.contains("a=rtcp-mux"), "{ours}");
+        assert!(ours.contains("a=fingerprint:sha-256"), "DTLS-SRTP: {ours}");
+        assert!(ours.to_lowercase().contains("opus/48000/2"));
         let to_leg = sine(1000.0, 8000.0, rate as usize * 6, rate);
         let to_browser = sine(600.0, 8000.0, 8000 * 6, 8000);
         let mut leg_heard = Vec::new();

@@ -12,8 +12,9 @@ export const say = (step, extra = {}) => console.log(JSON.stringify({ step, ...e
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 export const next = async () => { await lines.next(); };
 
-// Chromium as the tests drive it; `wav`, when given, is the fake microphone's sound.
-export const launch = (wav) => chromium.launch({
+// Chromium as the tests drive it; `wav`, when given, is the fake microphone's sound;
+// `extra`: more command-line flags.
+export const launch = (wav, extra = []) => chromium.launch({
   executablePath: '/usr/bin/chromium',
   args: [
     '--no-sandbox',
@@ -23,6 +24,7 @@ export const launch = (wav) => chromium.launch({
     '--autoplay-policy=no-user-gesture-required',
     '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
     ...(wav ? [`--use-file-for-fake-audio-capture=${wav}`] : []),
+    ...extra,
   ],
 });
 

@@ -88,6 +88,8 @@ pub struct ActorConfig {
     pub live: super::live::LiveCalls,
     /// Calls by direction and end cause (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The agents' extensions (to name a call's agent in its log span).
+    pub live_agents: Arc<std::collections::HashSet<String>>,
 }
 
 /// The shared parts hosted calls use.
@@ -187,9 +189,14 @@ pub struct CallActor {
 }
 
 impl CallActor {
-    /// Runs the call to its end inside a `call` tracing span.
+    /// Runs the call to its end inside a `call` tracing span, with the call's key and, once
+    /// one is known, its agent (every line of the call's log carries them, also as JSON).
     pub async fn run(self) {
-        let span = tracing::info_span!("call", key = %self.call.key());
+        let span = tracing::info_span!(
+            "call",
+            key = %self.call.key(),
+            agent = tracing::field::Empty
+        );
         self.run_inner().instrument(span).await
     }
 
@@ -204,6 +211,8 @@ impl CallActor {
         let mut acd_attached = false;
         // What the live-calls registry last got from this call.
         let mut live: Option<super::live::LiveCall> = None;
+        // The agent named in the call's log span.
+        let mut logged_agent: Option<String> = None;
         // Counted by the direction it started with, so the gauge comes back down.
         let outbound = self.call.is_outbound();
         self.config.metrics.calls.started(outbound);
@@ -299,6 +308,20 @@ impl CallActor {
                         });
             }
             if live.as_ref() != Some(&now_live) {
+                // The agent the call is with (put through to, or placing it).
+                let agent = match now_live.agent.as_deref() {
+                    Some(a) if self.config.live_agents.contains(a) => Some(a),
+                    _ if self.config.live_agents.contains(&now_live.caller) => {
+                        Some(now_live.caller.as_str())
+                    }
+                    _ => None,
+                };
+                if let Some(a) = agent
+                    && logged_agent.as_deref() != Some(a)
+                {
+                    tracing::Span::current().record("agent", a);
+                    logged_agent = Some(a.to_string());
+                }
                 self.config.live.update(key, now_live.clone(), &self.inbox);
                 live = Some(now_live);
             }
@@ -390,6 +413,22 @@ impl CallActor {
                         self.call.media_ready(Instant::now(), leg, addr)
                     }
                     Err(e) => self.call.media_failed(Instant::now(), leg, &e.to_string()),
+                }
+            }
+            MediaOp::CreateWebRtcOffer { leg, .. } => {
+                match self.media.create_browser_offer(leg, *anchor).await {
+                    Ok(offer) => {
+                        anchor.get_or_insert(leg);
+                        self.call.webrtc_offer_ready(Instant::now(), leg, offer)
+                    }
+                    Err(e) => self.call.media_failed(Instant::now(), leg, &e.to_string()),
+                }
+            }
+            MediaOp::WebRtcAnswer { leg, sdp } => {
+                if let Err(e) = self.media.browser_answer(leg, sdp).await {
+                    // The browser's answer does not fit our offer: no audio can flow.
+                    self.call
+                        .media_failed(Instant::now(), leg, &format!("WebRTC answer: {e}"));
                 }
             }
             MediaOp::Update { leg, params } => {

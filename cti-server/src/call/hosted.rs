@@ -253,12 +253,7 @@ impl Call {
         let leg = self.own_agent_leg;
         self.agent = AgentLeg::new(leg, self.config.media_ip, peer, uri);
         self.record.target = Some(target);
-        let params = self.agent_leg_params();
-        self.media(MediaOp::CreateLeg {
-            leg,
-            side: Side::Agent,
-            params,
-        });
+        self.create_agent_media(leg);
         true
     }
 

@@ -269,6 +269,12 @@ pub enum MediaOp {
         side: Side,
         params: LegParams,
     },
+    /// Create a WebRTC leg (ICE-lite, DTLS-SRTP, Opus) that offers, for a browser SIP
+    /// client reached over its WebSocket (RFC 7118); the offer comes back through
+    /// [`Call::webrtc_offer_ready`].
+    CreateWebRtcOffer { leg: LegId, side: Side },
+    /// The browser SIP client's SDP answer for a WebRTC leg.
+    WebRtcAnswer { leg: LegId, sdp: String },
     /// Change a leg's codec or remote address after an answer or a re-INVITE.
     Update { leg: LegId, params: LegParams },
     /// Put both legs in the call's room: a two-party bridge.
@@ -487,6 +493,9 @@ struct AgentLeg {
     media_up: bool,
     /// The agent answers in a browser console, not a phone ([`browser`]).
     browser: Option<browser::BrowserAgent>,
+    /// The agent's phone is a browser SIP client on a WebSocket (RFC 7118): its media is
+    /// WebRTC, and the leg's SDP offer is the engine's (`Some` once made).
+    webrtc: Option<Option<String>>,
 }
 
 impl AgentLeg {
@@ -509,6 +518,7 @@ impl AgentLeg {
             bridged: false,
             media_up: false,
             browser: None,
+            webrtc: dest.transport.is_websocket().then_some(None),
         }
     }
 
@@ -618,13 +628,8 @@ impl Call {
             call.agent.contact = uri.clone();
         }
         call.legs_pending = 2;
-        // The agent leg starts with the caller's codec, offered first: if the agent takes it,
-        // the two legs agree and nothing is transcoded.
-        call.media(MediaOp::CreateLeg {
-            leg: legs.1,
-            side: Side::Agent,
-            params: call.agent_leg_params(),
-        });
+        call.agent.webrtc = call.agent.dest.transport.is_websocket().then_some(None);
+        call.create_agent_media(legs.1);
         Ok(call)
     }
 
@@ -745,6 +750,25 @@ impl Call {
         self
     }
 
+    /// Asks for the agent side's media leg: WebRTC for a browser SIP client, else RTP that
+    /// starts with the caller's codec, offered first (if the agent takes it, the two legs
+    /// agree and nothing is transcoded).
+    fn create_agent_media(&mut self, leg: LegId) {
+        if self.agent.webrtc.is_some() {
+            self.media(MediaOp::CreateWebRtcOffer {
+                leg,
+                side: Side::Agent,
+            });
+        } else {
+            let params = self.agent_leg_params();
+            self.media(MediaOp::CreateLeg {
+                leg,
+                side: Side::Agent,
+                params,
+            });
+        }
+    }
+
     /// The agent media leg before the agent answers: the caller's codec, no remote yet.
     fn agent_leg_params(&self) -> LegParams {
         LegParams {
@@ -793,6 +817,16 @@ impl Call {
         .min()
     }
 
+    /// A WebRTC leg made its SDP offer ([`MediaOp::CreateWebRtcOffer`]).
+    pub fn webrtc_offer_ready(&mut self, now: Instant, leg: LegId, offer: String) {
+        if leg != self.agent.leg || self.agent.webrtc.is_none() {
+            return;
+        }
+        self.agent.webrtc = Some(Some(offer));
+        self.agent.media_up = true;
+        self.leg_ready(now, leg);
+    }
+
     /// A media leg is up at `local`.
     pub fn media_ready(&mut self, now: Instant, leg: LegId, local: SocketAddr) {
         if leg == self.caller.leg {
@@ -800,11 +834,16 @@ impl Call {
         } else if leg == self.agent.leg {
             self.agent.media.port = local.port();
             self.agent.media_up = true;
-            if self.hosted.is_some() {
-                self.hosted_agent_media_ready(now);
-                return;
-            }
-        } else {
+        }
+        self.leg_ready(now, leg);
+    }
+
+    fn leg_ready(&mut self, now: Instant, leg: LegId) {
+        if leg != self.caller.leg && leg != self.agent.leg {
+            return;
+        }
+        if leg == self.agent.leg && self.hosted.is_some() {
+            self.hosted_agent_media_ready(now);
             return;
         }
         self.legs_pending = self.legs_pending.saturating_sub(1);
@@ -1011,6 +1050,8 @@ impl Call {
             return;
         };
         let offer = sdp::create_offer(&self.agent.media, &self.agent_prefs(), Direction::SendRecv);
+        // A browser SIP client gets the WebRTC leg's offer instead.
+        let webrtc_offer = self.agent.webrtc.clone().flatten();
         let caller_from = self.caller.invite.from_header();
         let caller_user = caller_from
             .as_ref()
@@ -1078,7 +1119,10 @@ impl Call {
         h.push(HeaderName::Allow, ALLOW);
         h.push(HeaderName::UserAgent, self.config.user_agent.clone());
         h.push(HeaderName::ContentType, "application/sdp");
-        invite.body = Bytes::from(offer.to_string());
+        invite.body = Bytes::from(match &webrtc_offer {
+            Some(sdp) => sdp.clone(),
+            None => offer.to_string(),
+        });
 
         let req = self.next_req();
         if let (Some(call_id), Some(tag)) = (invite.call_id(), invite.from_tag()) {
@@ -1103,7 +1147,7 @@ impl Call {
         });
         self.agent.req = Some(req);
         self.agent.invite = Some(invite);
-        self.agent.offer = Some(offer);
+        self.agent.offer = webrtc_offer.is_none().then_some(offer);
     }
 
     fn on_response(&mut self, now: Instant, req: ReqRef, resp: Response) {
@@ -1430,6 +1474,22 @@ impl Call {
     /// Reads the agent's SDP answer and retunes the agent media leg. False when unusable.
     fn take_agent_answer(&mut self, resp: &Response) -> bool {
         if self.agent.negotiated.is_some() {
+            return true;
+        }
+        if self.agent.webrtc.is_some() {
+            // The WebRTC leg negotiates for itself (ICE, DTLS, Opus): its answer goes there.
+            let Some(sdp) = std::str::from_utf8(&resp.body)
+                .ok()
+                .filter(|b| b.contains("m=audio"))
+            else {
+                return false;
+            };
+            self.media(MediaOp::WebRtcAnswer {
+                leg: self.agent.leg,
+                sdp: sdp.to_string(),
+            });
+            self.record.agent.codec = Some(Codec::Opus);
+            self.agent.negotiated = Some(Negotiated::pending(Codec::Opus));
             return true;
         }
         let (Some(offer), Ok(body)) = (&self.agent.offer, std::str::from_utf8(&resp.body)) else {

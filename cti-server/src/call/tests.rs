@@ -3028,3 +3028,81 @@ fn placed_call_id(h: &Harness) -> String {
         .unwrap()
         .to_string()
 }
+
+/// An agent whose phone is a browser SIP client on a WebSocket (RFC 7118): its leg is a
+/// WebRTC leg that makes the offer; the INVITE carries that offer and the answer goes back to
+/// the leg, not to our RTP negotiation.
+#[test]
+fn a_browser_sip_client_gets_the_webrtc_legs_offer_and_its_answer_goes_to_the_leg() {
+    let ws = Peer {
+        transport: Transport::Wss,
+        addr: "127.0.0.1:50123".parse().unwrap(),
+    };
+    let mut h = Harness::start_to(Target::Agent {
+        extension: "1001".into(),
+        contact: Uri::parse("sip:x7k@abc.invalid;transport=ws").unwrap(),
+        peer: ws,
+    });
+    let ops = h.media_ops();
+    assert!(matches!(&ops[0], MediaOp::CreateLeg { leg: LegId(14), .. }));
+    assert!(
+        matches!(
+            &ops[1],
+            MediaOp::CreateWebRtcOffer {
+                leg: LegId(15),
+                side: Side::Agent
+            }
+        ),
+        "{ops:?}"
+    );
+    // The caller's RTP leg is up, then the WebRTC leg's offer comes.
+    h.call
+        .media_ready(h.now, LegId(14), "127.0.0.1:40000".parse().unwrap());
+    h.drain();
+    assert!(h.sent().is_empty(), "no INVITE before the offer");
+    let offer = "v=0\r\no=str0m 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=ice-lite\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
+    h.call
+        .webrtc_offer_ready(h.now, LegId(15), offer.to_string());
+    h.drain();
+    let (req, inv, dest) = h.sent().into_iter().next().expect("the INVITE");
+    assert_eq!(dest, ws);
+    assert_eq!(std::str::from_utf8(&inv.body).unwrap(), offer);
+    assert!(
+        inv.top_via().unwrap().transport.eq_ignore_ascii_case("WSS"),
+        "our Via names the transport"
+    );
+    let answer = "v=0\r\no=- 5 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=setup:active\r\n";
+    h.agent_says(req, &inv, 200, Some(answer));
+    let ops = h.media_ops();
+    assert!(
+        ops.iter()
+            .any(|o| matches!(o, MediaOp::WebRtcAnswer { leg: LegId(15), sdp } if sdp == answer)),
+        "{ops:?}"
+    );
+    assert!(
+        !ops.iter()
+            .any(|o| matches!(o, MediaOp::Update { leg: LegId(15), .. })),
+        "the WebRTC leg is not retuned as RTP: {ops:?}"
+    );
+    assert!(ops.iter().any(|o| matches!(o, MediaOp::Bridge { .. })));
+    assert_eq!(h.responses(CALLER_TX)[0].code, 200);
+    // A 200 without an answer is no answer: the call cannot bridge.
+    let mut h = Harness::start_to(Target::Agent {
+        extension: "1001".into(),
+        contact: Uri::parse("sip:x7k@abc.invalid;transport=ws").unwrap(),
+        peer: ws,
+    });
+    h.call
+        .media_ready(h.now, LegId(14), "127.0.0.1:40000".parse().unwrap());
+    h.call
+        .webrtc_offer_ready(h.now, LegId(15), offer.to_string());
+    h.drain();
+    let (req, inv, _) = h.sent().into_iter().next().unwrap();
+    h.agent_says(req, &inv, 200, None);
+    assert!(
+        !h.media_ops()
+            .iter()
+            .any(|o| matches!(o, MediaOp::Bridge { .. })),
+        "bridged without an answer"
+    );
+}

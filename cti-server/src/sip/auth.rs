@@ -192,9 +192,18 @@ impl DigestAuthenticator {
     /// WWW-Authenticate values, one per offered algorithm in order of preference
     /// (RFC 8760 §2.4).
     pub fn challenges(&self, now_ms: u64, stale: bool) -> Vec<String> {
+        self.challenges_for(now_ms, stale, false)
+    }
+
+    /// The challenges for a browser SIP client (`browser`: its Via names WS or WSS). Those
+    /// clients implement MD5 only, and JsSIP keeps only the last challenge of a response,
+    /// SIP.js the first: they get MD5 alone when it is offered at all.
+    pub fn challenges_for(&self, now_ms: u64, stale: bool, browser: bool) -> Vec<String> {
         let nonce = self.nonce(now_ms);
+        let md5_only = browser && self.algorithms.contains(&Algorithm::Md5);
         self.algorithms
             .iter()
+            .filter(|a| !md5_only || **a == Algorithm::Md5)
             .map(|a| {
                 format!(
                     "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{}",
@@ -587,6 +596,13 @@ mod tests {
                 && both[1].contains("SHA-256")
                 && both[1].contains("stale=true")
         );
+        // Browser clients get MD5 alone, when it is offered; else what there is.
+        let md5 =
+            DigestAuthenticator::new("cti", Duration::from_secs(30)).challenges_for(0, false, true);
+        assert_eq!(md5.len(), 1);
+        assert!(md5[0].contains("algorithm=MD5"));
+        assert_eq!(auth.challenges_for(0, false, true).len(), 1);
+        assert!(auth.challenges_for(0, false, true)[0].contains("SHA-256"));
     }
 
     fn challenge(v: &str) -> DigestChallenge {

@@ -147,7 +147,13 @@ impl Registrar {
         } else {
             request.response(407, "Proxy Authentication Required", Some(tag.as_str()))
         };
-        for ch in self.auth.challenges(wall_ms, failure == AuthFailure::Stale) {
+        let browser = request.top_via().is_some_and(|v| {
+            v.transport.eq_ignore_ascii_case("WS") || v.transport.eq_ignore_ascii_case("WSS")
+        });
+        for ch in self
+            .auth
+            .challenges_for(wall_ms, failure == AuthFailure::Stale, browser)
+        {
             r.headers.push(offered.clone(), ch);
         }
         Err(Box::new(r))

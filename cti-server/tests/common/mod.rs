@@ -123,6 +123,13 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The last `n` lines of the server's log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log_text();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -1022,6 +1029,24 @@ impl Driver {
             .unwrap_or_else(|_| panic!("no step {step:?} from the browser within {wait:?}"));
         assert_eq!(v["step"], step, "browser: {v:#}");
         v
+    }
+
+    /// As [`Driver::expect`], showing `context()` (the server's log, say) when the step is
+    /// not the one expected.
+    pub fn expect_or(
+        &mut self,
+        step: &str,
+        wait: Duration,
+        context: impl FnOnce() -> String,
+    ) -> serde_json::Value {
+        match self.steps.recv_timeout(wait) {
+            Ok(v) if v["step"] == step => v,
+            Ok(v) => panic!("browser: {v:#}\nexpected step {step:?}\n{}", context()),
+            Err(_) => panic!(
+                "no step {step:?} from the browser within {wait:?}\n{}",
+                context()
+            ),
+        }
     }
 
     /// Lets the script go on past a step where the test measured something.

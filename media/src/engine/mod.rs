@@ -127,6 +127,9 @@ pub enum EngineError {
     /// The operation needs a plain RTP leg.
     #[error("leg {0:?} is not a plain RTP leg")]
     NotRtpLeg(LegId),
+    /// The operation needs a browser (WebRTC) leg.
+    #[error("leg {0:?} is not a browser leg")]
+    NotBrowserLeg(LegId),
     /// The room is not recording.
     #[error("room {0:?} is not recording")]
     NotRecording(RoomId),
@@ -163,7 +166,11 @@ pub enum EngineEvent {
 enum Op {
     /// A plain RTP leg, placed near another leg of the same call if given.
     CreateLeg(LegId, Box<LegConfig>, Option<LegId>),
-    CreateBrowserLeg(LegId, String, BrowserLegConfig),
+    /// A browser leg answering the browser's offer (`Some`), or making our offer (`None`),
+    /// placed near another leg of the same call if given.
+    CreateBrowserLeg(LegId, Option<String>, BrowserLegConfig, Option<LegId>),
+    /// The answer to a browser leg's offer.
+    BrowserAnswer(LegId, String),
     SetRemote(LegId, SocketAddr),
     Reconfigure(LegId, Box<LegConfig>),
     EndLeg(LegId),
@@ -411,9 +418,32 @@ impl MediaHandle {
         offer: String,
         config: BrowserLegConfig,
     ) -> Result<String, EngineError> {
-        let shard = self.routes().place_leg(leg, None)?;
+        self.create_browser_leg_placed(leg, Some(offer), config, None)
+            .await
+    }
+
+    /// Creates a browser leg that offers: for a browser SIP client (RFC 7118) the server
+    /// calls. Placed near `near` (the call's other leg); returns our SDP offer, whose answer
+    /// goes to [`MediaHandle::browser_answer`].
+    pub async fn create_browser_offer(
+        &self,
+        leg: LegId,
+        near: Option<LegId>,
+    ) -> Result<String, EngineError> {
+        self.create_browser_leg_placed(leg, None, BrowserLegConfig::default(), near)
+            .await
+    }
+
+    async fn create_browser_leg_placed(
+        &self,
+        leg: LegId,
+        offer: Option<String>,
+        config: BrowserLegConfig,
+        near: Option<LegId>,
+    ) -> Result<String, EngineError> {
+        let shard = self.routes().place_leg(leg, near)?;
         match self
-            .call_shard(shard, Op::CreateBrowserLeg(leg, offer, config))
+            .call_shard(shard, Op::CreateBrowserLeg(leg, offer, config, near))
             .await
         {
             Ok(Reply::Answer(a)) => Ok(a),
@@ -422,6 +452,13 @@ impl MediaHandle {
                 Err(other.err().unwrap_or(EngineError::Stopped))
             }
         }
+    }
+
+    /// The far end's SDP answer to a browser leg's offer ([`MediaHandle::create_browser_offer`]).
+    pub async fn browser_answer(&self, leg: LegId, answer: String) -> Result<(), EngineError> {
+        self.on_leg(leg, Op::BrowserAnswer(leg, answer))
+            .await
+            .map(|_| ())
     }
 
     /// Points a leg at a new remote address (SDP from a re-INVITE).

@@ -676,7 +676,7 @@ impl Shard {
                 self.counters.legs.fetch_add(1, Ordering::Relaxed);
                 Ok(Reply::Bound(local))
             }
-            Op::CreateBrowserLeg(id, offer, config) => {
+            Op::CreateBrowserLeg(id, offer, config, near) => {
                 if self.legs.contains_key(&id) {
                     return Err(EngineError::LegExists(id));
                 }
@@ -692,12 +692,22 @@ impl Shard {
                 };
                 let now = Instant::now();
                 let mut leg = BrowserLeg::with_config(now, SocketAddr::new(ip, port), config)?;
-                let answer = leg.accept_offer(now, &offer)?;
-                let entry = self.new_entry(id, AnyLeg::Browser(Box::new(leg)), socket, None);
+                let sdp = match offer {
+                    Some(offer) => leg.accept_offer(now, &offer)?,
+                    None => leg.create_offer(now)?,
+                };
+                let entry = self.new_entry(id, AnyLeg::Browser(Box::new(leg)), socket, near);
                 self.insert_leg(id, entry);
                 self.counters.legs.fetch_add(1, Ordering::Relaxed);
-                Ok(Reply::Answer(answer))
+                Ok(Reply::Answer(sdp))
             }
+            Op::BrowserAnswer(id, answer) => match &mut self.leg_mut(id)?.leg {
+                AnyLeg::Browser(b) => {
+                    b.accept_answer(Instant::now(), &answer)?;
+                    Ok(Reply::Done)
+                }
+                AnyLeg::Rtp(_) => Err(EngineError::NotBrowserLeg(id)),
+            },
             Op::SetRemote(id, addr) => match &mut self.leg_mut(id)?.leg {
                 AnyLeg::Rtp(l) => {
                     l.set_remote(addr);
