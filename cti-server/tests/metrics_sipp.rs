@@ -85,7 +85,8 @@ fn wait_for(server: &Server, what: &str, ok: impl Fn(&BTreeMap<String, f64>) -> 
 
 #[test]
 fn metrics_parse_and_move_during_a_sipp_call() {
-    let server = Server::start(&[]);
+    // JSON logs too: the call's lines name it and its agent.
+    let server = Server::start(&["log.json=true"]);
     let before = scrape(&server);
     // Every family is there from the start, with the ACD's queues and agent states.
     assert_eq!(get(&before, "cti_calls_active{direction=\"inbound\"}"), 0.0);
@@ -161,4 +162,24 @@ fn metrics_parse_and_move_during_a_sipp_call() {
     assert_eq!(get(&after, "cti_recording_failures_total{}"), 0.0);
     let run = agent.wait(Duration::from_secs(10));
     assert!(run.success, "{}", run.report());
+
+    // Every log line is a JSON object; the call's end carries the call's span with its key
+    // and agent.
+    let log = server.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let ended = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "call ended")
+        .unwrap_or_else(|| panic!("no call ended line in {log}"));
+    assert_eq!(ended["span"]["name"], "call", "{ended}");
+    assert_eq!(ended["span"]["agent"], "1001", "{ended}");
+    assert!(
+        ended["span"]["key"].as_str().is_some_and(|k| !k.is_empty()),
+        "{ended}"
+    );
+    assert_eq!(ended["fields"]["cause"], "caller_hangup", "{ended}");
 }
