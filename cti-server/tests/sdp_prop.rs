@@ -157,6 +157,7 @@ fn local(port: u16) -> LocalMedia {
         port,
         session_id: 1,
         version: 1,
+        srtp_key: [7; 30],
     }
 }
 

@@ -923,6 +923,7 @@ impl CallActor {
         cfg.symmetric = true;
         cfg.rtcp_mux = p.rtcp_mux;
         cfg.media_timeout = self.config.media_timeout;
+        cfg.srtp = p.srtp;
         cfg
     }
 }

@@ -369,6 +369,8 @@ pub struct LegParams {
     pub dtmf_payload_type: Option<u8>,
     pub remote: Option<SocketAddr>,
     pub rtcp_mux: bool,
+    /// SDES-SRTP keys of an `RTP/SAVP` leg.
+    pub srtp: Option<crate::sdp::crypto::SrtpKeying>,
 }
 
 impl LegParams {
@@ -381,6 +383,7 @@ impl LegParams {
             // either way there is nothing to send to.
             remote: (n.remote.port() != 0 && !n.remote.ip().is_unspecified()).then_some(n.remote),
             rtcp_mux: n.rtcp_mux,
+            srtp: n.srtp,
         }
     }
 }
@@ -769,11 +772,13 @@ impl Call {
         }
     }
 
-    /// The agent media leg before the agent answers: the caller's codec, no remote yet.
+    /// The agent media leg before the agent answers: the caller's codec, no remote yet, and
+    /// plain RTP whatever the caller's leg is (our offers are `RTP/AVP`).
     fn agent_leg_params(&self) -> LegParams {
         LegParams {
             remote: None,
             dtmf_payload_type: Some(101),
+            srtp: None,
             ..LegParams::from_negotiated(&self.caller.negotiated)
         }
     }
@@ -2037,6 +2042,7 @@ fn local_media(addr: IpAddr) -> LocalMedia {
         port: 0,
         session_id: u64::from(rand::random::<u32>()),
         version: 1,
+        srtp_key: crate::sdp::crypto::new_key(),
     }
 }
 

@@ -1272,6 +1272,7 @@ fn legacy_hold_address_is_never_sent_to() {
         direction: Direction::RecvOnly,
         ptime: 20,
         rtcp_mux: false,
+        srtp: None,
     };
     assert_eq!(LegParams::from_negotiated(&n).remote, None);
     let n = Negotiated {

@@ -11,8 +11,10 @@
 //!   their first codec back, e.g. PCMA first in Europe).
 //! - Only the first usable audio stream is accepted; any other stream (video, a second audio,
 //!   a secure profile) is rejected with port 0 in its position.
-//! - Only `RTP/AVP` and `RTP/AVPF` are accepted: we have no SRTP/DTLS, and answering
-//!   `RTP/SAVP` or `UDP/TLS/RTP/SAVPF` without keys gives a call without audio.
+//! - `RTP/AVP` and `RTP/AVPF` are accepted, and `RTP/SAVP` / `RTP/SAVPF` with an SDES key
+//!   we can use (RFC 4568, [`super::crypto`]): the answer keeps the profile and gives our own
+//!   key for the first usable `a=crypto` line. DTLS-SRTP (`UDP/TLS/RTP/SAVPF`) is for the
+//!   browser legs, not here.
 //! - The caller owns the `o=` version: call [`LocalMedia::next_version`] before each new
 //!   offer or answer ([`with_direction`] bumps the version it copies).
 
@@ -42,6 +44,9 @@ pub struct LocalMedia {
     pub session_id: u64,
     /// `o=` session version of the next description we send.
     pub version: u64,
+    /// Our SDES-SRTP master key and salt, should the peer offer `RTP/SAVP`: one per leg, so
+    /// every answer of the leg (183, 200, re-INVITEs) gives the same key.
+    pub srtp_key: [u8; super::crypto::KEY_AND_SALT],
 }
 
 /// The outcome of negotiation for the media engine, from our point of view.
@@ -61,6 +66,8 @@ pub struct Negotiated {
     pub ptime: u32,
     /// RTCP on the RTP port (RFC 5761); otherwise on port + 1 or the `a=rtcp` port.
     pub rtcp_mux: bool,
+    /// SDES-SRTP keys when the stream is `RTP/SAVP` (RFC 4568).
+    pub srtp: Option<super::crypto::SrtpKeying>,
 }
 
 impl Negotiated {
@@ -79,6 +86,7 @@ impl Negotiated {
             direction: Direction::SendRecv,
             ptime: 20,
             rtcp_mux: false,
+            srtp: None,
         }
     }
 }
@@ -240,8 +248,24 @@ fn is_audio_rtp(m: &MediaDescription) -> bool {
     m.media == "audio" && matches!(m.formats, Formats::Rtp(_))
 }
 
-fn is_supported_protocol(protocol: &str) -> bool {
-    protocol == "RTP/AVP" || protocol == "RTP/AVPF"
+fn is_supported_protocol(m: &MediaDescription) -> bool {
+    match m.protocol.as_str() {
+        "RTP/AVP" | "RTP/AVPF" => true,
+        "RTP/SAVP" | "RTP/SAVPF" => usable_crypto(m).is_some(),
+        _ => false,
+    }
+}
+
+/// The first `a=crypto` line of a secure stream we can honour (RFC 4568 §7.1.1: the
+/// answerer picks one of the offered lines).
+fn usable_crypto(m: &MediaDescription) -> Option<super::crypto::Crypto> {
+    m.attributes.iter().find_map(|a| match a {
+        Attribute::Other {
+            name,
+            value: Some(v),
+        } if name == "crypto" => super::crypto::Crypto::parse(v).ok(),
+        _ => None,
+    })
 }
 
 /// `ptime` in force for a section: media level, else session level.
@@ -401,7 +425,7 @@ pub fn answer(
             continue;
         }
         saw_audio = true;
-        if !is_supported_protocol(&m.protocol) {
+        if !is_supported_protocol(m) {
             unsupported_protocol.get_or_insert_with(|| m.protocol.clone());
             media.push(rejected(m));
             continue;
@@ -488,6 +512,27 @@ fn answer_stream(
     if rtcp_mux {
         attributes.push(Attribute::RtcpMux);
     }
+    // SDES: our own key, under the tag and suite of the line we took (RFC 4568 §7.1.2).
+    let srtp = match m.protocol.as_str() {
+        "RTP/SAVP" | "RTP/SAVPF" => {
+            let theirs = usable_crypto(m)
+                .ok_or(NegotiationError::UnsupportedProtocol(m.protocol.clone()))?;
+            let ours = super::crypto::Crypto {
+                key: local.srtp_key,
+                ..theirs
+            };
+            attributes.push(Attribute::Other {
+                name: "crypto".into(),
+                value: Some(ours.value()),
+            });
+            Some(super::crypto::SrtpKeying {
+                suite: theirs.suite,
+                local: ours.key,
+                remote: theirs.key,
+            })
+        }
+        _ => None,
+    };
     attributes.push(Attribute::Direction(direction));
 
     let section = MediaDescription {
@@ -508,6 +553,7 @@ fn answer_stream(
         direction,
         ptime,
         rtcp_mux,
+        srtp,
     };
     Ok(Some((section, negotiated)))
 }
@@ -575,6 +621,8 @@ pub fn negotiated_from_answer(
         direction,
         ptime,
         rtcp_mux: ours.rtcp_mux() && theirs.rtcp_mux(),
+        // Our offers are plain RTP/AVP.
+        srtp: None,
     })
 }
 

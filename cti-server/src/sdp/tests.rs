@@ -19,6 +19,7 @@ fn local() -> LocalMedia {
         port: 20000,
         session_id: 42,
         version: 7,
+        srtp_key: [3; 30],
     }
 }
 
@@ -413,6 +414,7 @@ fn rfc4317_answer_picks_first_offered_and_rejects_video() {
             direction: Direction::SendRecv,
             ptime: 20,
             rtcp_mux: false,
+            srtp: None,
         }
     );
     let text = ans.to_string();
@@ -638,6 +640,7 @@ fn negotiated_from_answer_reads_our_payload_types() {
             direction: Direction::SendRecv,
             ptime: 30,
             rtcp_mux: false,
+            srtp: None,
         }
     );
     let ans = their_answer("m=audio 30000 RTP/AVP 111 110\na=rtcp-mux\na=recvonly\n");
@@ -685,6 +688,7 @@ fn offer_answer_between_two_legs_agree() {
         port: 30000,
         session_id: 99,
         version: 1,
+        srtp_key: [4; 30],
     };
     for prefs_b in [ALL, &[Codec::Pcma][..], &[Codec::Opus][..]] {
         let offer = create_offer(
@@ -730,4 +734,62 @@ fn hold_and_resume_reoffers_bump_the_version() {
     assert_eq!(r.media[0].direction_attr(), Some(Direction::SendRecv));
     assert_eq!(r.media[1].direction_attr(), None);
     roundtrips(&r);
+}
+
+/// SDES (RFC 4568 §9.1's shape): an `RTP/SAVP` offer with an MKI line we cannot honour and
+/// one we can. The answer keeps the profile, takes the usable line's tag and suite, and gives
+/// the leg's own key; the negotiated keys are ours and theirs.
+#[test]
+fn sdes_srtp_offer_is_answered_with_our_key_for_the_first_usable_line() {
+    let offer = parse(
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+         m=audio 49170 RTP/SAVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+         a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:4\r\n\
+         a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj|2^20\r\n",
+    );
+    let (ans, n) = answer(&offer, &local(), ALL).unwrap();
+    let keys = n.srtp.expect("an SRTP leg");
+    assert_eq!(
+        keys.suite,
+        crate::sdp::crypto::SrtpSuite::AesCm128HmacSha1_32
+    );
+    assert_eq!(keys.local, local().srtp_key);
+    assert_eq!(
+        crate::sdp::crypto::Crypto::parse(
+            "2 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj"
+        )
+        .unwrap()
+        .key,
+        keys.remote
+    );
+    let m = &ans.media[0];
+    assert_eq!(m.protocol, "RTP/SAVP");
+    let text = ans.to_string();
+    let ours = crate::sdp::crypto::Crypto {
+        tag: 2,
+        suite: keys.suite,
+        key: local().srtp_key,
+    };
+    assert!(
+        text.contains(&format!("a=crypto:{}\r\n", ours.value())),
+        "{text}"
+    );
+    assert_eq!(text.matches("a=crypto").count(), 1, "{text}");
+    // The same leg answers the same way again (183 and 200, re-INVITEs).
+    let (again, n2) = answer(&offer, &local(), ALL).unwrap();
+    assert_eq!(n2.srtp, n.srtp);
+    assert_eq!(again.media[0], ans.media[0]);
+    // A secure offer with no line we can use is refused like any unsupported profile.
+    let unusable = parse(
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+         m=audio 49170 RTP/SAVP 0\r\n\
+         a=crypto:1 F8_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n",
+    );
+    assert_eq!(
+        answer(&unusable, &local(), ALL),
+        Err(NegotiationError::UnsupportedProtocol("RTP/SAVP".into()))
+    );
+    // Plain offers stay plain.
+    let (_, plain) = answer(&parse(&chrome_plain()), &local(), ALL).unwrap();
+    assert_eq!(plain.srtp, None);
 }

@@ -47,6 +47,9 @@ pub struct LegConfig {
     pub detect_inband_dtmf: bool,
     /// RTCP CNAME.
     pub cname: String,
+    /// SDES-SRTP keys (RFC 4568) when the leg's SDP said `RTP/SAVP`: everything sent is
+    /// protected, everything received must be.
+    pub srtp: Option<crate::rtp::srtp::SrtpKeying>,
 }
 
 impl LegConfig {
@@ -64,6 +67,7 @@ impl LegConfig {
             rtcp_remote: None,
             detect_inband_dtmf: false,
             cname: "media@cti".into(),
+            srtp: None,
         }
     }
 }
@@ -144,6 +148,9 @@ pub enum LegError {
     /// Undecodable audio.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// An SRTP packet that failed authentication or replay checks, or keys that do not fit.
+    #[error(transparent)]
+    Srtp(#[from] crate::rtp::srtp::SrtpError),
 }
 
 /// Time a latched address must be silent before another source may take over.
@@ -187,6 +194,8 @@ pub struct Leg {
     payload: Vec<u8>,
     received_total: u64,
     lost_previous_sources: i64,
+    /// SRTP contexts, when the leg is keyed ([`LegConfig::srtp`]).
+    srtp: Option<crate::rtp::srtp::SrtpSession>,
 }
 
 impl Leg {
@@ -199,7 +208,7 @@ impl Leg {
         ssrc: Ssrc,
         initial_seq: u16,
         initial_ts: u32,
-    ) -> Result<Self, CodecError> {
+    ) -> Result<Self, LegError> {
         let jitter = JitterBuffer::new(JitterConfig {
             clock_rate: cfg.codec.rtp_clock_rate(),
             ..JitterConfig::default()
@@ -234,6 +243,10 @@ impl Leg {
             payload: Vec::with_capacity(1500),
             received_total: 0,
             lost_previous_sources: 0,
+            srtp: cfg
+                .srtp
+                .map(crate::rtp::srtp::SrtpSession::new)
+                .transpose()?,
             cfg,
         })
     }
@@ -241,7 +254,14 @@ impl Leg {
     /// Applies a renegotiated configuration (an SDP answer or re-INVITE changed codec, payload
     /// types or address) while keeping the outgoing stream: same SSRC, sequence numbers and
     /// timestamps continue (RFC 3550 §5.1), so the far end sees one stream.
-    pub fn reconfigure(&mut self, cfg: LegConfig) -> Result<(), CodecError> {
+    pub fn reconfigure(&mut self, cfg: LegConfig) -> Result<(), LegError> {
+        // New keys (a re-INVITE re-keyed, or switched SRTP on or off) mean new contexts.
+        if cfg.srtp != self.cfg.srtp {
+            self.srtp = cfg
+                .srtp
+                .map(crate::rtp::srtp::SrtpSession::new)
+                .transpose()?;
+        }
         if cfg.codec != self.cfg.codec {
             self.decoder = Decoder::new(cfg.codec)?;
             self.encoder = Encoder::new(cfg.codec)?;
@@ -315,7 +335,22 @@ impl Leg {
         from: SocketAddr,
         data: &[u8],
     ) -> Result<(), LegError> {
-        match classify(data) {
+        let kind = classify(data);
+        if let Some(srtp) = self.srtp.as_mut() {
+            // SRTP: nothing is taken in before it is authenticated (RFC 3711 §3.3).
+            return match kind {
+                PacketKind::Rtp => {
+                    let plain = srtp.unprotect_rtp(data)?;
+                    self.handle_rtp(now, from, &plain)
+                }
+                PacketKind::Rtcp => {
+                    let plain = srtp.unprotect_rtcp(data)?;
+                    self.handle_rtcp(now, &plain)
+                }
+                PacketKind::Other => Err(LegError::NotRtp),
+            };
+        }
+        match kind {
             PacketKind::Rtp => self.handle_rtp(now, from, data),
             PacketKind::Rtcp => self.handle_rtcp(now, data),
             PacketKind::Other => Err(LegError::NotRtp),
@@ -335,7 +370,13 @@ impl Leg {
         if classify(data) != PacketKind::Rtcp {
             return Err(LegError::NotRtp);
         }
-        self.handle_rtcp(now, data)?;
+        match self.srtp.as_mut() {
+            Some(srtp) => {
+                let plain = srtp.unprotect_rtcp(data)?;
+                self.handle_rtcp(now, &plain)?;
+            }
+            None => self.handle_rtcp(now, data)?,
+        }
         if self.cfg.symmetric
             && !self.cfg.rtcp_mux
             && self.remote.is_some_and(|r| r.ip() == from.ip())
@@ -624,14 +665,47 @@ impl Leg {
 
     /// Next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        loop {
+            let t = self.transmits.pop_front()?;
+            match self.protect(t) {
+                Some(t) => return Some(t),
+                None => continue,
+            }
+        }
+    }
+
+    /// A datagram as it goes on the wire: SRTP or SRTCP when the leg is keyed. A packet the
+    /// transform refuses (it cannot happen with packets we built) is dropped and logged.
+    fn protect(&mut self, mut t: Transmit) -> Option<Transmit> {
+        let Some(srtp) = self.srtp.as_mut() else {
+            return Some(t);
+        };
+        let protected = match classify(&t.payload) {
+            PacketKind::Rtcp => srtp.protect_rtcp(&t.payload),
+            _ => srtp.protect_rtp(&t.payload),
+        };
+        match protected {
+            Ok(p) => {
+                t.payload = p;
+                Some(t)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SRTP protect failed: packet dropped");
+                None
+            }
+        }
     }
 
     /// Next RTCP datagram to send from our RTCP port (RTP port + 1): without rtcp-mux our
     /// reports leave from there (RFC 3550 §11), so that a peer that checks source ports
     /// sees them on the RTCP flow. With rtcp-mux everything is in [`Leg::poll_transmit`].
     pub fn poll_rtcp_transmit(&mut self) -> Option<Transmit> {
-        self.rtcp_transmits.pop_front()
+        loop {
+            let t = self.rtcp_transmits.pop_front()?;
+            if let Some(t) = self.protect(t) {
+                return Some(t);
+            }
+        }
     }
 
     /// Next event for the call actor.
@@ -661,6 +735,83 @@ mod tests {
     use super::*;
     use crate::rtp::RtpHeader;
     use proptest::prelude::*;
+
+    /// Two legs keyed against each other (SDES: each protects with its own key and
+    /// unprotects with the other's): audio crosses encrypted, RTCP too; plain RTP and
+    /// packets under a wrong key are refused.
+    #[test]
+    fn srtp_legs_exchange_encrypted_audio_and_refuse_plain_rtp() {
+        use crate::rtp::srtp::{SrtpKeying, SrtpSuite};
+        let t0 = Instant::now();
+        let (ka, kb) = ([7u8; 30], [9u8; 30]);
+        let (addr_a, addr_b): (SocketAddr, SocketAddr) = (
+            "10.0.0.1:4000".parse().unwrap(),
+            "10.0.0.2:5000".parse().unwrap(),
+        );
+        let keyed = |local, remote, to: SocketAddr| {
+            let mut cfg = LegConfig::new(Codec::Pcmu);
+            cfg.remote = Some(to);
+            cfg.rtcp_mux = true;
+            cfg.srtp = Some(SrtpKeying {
+                suite: SrtpSuite::AesCm128HmacSha1_80,
+                local,
+                remote,
+            });
+            cfg
+        };
+        let mut a = Leg::new(keyed(ka, kb, addr_b), t0, Ssrc(1), 100, 0).unwrap();
+        let mut b = Leg::new(keyed(kb, ka, addr_a), t0, Ssrc(2), 200, 0).unwrap();
+        let tone = crate::test_signal::sine(1000.0, 8000.0, 8000, 8000);
+        let mut heard = Vec::new();
+        for i in 0..50 {
+            let now = t0 + Duration::from_millis(20 * i as u64);
+            a.send_frame(&tone[i * 160..(i + 1) * 160]).unwrap();
+            while let Some(t) = a.poll_transmit() {
+                assert_eq!(t.payload.len(), 12 + 160 + 10, "G.711 plus the 80-bit tag");
+                b.handle_datagram(now, addr_a, &t.payload).unwrap();
+            }
+            heard.extend_from_slice(&b.receive_frame(now));
+        }
+        let tail = &heard[heard.len() - 4000..];
+        assert!((crate::test_signal::dominant_frequency(tail, 8000) - 1000.0).abs() < 5.0);
+        // What went over the wire is not G.711 of the tone.
+        a.send_frame(&tone[..160]).unwrap();
+        let wire = a.poll_transmit().unwrap().payload;
+        let mut plain = Vec::new();
+        crate::codec::Encoder::new(Codec::Pcmu)
+            .unwrap()
+            .encode(&tone[..160], &mut plain)
+            .unwrap();
+        assert_ne!(&wire[12..172], &plain[..]);
+        // Plain RTP from the peer's address is refused, as is SRTP under another key.
+        let mut rtp = vec![0x80, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 2];
+        rtp.extend(std::iter::repeat_n(0xff, 160));
+        assert!(matches!(
+            b.handle_datagram(t0, addr_a, &rtp),
+            Err(LegError::Srtp(_))
+        ));
+        let mut stranger = Leg::new(keyed([1; 30], kb, addr_b), t0, Ssrc(3), 0, 0).unwrap();
+        stranger.send_frame(&tone[..160]).unwrap();
+        let forged = stranger.poll_transmit().unwrap().payload;
+        assert!(b.handle_datagram(t0, addr_a, &forged).is_err());
+        // RTCP: a's report reaches b through SRTCP.
+        let later = t0 + Duration::from_secs(10);
+        a.handle_timeout(later);
+        let mut reports = 0;
+        while let Some(t) = a.poll_transmit() {
+            if classify(&t.payload) == PacketKind::Rtcp {
+                b.handle_datagram(later, addr_a, &t.payload).unwrap();
+                reports += 1;
+            }
+        }
+        assert!(reports > 0, "a sent an SRTCP report");
+        // Re-keying (a re-INVITE) makes new contexts: the old key no longer opens packets.
+        let rekeyed = keyed(kb, [5u8; 30], addr_a);
+        b.reconfigure(rekeyed).unwrap();
+        a.send_frame(&tone[..160]).unwrap();
+        let old = a.poll_transmit().unwrap().payload;
+        assert!(b.handle_datagram(later, addr_a, &old).is_err());
+    }
 
     proptest! {
         /// Whatever arrives on the socket — random bytes, or RTP/RTCP-looking headers with

@@ -115,6 +115,9 @@ pub enum EngineError {
     /// Codec setup failed.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// A leg's setup failed (codec, SRTP keys).
+    #[error(transparent)]
+    Leg(#[from] LegError),
     /// Mixer misuse.
     #[error(transparent)]
     Mixer(#[from] MixerError),

@@ -5,6 +5,7 @@
 //! against the buffer before reading, and returns [`RtpError`] instead of panicking.
 
 pub mod rtcp;
+pub mod srtp;
 mod stream;
 
 pub use stream::OutgoingStream;
