@@ -93,7 +93,7 @@ pub async fn backup(url: &str, to: &Path) -> Result<Manifest, BackupError> {
     let store = Store::open(url).await?;
     let db = to.join("cti.db");
     // A snapshot in one statement; the running server keeps writing meanwhile.
-    sqlx::query("VACUUM INTO ?")
+    sqlx::query("VACUUM INTO $1")
         .bind(db.to_string_lossy().into_owned())
         .execute(store.pool())
         .await?;
@@ -225,7 +225,7 @@ mod tests {
         .unwrap();
         sqlx::query(
             "INSERT INTO recordings (call_id, path, started_at_ms, duration_ms, bytes, sha256, overrun_ms)
-             VALUES (7, ?, 1, 1000, 22, ?, 0)",
+             VALUES (7, $1, 1, 1000, 22, $2, 0)",
         )
         .bind(wav.to_string_lossy().into_owned())
         .bind(sha)

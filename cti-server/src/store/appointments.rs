@@ -103,7 +103,7 @@ impl Store {
         let now = now_ms();
         let lead = sqlx::query(
             "UPDATE leads SET status = CASE WHEN status IN ('new', 'contacted') THEN 'appointment'
-               ELSE status END, updated_at_ms = ? WHERE id = ?",
+               ELSE status END, updated_at_ms = $1 WHERE id = $2",
         )
         .bind(now)
         .bind(b.lead)
@@ -114,7 +114,7 @@ impl Store {
         }
         let id = sqlx::query(
             "INSERT INTO appointments (lead_id, at_ms, place, note, booked_by, booked_at_ms, call_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(b.lead)
         .bind(b.at_ms)
@@ -136,7 +136,7 @@ impl Store {
 
     pub async fn appointment(&self, id: i64) -> Result<Option<AppointmentRow>, StoreError> {
         Ok(sqlx::query_as::<_, AppointmentRow>(&format!(
-            "SELECT {COLUMNS} FROM appointments a JOIN leads l ON l.id = a.lead_id WHERE a.id = ?"
+            "SELECT {COLUMNS} FROM appointments a JOIN leads l ON l.id = a.lead_id WHERE a.id = $1"
         ))
         .bind(id)
         .fetch_optional(self.pool())
@@ -152,7 +152,7 @@ impl Store {
     ) -> Result<Vec<AppointmentRow>, StoreError> {
         Ok(sqlx::query_as::<_, AppointmentRow>(&format!(
             "SELECT {COLUMNS} FROM appointments a JOIN leads l ON l.id = a.lead_id
-             WHERE a.at_ms >= ? AND a.at_ms < ? AND (? IS NULL OR a.state = ?)
+             WHERE a.at_ms >= $1 AND a.at_ms < $2 AND ($3 IS NULL OR a.state = $4)
              ORDER BY a.at_ms, a.id"
         ))
         .bind(from_ms)
@@ -177,7 +177,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let now = now_ms();
         let current: Option<(i64, String)> =
-            sqlx::query_as("SELECT lead_id, state FROM appointments WHERE id = ?")
+            sqlx::query_as("SELECT lead_id, state FROM appointments WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -186,8 +186,8 @@ impl Store {
             return Err(OutcomeError::Settled(state));
         }
         sqlx::query(
-            "UPDATE appointments SET state = ?, receiver = ?, outcome_by = ?, outcome_at_ms = ?
-             WHERE id = ?",
+            "UPDATE appointments SET state = $1, receiver = $2, outcome_by = $3, outcome_at_ms = $4
+             WHERE id = $5",
         )
         .bind(outcome.as_str())
         .bind(receiver)
@@ -199,16 +199,16 @@ impl Store {
         let lead_update = match outcome {
             Outcome::Shown => {
                 "UPDATE leads SET status = CASE WHEN status IN ('won', 'lost', 'invalid')
-                   THEN status ELSE 'visited' END, next_follow_up_ms = NULL, updated_at_ms = ?
-                 WHERE id = ?"
+                   THEN status ELSE 'visited' END, next_follow_up_ms = NULL, updated_at_ms = $1
+                 WHERE id = $2"
             }
             Outcome::NoShow => {
                 "UPDATE leads SET status = CASE status WHEN 'appointment' THEN 'contacted'
-                   ELSE status END, next_follow_up_ms = ?1, updated_at_ms = ?1 WHERE id = ?2"
+                   ELSE status END, next_follow_up_ms = $1, updated_at_ms = $1 WHERE id = $2"
             }
             Outcome::Cancelled => {
                 "UPDATE leads SET status = CASE status WHEN 'appointment' THEN 'contacted'
-                   ELSE status END, updated_at_ms = ? WHERE id = ?"
+                   ELSE status END, updated_at_ms = $1 WHERE id = $2"
             }
         };
         sqlx::query(lead_update)

@@ -139,7 +139,7 @@ impl Store {
         let done = sqlx::query(
             "INSERT INTO campaigns (name, script, mode, skill, retries, retry_after_s,
                                     calling_hours, ends_at_ms, state, created_by, created_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'paused', ?, ?) ON CONFLICT (name) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'paused', $9, $10) ON CONFLICT (name) DO NOTHING",
         )
         .bind(&c.name)
         .bind(&c.script)
@@ -165,7 +165,7 @@ impl Store {
     pub async fn campaign(&self, id: i64) -> Result<Option<CampaignRow>, StoreError> {
         Ok(sqlx::query_as::<_, CampaignRow>(&format!(
             "SELECT {CAMPAIGN_COLUMNS} FROM campaigns c
-             LEFT JOIN campaign_leads cl ON cl.campaign_id = c.id WHERE c.id = ? GROUP BY c.id"
+             LEFT JOIN campaign_leads cl ON cl.campaign_id = c.id WHERE c.id = $1 GROUP BY c.id"
         ))
         .bind(id)
         .fetch_optional(self.pool())
@@ -186,7 +186,7 @@ impl Store {
     /// is finished already (a finished campaign stays finished).
     pub async fn set_campaign_state(&self, id: i64, state: &str) -> Result<bool, StoreError> {
         let done =
-            sqlx::query("UPDATE campaigns SET state = ? WHERE id = ? AND state != 'finished'")
+            sqlx::query("UPDATE campaigns SET state = $1 WHERE id = $2 AND state != 'finished'")
                 .bind(state)
                 .bind(id)
                 .execute(self.pool())
@@ -208,7 +208,7 @@ impl Store {
                 let mut found = Vec::with_capacity(ids.len());
                 for id in ids {
                     let ok: Option<(i64,)> = sqlx::query_as(
-                        "SELECT id FROM leads WHERE id = ?
+                        "SELECT id FROM leads WHERE id = $1
                            AND status NOT IN ('won', 'lost', 'invalid')
                            AND COALESCE(grade, '') NOT IN ('C', 'invalid')",
                     )
@@ -223,8 +223,8 @@ impl Store {
                 "SELECT id FROM leads
                  WHERE status NOT IN ('won', 'lost', 'invalid')
                    AND COALESCE(grade, '') NOT IN ('C', 'invalid')
-                   AND (?1 IS NULL OR grade = ?1) AND (?2 IS NULL OR source = ?2)
-                   AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR owner_agent = ?4)
+                   AND ($1 IS NULL OR grade = $1) AND ($2 IS NULL OR source = $2)
+                   AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR owner_agent = $4)
                  ORDER BY id",
             )
             .bind(&f.grade)
@@ -241,7 +241,7 @@ impl Store {
         for id in ids {
             let done = sqlx::query(
                 "INSERT INTO campaign_leads (campaign_id, lead_id, next_at_ms, updated_at_ms)
-                 VALUES (?1, ?2, ?3, ?3) ON CONFLICT DO NOTHING",
+                 VALUES ($1, $2, $3, $3) ON CONFLICT DO NOTHING",
             )
             .bind(campaign)
             .bind(id)
@@ -265,7 +265,7 @@ impl Store {
     ) -> Result<Option<(i64, i64, String)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT campaign_id, lead_id, state FROM campaign_leads
-             WHERE agent = ? AND state IN ('offered', 'calling') LIMIT 1",
+             WHERE agent = $1 AND state IN ('offered', 'calling') LIMIT 1",
         )
         .bind(agent)
         .fetch_optional(self.pool())
@@ -285,14 +285,14 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "UPDATE campaign_leads SET state = 'waiting', offered_until_ms = NULL
-             WHERE state = 'offered' AND offered_until_ms < ?",
+             WHERE state = 'offered' AND offered_until_ms < $1",
         )
         .bind(now)
         .execute(&mut *tx)
         .await?;
         let held: Option<(i64,)> = sqlx::query_as(
             "SELECT lead_id FROM campaign_leads
-             WHERE campaign_id = ? AND agent = ? AND state = 'offered'",
+             WHERE campaign_id = $1 AND agent = $2 AND state = 'offered'",
         )
         .bind(campaign)
         .bind(agent)
@@ -303,8 +303,8 @@ impl Store {
             None => {
                 let next: Option<(i64,)> = sqlx::query_as(
                     "SELECT cl.lead_id FROM campaign_leads cl JOIN campaigns c ON c.id = cl.campaign_id
-                     WHERE cl.campaign_id = ? AND c.state = 'running' AND cl.state = 'waiting'
-                       AND cl.next_at_ms <= ?
+                     WHERE cl.campaign_id = $1 AND c.state = 'running' AND cl.state = 'waiting'
+                       AND cl.next_at_ms <= $2
                      ORDER BY cl.next_at_ms, cl.rowid LIMIT 1",
                 )
                 .bind(campaign)
@@ -319,9 +319,9 @@ impl Store {
             return Ok(None);
         };
         sqlx::query(
-            "UPDATE campaign_leads SET state = 'offered', agent = ?, offered_until_ms = ?,
-                                       updated_at_ms = ?
-             WHERE campaign_id = ? AND lead_id = ?",
+            "UPDATE campaign_leads SET state = 'offered', agent = $1, offered_until_ms = $2,
+                                       updated_at_ms = $3
+             WHERE campaign_id = $4 AND lead_id = $5",
         )
         .bind(agent)
         .bind(hold_until_ms)
@@ -341,7 +341,7 @@ impl Store {
     ) -> Result<Option<CampaignLeadRow>, StoreError> {
         Ok(sqlx::query_as::<_, CampaignLeadRow>(&format!(
             "SELECT {LEAD_COLUMNS} FROM campaign_leads cl JOIN leads l ON l.id = cl.lead_id
-             WHERE cl.campaign_id = ? AND cl.lead_id = ?"
+             WHERE cl.campaign_id = $1 AND cl.lead_id = $2"
         ))
         .bind(campaign)
         .bind(lead)
@@ -353,7 +353,7 @@ impl Store {
     pub async fn campaign_leads(&self, campaign: i64) -> Result<Vec<CampaignLeadRow>, StoreError> {
         Ok(sqlx::query_as::<_, CampaignLeadRow>(&format!(
             "SELECT {LEAD_COLUMNS} FROM campaign_leads cl JOIN leads l ON l.id = cl.lead_id
-             WHERE cl.campaign_id = ? ORDER BY cl.rowid"
+             WHERE cl.campaign_id = $1 ORDER BY cl.rowid"
         ))
         .bind(campaign)
         .fetch_all(self.pool())
@@ -371,9 +371,9 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE campaign_leads SET state = 'calling', call_id = ?, attempts = attempts + 1,
-                                       offered_until_ms = NULL, updated_at_ms = ?
-             WHERE campaign_id = ? AND lead_id = ? AND agent = ? AND state = 'offered'",
+            "UPDATE campaign_leads SET state = 'calling', call_id = $1, attempts = attempts + 1,
+                                       offered_until_ms = NULL, updated_at_ms = $2
+             WHERE campaign_id = $3 AND lead_id = $4 AND agent = $5 AND state = 'offered'",
         )
         .bind(call)
         .bind(now)
@@ -399,10 +399,10 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE campaign_leads SET
-                 state = CASE WHEN ?1 IS NULL THEN 'waiting' ELSE 'excluded' END,
-                 last_outcome = COALESCE(?1, last_outcome), offered_until_ms = NULL, next_at_ms = ?2,
-                 updated_at_ms = ?6
-             WHERE campaign_id = ?3 AND lead_id = ?4 AND agent = ?5 AND state = 'offered'",
+                 state = CASE WHEN $1 IS NULL THEN 'waiting' ELSE 'excluded' END,
+                 last_outcome = COALESCE($1, last_outcome), offered_until_ms = NULL, next_at_ms = $2,
+                 updated_at_ms = $6
+             WHERE campaign_id = $3 AND lead_id = $4 AND agent = $5 AND state = 'offered'",
         )
         .bind(excluded)
         .bind(next_at_ms)
@@ -469,9 +469,9 @@ impl Store {
                 Step::Exhausted => ("exhausted", now),
             };
             sqlx::query(
-                "UPDATE campaign_leads SET state = ?, last_outcome = ?, next_at_ms = ?,
-                     updated_at_ms = ?
-                 WHERE campaign_id = ? AND lead_id = ? AND state = 'calling'",
+                "UPDATE campaign_leads SET state = $1, last_outcome = $2, next_at_ms = $3,
+                     updated_at_ms = $4
+                 WHERE campaign_id = $5 AND lead_id = $6 AND state = 'calling'",
             )
             .bind(state)
             .bind(outcome.as_str())
@@ -501,7 +501,7 @@ impl Store {
     ) -> Result<(bool, Option<i64>), StoreError> {
         let last: Option<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
             "SELECT state, call_id, updated_at_ms FROM campaign_leads
-             WHERE agent = ? AND attempts > 0 AND state IN ('reached', 'exhausted', 'waiting')
+             WHERE agent = $1 AND attempts > 0 AND state IN ('reached', 'exhausted', 'waiting')
              ORDER BY updated_at_ms DESC LIMIT 1",
         )
         .bind(agent)
@@ -564,7 +564,7 @@ mod tests {
         sqlx::query(
             "INSERT INTO calls (id, sip_call_id, direction, from_uri, to_uri, dialed, agent,
                                 offered_at_ms, answered_at_ms, ended_at_ms, end_cause)
-             VALUES (?, 'x', 'outbound', 'sip:' || ? || '@h', 'sip:n@t', 'n', NULL, 1, ?, 2, ?)",
+             VALUES ($1, 'x', 'outbound', 'sip:' || $2 || '@h', 'sip:n@t', 'n', NULL, 1, $3, 2, $4)",
         )
         .bind(id)
         .bind(agent)

@@ -176,7 +176,7 @@ impl Store {
 
     pub async fn lead(&self, id: i64) -> Result<Option<LeadRow>, StoreError> {
         Ok(
-            sqlx::query_as::<_, LeadRow>(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?"))
+            sqlx::query_as::<_, LeadRow>(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1"))
                 .bind(id)
                 .fetch_optional(self.pool())
                 .await?,
@@ -194,7 +194,7 @@ impl Store {
 
     pub async fn lead_phones(&self, id: i64) -> Result<Vec<PhoneRow>, StoreError> {
         Ok(sqlx::query_as::<_, PhoneRow>(
-            "SELECT phone, kind FROM lead_phones WHERE lead_id = ?
+            "SELECT phone, kind FROM lead_phones WHERE lead_id = $1
              ORDER BY kind <> 'primary', phone",
         )
         .bind(id)
@@ -205,7 +205,7 @@ impl Store {
     /// The lead's timeline, oldest first.
     pub async fn lead_events(&self, id: i64) -> Result<Vec<EventRow>, StoreError> {
         Ok(sqlx::query_as::<_, EventRow>(
-            "SELECT id, at_ms, actor, kind, detail FROM lead_events WHERE lead_id = ?
+            "SELECT id, at_ms, actor, kind, detail FROM lead_events WHERE lead_id = $1
              ORDER BY at_ms, id",
         )
         .bind(id)
@@ -228,10 +228,10 @@ impl Store {
             .map(|d| format!("%{d}%"));
         Ok(sqlx::query_as::<_, LeadRow>(&format!(
             "SELECT {LEAD_COLUMNS} FROM leads l
-             WHERE (? IS NULL OR l.name LIKE ? OR l.company LIKE ? OR l.email LIKE ?
-                    OR (? IS NOT NULL AND EXISTS (SELECT 1 FROM lead_phones p
-                        WHERE p.lead_id = l.id AND p.phone LIKE ?)))
-               AND (? IS NULL OR l.grade = ?) AND (? IS NULL OR l.status = ?)
+             WHERE ($1 IS NULL OR l.name LIKE $2 OR l.company LIKE $3 OR l.email LIKE $4
+                    OR ($5 IS NOT NULL AND EXISTS (SELECT 1 FROM lead_phones p
+                        WHERE p.lead_id = l.id AND p.phone LIKE $6)))
+               AND ($7 IS NULL OR l.grade = $8) AND ($9 IS NULL OR l.status = $10)
              ORDER BY l.id DESC LIMIT 500"
         ))
         .bind(&like)
@@ -258,7 +258,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
         let Some(old) =
-            sqlx::query_as::<_, LeadRow>(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?"))
+            sqlx::query_as::<_, LeadRow>(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1"))
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -293,7 +293,7 @@ impl Store {
             }
             // Field names come from the list above, never from the request.
             sqlx::query(&format!(
-                "UPDATE leads SET {field} = ?, updated_at_ms = ? WHERE id = ?"
+                "UPDATE leads SET {field} = $1, updated_at_ms = $2 WHERE id = $3"
             ))
             .bind(&after)
             .bind(now)
@@ -319,10 +319,10 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let now = now_ms();
         let r = sqlx::query(
-            "UPDATE leads SET first_contact_at_ms = COALESCE(first_contact_at_ms, ?),
+            "UPDATE leads SET first_contact_at_ms = COALESCE(first_contact_at_ms, $1),
                status = CASE status WHEN 'new' THEN 'contacted' ELSE status END,
-               next_follow_up_ms = ?, updated_at_ms = ?
-             WHERE id = ?",
+               next_follow_up_ms = $2, updated_at_ms = $3
+             WHERE id = $4",
         )
         .bind(now)
         .bind(next_follow_up_ms)
@@ -369,11 +369,11 @@ impl Store {
     pub async fn worklist(&self, agent: &str, horizon_ms: i64) -> Result<Vec<LeadRow>, StoreError> {
         Ok(sqlx::query_as::<_, LeadRow>(&format!(
             "SELECT {LEAD_COLUMNS} FROM leads
-             WHERE owner_agent = ?
+             WHERE owner_agent = $1
                AND COALESCE(grade, '') NOT IN ('C', 'invalid')
                AND status NOT IN ('hot', 'won', 'lost', 'invalid')
                AND ((first_contact_at_ms IS NULL AND first_contact_due_ms IS NOT NULL)
-                    OR next_follow_up_ms <= ?)
+                    OR next_follow_up_ms <= $2)
              ORDER BY (first_contact_at_ms IS NULL AND first_contact_due_ms IS NOT NULL) DESC,
                       COALESCE(first_contact_due_ms, next_follow_up_ms), id"
         ))
@@ -408,7 +408,7 @@ async fn lead_with_phones(
 ) -> Result<Option<(i64, String)>, sqlx::Error> {
     for p in phones {
         let known: Option<(i64,)> =
-            sqlx::query_as("SELECT lead_id FROM lead_phones WHERE phone = ? LIMIT 1")
+            sqlx::query_as("SELECT lead_id FROM lead_phones WHERE phone = $1 LIMIT 1")
                 .bind(p)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -548,7 +548,7 @@ async fn insert_lead(
         "INSERT INTO leads (name, company, email, grade, source, owner_agent, customer_no,
            product, custom, status, next_follow_up_ms, first_contact_due_ms, created_at_ms,
            updated_at_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'new', $10, $11, $12, $13) RETURNING id",
     )
     .bind(&d.name)
     .bind(&d.company)
@@ -566,7 +566,7 @@ async fn insert_lead(
     .fetch_one(&mut **tx)
     .await?;
     for (i, p) in d.phones.iter().enumerate() {
-        sqlx::query("INSERT OR IGNORE INTO lead_phones (lead_id, phone, kind) VALUES (?, ?, ?)")
+        sqlx::query("INSERT OR IGNORE INTO lead_phones (lead_id, phone, kind) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(p)
             .bind(if i == 0 { "primary" } else { "alternate" })
@@ -587,11 +587,11 @@ async fn merge_into(
 ) -> Result<(), sqlx::Error> {
     let now = now_ms();
     sqlx::query(
-        "UPDATE leads SET company = COALESCE(company, ?), email = COALESCE(email, ?),
-           grade = COALESCE(grade, ?), source = COALESCE(source, ?),
-           owner_agent = COALESCE(owner_agent, ?), product = COALESCE(product, ?),
-           updated_at_ms = ?
-         WHERE id = ?",
+        "UPDATE leads SET company = COALESCE(company, $1), email = COALESCE(email, $2),
+           grade = COALESCE(grade, $3), source = COALESCE(source, $4),
+           owner_agent = COALESCE(owner_agent, $5), product = COALESCE(product, $6),
+           updated_at_ms = $7
+         WHERE id = $8",
     )
     .bind(&d.company)
     .bind(&d.email)
@@ -605,7 +605,7 @@ async fn merge_into(
     .await?;
     for p in &d.phones {
         sqlx::query(
-            "INSERT OR IGNORE INTO lead_phones (lead_id, phone, kind) VALUES (?, ?, 'alternate')",
+            "INSERT OR IGNORE INTO lead_phones (lead_id, phone, kind) VALUES ($1, $2, 'alternate')",
         )
         .bind(lead)
         .bind(p)
@@ -625,7 +625,7 @@ pub(super) async fn add_event(
     at_ms: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO lead_events (lead_id, at_ms, actor, kind, detail) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO lead_events (lead_id, at_ms, actor, kind, detail) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(lead)
     .bind(at_ms)

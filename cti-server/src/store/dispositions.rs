@@ -12,7 +12,7 @@ impl Store {
         id: i64,
     ) -> Result<Option<(Option<String>, Option<String>, Option<String>)>, StoreError> {
         let row: Option<(Option<String>, String, String, Option<String>)> =
-            sqlx::query_as("SELECT agent, direction, from_uri, services FROM calls WHERE id = ?")
+            sqlx::query_as("SELECT agent, direction, from_uri, services FROM calls WHERE id = $1")
                 .bind(id)
                 .fetch_optional(self.pool())
                 .await?;
@@ -42,7 +42,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "INSERT INTO call_dispositions (call_id, agent, code, queue, lead_id, note, at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (call_id) DO NOTHING",
         )
         .bind(call)
         .bind(agent)
@@ -59,7 +59,7 @@ impl Store {
     /// A call's disposition: (agent, code).
     pub async fn disposition(&self, call: i64) -> Result<Option<(String, String)>, StoreError> {
         Ok(
-            sqlx::query_as("SELECT agent, code FROM call_dispositions WHERE call_id = ?")
+            sqlx::query_as("SELECT agent, code FROM call_dispositions WHERE call_id = $1")
                 .bind(call)
                 .fetch_optional(self.pool())
                 .await?,

@@ -22,7 +22,7 @@ impl Store {
         by: &str,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "INSERT INTO dnc_numbers (number, reason, added_by, added_at_ms) VALUES (?, ?, ?, ?)
+            "INSERT INTO dnc_numbers (number, reason, added_by, added_at_ms) VALUES ($1, $2, $3, $4)
              ON CONFLICT (number) DO NOTHING",
         )
         .bind(number)
@@ -36,7 +36,7 @@ impl Store {
 
     /// Takes `number` off the list; false when it was not on it.
     pub async fn dnc_remove(&self, number: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM dnc_numbers WHERE number = ?")
+        let done = sqlx::query("DELETE FROM dnc_numbers WHERE number = $1")
             .bind(number)
             .execute(self.pool())
             .await?;
@@ -46,7 +46,7 @@ impl Store {
     /// The entry for `number`, if it is on the list.
     pub async fn dnc_entry(&self, number: &str) -> Result<Option<DncEntry>, StoreError> {
         Ok(sqlx::query_as::<_, DncEntry>(
-            "SELECT number, reason, added_by, added_at_ms FROM dnc_numbers WHERE number = ?",
+            "SELECT number, reason, added_by, added_at_ms FROM dnc_numbers WHERE number = $1",
         )
         .bind(number)
         .fetch_optional(self.pool())

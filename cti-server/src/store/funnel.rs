@@ -68,7 +68,7 @@ impl Store {
                                 WHERE a.lead_id = l.id AND a.state = 'shown')) AS visits,
                     SUM(l.status = 'won') AS deals
              FROM leads l
-             WHERE l.created_at_ms >= ? AND l.created_at_ms < ?
+             WHERE l.created_at_ms >= $1 AND l.created_at_ms < $2
              GROUP BY month, agent, source ORDER BY month, agent, source",
         )
         .bind(from_ms)
@@ -92,12 +92,12 @@ impl Store {
                         AND first_contact_at_ms <= first_contact_due_ms) AS in_time,
                     SUM(first_contact_at_ms > first_contact_due_ms) AS late,
                     SUM(first_contact_due_ms IS NOT NULL AND first_contact_at_ms IS NULL
-                        AND first_contact_due_ms < ?1) AS missed,
-                    SUM(first_contact_due_ms >= ?1 AND first_contact_at_ms IS NULL) AS pending,
-                    SUM(next_follow_up_ms < ?1 AND status NOT IN ('won', 'lost', 'invalid')
+                        AND first_contact_due_ms < $1) AS missed,
+                    SUM(first_contact_due_ms >= $1 AND first_contact_at_ms IS NULL) AS pending,
+                    SUM(next_follow_up_ms < $1 AND status NOT IN ('won', 'lost', 'invalid')
                         AND COALESCE(grade, '') NOT IN ('C', 'invalid')) AS overdue_follow_ups
              FROM leads
-             WHERE created_at_ms >= ?2 AND created_at_ms < ?3
+             WHERE created_at_ms >= $2 AND created_at_ms < $3
              GROUP BY 1, 2 ORDER BY 1, 2",
         )
         .bind(now_ms)
@@ -122,7 +122,7 @@ impl Store {
         }
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT from_uri, answered_at_ms, ended_at_ms, end_cause FROM calls
-             WHERE direction = 'outbound' AND offered_at_ms >= ? AND offered_at_ms < ?",
+             WHERE direction = 'outbound' AND offered_at_ms >= $1 AND offered_at_ms < $2",
         )
         .bind(from_ms)
         .bind(to_ms)
@@ -263,7 +263,7 @@ mod tests {
         s.appointment_outcome(a.id, Outcome::Shown, Some("Max"), "9001")
             .await
             .unwrap();
-        sqlx::query("UPDATE leads SET status = 'won' WHERE id = ?")
+        sqlx::query("UPDATE leads SET status = 'won' WHERE id = $1")
             .bind(anna)
             .execute(s.pool())
             .await
@@ -322,7 +322,7 @@ mod tests {
             .unwrap();
         // Move the deadlines: Emil's passed before his contact, Fritz's without one.
         for (id, due) in [(late, now - DAY), (missed, now - DAY)] {
-            sqlx::query("UPDATE leads SET first_contact_due_ms = ? WHERE id = ?")
+            sqlx::query("UPDATE leads SET first_contact_due_ms = $1 WHERE id = $2")
                 .bind(due)
                 .bind(id)
                 .execute(s.pool())

@@ -104,7 +104,7 @@ impl Store {
     ) -> Result<HotLeadRow, ReportError> {
         self.settle_hot_leads(now).await?;
         let mut tx = self.pool().begin().await?;
-        let status: Option<(String,)> = sqlx::query_as("SELECT status FROM leads WHERE id = ?")
+        let status: Option<(String,)> = sqlx::query_as("SELECT status FROM leads WHERE id = $1")
             .bind(r.lead)
             .fetch_optional(&mut *tx)
             .await?;
@@ -113,7 +113,7 @@ impl Store {
             return Err(ReportError::Closed(status));
         }
         let open: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, state FROM hot_leads WHERE lead_id = ? AND state IN ('pending', 'accepted')
+            "SELECT id, state FROM hot_leads WHERE lead_id = $1 AND state IN ('pending', 'accepted')
              ORDER BY id DESC LIMIT 1",
         )
         .bind(r.lead)
@@ -127,7 +127,7 @@ impl Store {
         let id = sqlx::query(
             "INSERT INTO hot_leads (lead_id, reported_by, reported_at_ms, criteria, note, call_id,
                                     review_by_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(r.lead)
         .bind(by)
@@ -140,9 +140,9 @@ impl Store {
         .await?
         .last_insert_rowid();
         sqlx::query(
-            "UPDATE leads SET status = 'hot', next_follow_up_ms = NULL, updated_at_ms = ?1,
-                 first_contact_at_ms = COALESCE(first_contact_at_ms, ?1)
-             WHERE id = ?2",
+            "UPDATE leads SET status = 'hot', next_follow_up_ms = NULL, updated_at_ms = $1,
+                 first_contact_at_ms = COALESCE(first_contact_at_ms, $1)
+             WHERE id = $2",
         )
         .bind(now)
         .bind(r.lead)
@@ -162,7 +162,7 @@ impl Store {
     pub async fn settle_hot_leads(&self, now: i64) -> Result<usize, StoreError> {
         let due: Vec<(i64, i64, i64)> = sqlx::query_as(
             "SELECT id, lead_id, review_by_ms FROM hot_leads
-             WHERE state = 'pending' AND review_by_ms <= ?",
+             WHERE state = 'pending' AND review_by_ms <= $1",
         )
         .bind(now)
         .fetch_all(self.pool())
@@ -175,7 +175,7 @@ impl Store {
         for (id, lead, deadline) in due {
             let done = sqlx::query(
                 "UPDATE hot_leads SET state = 'accepted', decided_at_ms = review_by_ms
-                 WHERE id = ? AND state = 'pending'",
+                 WHERE id = $1 AND state = 'pending'",
             )
             .bind(id)
             .execute(&mut *tx)
@@ -200,7 +200,7 @@ impl Store {
 
     pub async fn hot_lead(&self, id: i64) -> Result<Option<HotLeadRow>, StoreError> {
         Ok(sqlx::query_as::<_, HotLeadRow>(&format!(
-            "SELECT {COLUMNS} FROM hot_leads h JOIN leads l ON l.id = h.lead_id WHERE h.id = ?"
+            "SELECT {COLUMNS} FROM hot_leads h JOIN leads l ON l.id = h.lead_id WHERE h.id = $1"
         ))
         .bind(id)
         .fetch_optional(self.pool())
@@ -219,7 +219,7 @@ impl Store {
         self.settle_hot_leads(now).await?;
         Ok(sqlx::query_as::<_, HotLeadRow>(&format!(
             "SELECT {COLUMNS} FROM hot_leads h JOIN leads l ON l.id = h.lead_id
-             WHERE h.reported_at_ms >= ? AND h.reported_at_ms < ? AND (?3 IS NULL OR h.state = ?3)
+             WHERE h.reported_at_ms >= $1 AND h.reported_at_ms < $2 AND ($3 IS NULL OR h.state = $3)
              ORDER BY h.reported_at_ms, h.id"
         ))
         .bind(from_ms)
@@ -242,8 +242,8 @@ impl Store {
         self.settle_hot_leads(now).await?;
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
-            "UPDATE hot_leads SET state = ?, decided_by = ?, decided_at_ms = ?, reason = ?
-             WHERE id = ? AND state = 'pending'",
+            "UPDATE hot_leads SET state = $1, decided_by = $2, decided_at_ms = $3, reason = $4
+             WHERE id = $5 AND state = 'pending'",
         )
         .bind(decision.state())
         .bind(by)
@@ -259,7 +259,7 @@ impl Store {
                 Some(row) => DecideError::Settled(Box::new(row)),
             });
         }
-        let (lead,): (i64,) = sqlx::query_as("SELECT lead_id FROM hot_leads WHERE id = ?")
+        let (lead,): (i64,) = sqlx::query_as("SELECT lead_id FROM hot_leads WHERE id = $1")
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
@@ -268,7 +268,7 @@ impl Store {
             Decision::Reject => {
                 sqlx::query(
                     "UPDATE leads SET status = CASE status WHEN 'hot' THEN 'contacted'
-                       ELSE status END, next_follow_up_ms = ?1, updated_at_ms = ?1 WHERE id = ?2",
+                       ELSE status END, next_follow_up_ms = $1, updated_at_ms = $1 WHERE id = $2",
                 )
                 .bind(now)
                 .bind(lead)

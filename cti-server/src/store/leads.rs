@@ -38,7 +38,7 @@ impl Store {
         let row: Option<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
             "SELECT l.id, l.name, l.grade, l.owner_agent FROM leads l
              JOIN lead_phones p ON p.lead_id = l.id
-             WHERE p.phone = ? ORDER BY l.id DESC LIMIT 1",
+             WHERE p.phone = $1 ORDER BY l.id DESC LIMIT 1",
         )
         .bind(&phone)
         .fetch_optional(self.pool())
@@ -63,7 +63,7 @@ impl Store {
         let row: Option<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
             "SELECT l.id, l.name, l.grade, l.owner_agent FROM lead_phones p
              JOIN leads l ON l.id = p.lead_id
-             WHERE p.phone IN (?1, ?2) ORDER BY p.phone = ?1 DESC, l.id DESC LIMIT 1",
+             WHERE p.phone IN ($1, $2) ORDER BY p.phone = $1 DESC, l.id DESC LIMIT 1",
         )
         .bind(&plain)
         .bind(&intl)
@@ -85,7 +85,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let rows: Vec<(i64,)> = sqlx::query_as(
-            "SELECT DISTINCT lead_id FROM lead_phones WHERE phone = ? OR phone = ?
+            "SELECT DISTINCT lead_id FROM lead_phones WHERE phone = $1 OR phone = $2
              ORDER BY lead_id DESC LIMIT 20",
         )
         .bind(&plain)
@@ -98,7 +98,7 @@ impl Store {
     /// The lead with this customer number.
     pub async fn lead_by_customer_no(&self, no: &str) -> Result<Option<LeadMatch>, StoreError> {
         let row: Option<(i64, String, Option<String>, Option<String>)> =
-            sqlx::query_as("SELECT id, name, grade, owner_agent FROM leads WHERE customer_no = ?")
+            sqlx::query_as("SELECT id, name, grade, owner_agent FROM leads WHERE customer_no = $1")
                 .bind(no.trim())
                 .fetch_optional(self.pool())
                 .await?;
@@ -110,7 +110,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let id: (i64,) = sqlx::query_as(
             "INSERT INTO leads (name, company, grade, owner_agent, customer_no, created_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(&lead.name)
         .bind(&lead.company)
@@ -126,7 +126,7 @@ impl Store {
                 continue;
             }
             sqlx::query(
-                "INSERT OR IGNORE INTO lead_phones (lead_id, phone, kind) VALUES (?, ?, ?)",
+                "INSERT OR IGNORE INTO lead_phones (lead_id, phone, kind) VALUES ($1, $2, $3)",
             )
             .bind(id.0)
             .bind(phone)

@@ -90,7 +90,7 @@ impl Store {
         for a in agents {
             sqlx::query(
                 "INSERT INTO agents (extension, name, static_contact, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?)
+                 VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (extension) DO UPDATE SET
                    name = excluded.name, static_contact = excluded.static_contact,
                    updated_at = excluded.updated_at",
@@ -237,7 +237,7 @@ async fn write_batch(
             } => {
                 sqlx::query(
                     "INSERT INTO registration_events (at_ms, extension, contact, event, transport, source)
-                     VALUES (?, ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(at_ms)
                 .bind(extension)
@@ -251,7 +251,7 @@ async fn write_batch(
             StoreEvent::Queue(q) => {
                 sqlx::query(
                     "INSERT INTO queue_events (at_ms, queue, call_id, agent, kind, reason, waited_ms, detail)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(q.at_ms)
                 .bind(&q.queue)
@@ -278,7 +278,7 @@ async fn write_batch(
                 sqlx::query(
                     "INSERT INTO recordings (call_id, path, started_at_ms, duration_ms, bytes,
                        sha256, overrun_ms, written_ms, error, markers, monitor_call_id)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(r.call.0 as i64)
                 .bind(r.path.to_string_lossy().into_owned())
@@ -307,7 +307,7 @@ async fn write_batch(
             StoreEvent::Voicemail(v) => {
                 sqlx::query(
                     "INSERT INTO voicemails (call_id, mailbox, caller, lead_id, path, started_at_ms, duration_ms)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(v.call.0 as i64)
                 .bind(&v.mailbox)
@@ -327,7 +327,7 @@ async fn write_batch(
             } => {
                 sqlx::query(
                     "INSERT INTO lead_events (lead_id, at_ms, actor, kind, detail)
-                     VALUES (?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(lead)
                 .bind(now_ms())
@@ -340,7 +340,7 @@ async fn write_batch(
             StoreEvent::Audit(a) => {
                 sqlx::query(
                     "INSERT INTO audit_log (at_ms, actor, action, target, detail, source)
-                     VALUES (?, ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(now_ms())
                 .bind(&a.actor)
@@ -360,7 +360,7 @@ async fn write_batch(
                 sqlx::query(
                     "INSERT INTO monitor_sessions (call_id, monitored_call_id, supervisor, agent,
                        started_at_ms, ended_at_ms, modes, connected, outcome)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(m.call.0 as i64)
                 .bind(m.monitored.0 as i64)
@@ -403,7 +403,7 @@ async fn write_call(
         "INSERT INTO calls (id, sip_call_id, direction, from_uri, to_uri, dialed, agent,
            offered_at_ms, ringing_at_ms, answered_at_ms, ended_at_ms, end_cause, ended_by,
            connected_at_ms, services, hold_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(r.key.0 as i64)
     .bind(&r.sip_call_id)
@@ -431,7 +431,7 @@ async fn write_call(
         sqlx::query(
             "INSERT INTO call_legs (call_id, side, codec, packets_sent, packets_received,
                packets_lost, jitter_ms, remote_loss_fraction, round_trip_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(r.key.0 as i64)
         .bind(side)

@@ -32,7 +32,7 @@ impl Store {
             "SELECT id, call_id, monitored_call_id, supervisor, agent, started_at_ms,
                     ended_at_ms, modes, connected, outcome
              FROM monitor_sessions
-             WHERE (? IS NULL OR agent = ?) AND (? IS NULL OR supervisor = ?)
+             WHERE ($1 IS NULL OR agent = $2) AND ($3 IS NULL OR supervisor = $4)
              ORDER BY started_at_ms DESC, id DESC LIMIT 500",
         )
         .bind(agent)

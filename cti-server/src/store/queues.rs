@@ -66,13 +66,13 @@ impl Store {
             sqlx::query_as(
                 "SELECT COUNT(CASE WHEN kind = 'leave' THEN 1 END),
                         COUNT(CASE WHEN kind = 'leave' AND reason = 'Answered' THEN 1 END),
-                        COUNT(CASE WHEN kind = 'leave' AND reason = 'Answered' AND waited_ms <= ? THEN 1 END),
+                        COUNT(CASE WHEN kind = 'leave' AND reason = 'Answered' AND waited_ms <= $1 THEN 1 END),
                         COUNT(CASE WHEN kind = 'leave' AND reason = 'Abandoned' THEN 1 END),
-                        COUNT(CASE WHEN kind = 'leave' AND reason = 'Abandoned' AND waited_ms <= ? THEN 1 END),
+                        COUNT(CASE WHEN kind = 'leave' AND reason = 'Abandoned' AND waited_ms <= $2 THEN 1 END),
                         AVG(CASE WHEN kind = 'leave' AND reason = 'Answered' THEN waited_ms END),
                         MAX(CASE WHEN kind = 'leave' THEN waited_ms END),
                         COUNT(CASE WHEN kind = 'enter' THEN 1 END)
-                 FROM queue_events WHERE queue = ? AND at_ms >= ? AND at_ms < ?",
+                 FROM queue_events WHERE queue = $3 AND at_ms >= $4 AND at_ms < $5",
             )
             .bind(threshold_ms)
             .bind(threshold_ms)
@@ -108,7 +108,7 @@ impl Store {
             "SELECT COUNT(CASE WHEN kind = 'answer' THEN 1 END),
                     COUNT(CASE WHEN kind = 'ring_no_answer' THEN 1 END),
                     COALESCE(SUM(CASE WHEN kind = 'call_ended' THEN waited_ms END), 0)
-             FROM queue_events WHERE agent = ? AND at_ms >= ? AND at_ms < ?",
+             FROM queue_events WHERE agent = $1 AND at_ms >= $2 AND at_ms < $3",
         )
         .bind(agent)
         .bind(from_ms)
@@ -118,7 +118,7 @@ impl Store {
         // Hold: the calls the agent took (their `agent`) and placed (outbound, from them).
         let (hold_taken,): (i64,) = sqlx::query_as(
             "SELECT COALESCE(SUM(hold_ms), 0) FROM calls
-             WHERE agent = ? AND offered_at_ms >= ? AND offered_at_ms < ?",
+             WHERE agent = $1 AND offered_at_ms >= $2 AND offered_at_ms < $3",
         )
         .bind(agent)
         .bind(from_ms)
@@ -129,7 +129,7 @@ impl Store {
         // no queue), answered.
         let (direct_in,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM calls
-             WHERE agent = ? AND offered_at_ms >= ? AND offered_at_ms < ?
+             WHERE agent = $1 AND offered_at_ms >= $2 AND offered_at_ms < $3
                AND COALESCE(answered_at_ms, connected_at_ms) IS NOT NULL
                AND COALESCE(services, '') NOT LIKE '%queue:%'",
         )
@@ -141,7 +141,7 @@ impl Store {
         // Calls out: the trunk calls whose caller is the agent's phone.
         let out: Vec<(String, i64)> = sqlx::query_as(
             "SELECT from_uri, hold_ms FROM calls
-             WHERE direction = 'outbound' AND offered_at_ms >= ? AND offered_at_ms < ?",
+             WHERE direction = 'outbound' AND offered_at_ms >= $1 AND offered_at_ms < $2",
         )
         .bind(from_ms)
         .bind(to_ms)
@@ -154,7 +154,7 @@ impl Store {
         // the one in force at `from` counts from `from`.
         let changes: Vec<(i64, Option<String>)> = sqlx::query_as(
             "SELECT at_ms, reason FROM queue_events
-             WHERE agent = ? AND kind = 'agent_state' AND at_ms < ?
+             WHERE agent = $1 AND kind = 'agent_state' AND at_ms < $2
              ORDER BY at_ms, id",
         )
         .bind(agent)

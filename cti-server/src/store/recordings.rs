@@ -80,7 +80,7 @@ impl Store {
     /// Recordings, newest first: of one call, or all (at most 500).
     pub async fn recordings(&self, call_id: Option<i64>) -> Result<Vec<RecordingRow>, StoreError> {
         Ok(sqlx::query_as::<_, RecordingRow>(&format!(
-            "SELECT {COLUMNS} WHERE (? IS NULL OR r.call_id = ?)
+            "SELECT {COLUMNS} WHERE ($1 IS NULL OR r.call_id = $2)
              ORDER BY r.started_at_ms DESC, r.id DESC LIMIT 500"
         ))
         .bind(call_id)
@@ -92,7 +92,7 @@ impl Store {
     /// One recording by id.
     pub async fn recording(&self, id: i64) -> Result<Option<RecordingRow>, StoreError> {
         Ok(
-            sqlx::query_as::<_, RecordingRow>(&format!("SELECT {COLUMNS} WHERE r.id = ?"))
+            sqlx::query_as::<_, RecordingRow>(&format!("SELECT {COLUMNS} WHERE r.id = $1"))
                 .bind(id)
                 .fetch_optional(self.pool())
                 .await?,
@@ -103,7 +103,7 @@ impl Store {
     pub async fn leads_of_call(&self, call_id: i64) -> Result<Vec<i64>, StoreError> {
         let rows: Vec<(i64,)> = sqlx::query_as(
             "SELECT DISTINCT lead_id FROM lead_events
-             WHERE kind = 'call' AND json_extract(detail, '$.call_id') = ?
+             WHERE kind = 'call' AND json_extract(detail, '$.call_id') = $1
              ORDER BY lead_id",
         )
         .bind(call_id)
@@ -127,8 +127,8 @@ impl Store {
     /// may go then).
     pub async fn mark_recording_deleted(&self, id: i64, at_ms: i64) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "UPDATE recordings SET deleted_at_ms = ?
-             WHERE id = ? AND legal_hold = 0 AND deleted_at_ms IS NULL",
+            "UPDATE recordings SET deleted_at_ms = $1
+             WHERE id = $2 AND legal_hold = 0 AND deleted_at_ms IS NULL",
         )
         .bind(at_ms)
         .bind(id)
@@ -139,7 +139,7 @@ impl Store {
 
     /// Takes the mark back (the file could not be deleted).
     pub async fn unmark_recording_deleted(&self, id: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE recordings SET deleted_at_ms = NULL WHERE id = ?")
+        sqlx::query("UPDATE recordings SET deleted_at_ms = NULL WHERE id = $1")
             .bind(id)
             .execute(self.pool())
             .await?;
@@ -155,8 +155,8 @@ impl Store {
         reason: Option<&str>,
     ) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "UPDATE recordings SET legal_hold = ?, hold_reason = ?
-             WHERE id = ? AND deleted_at_ms IS NULL",
+            "UPDATE recordings SET legal_hold = $1, hold_reason = $2
+             WHERE id = $3 AND deleted_at_ms IS NULL",
         )
         .bind(hold)
         .bind(reason)

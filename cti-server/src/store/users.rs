@@ -43,13 +43,13 @@ impl Store {
     pub async fn sync_users(&self, agents: &[AgentConfig]) -> Result<(), StoreError> {
         let now = now_ms();
         for a in agents {
-            let known: Option<(String,)> = sqlx::query_as("SELECT name FROM users WHERE name = ?")
+            let known: Option<(String,)> = sqlx::query_as("SELECT name FROM users WHERE name = $1")
                 .bind(&a.extension)
                 .fetch_optional(&self.pool)
                 .await?;
             if known.is_some() {
                 sqlx::query(
-                    "UPDATE users SET role = ?, updated_at_ms = ? WHERE name = ? AND role <> ?",
+                    "UPDATE users SET role = $1, updated_at_ms = $2 WHERE name = $3 AND role <> $4",
                 )
                 .bind(a.role.as_str())
                 .bind(now)
@@ -65,7 +65,7 @@ impl Store {
                 .map_err(|e| StoreError::Other(format!("hashing: {e}")))?;
             sqlx::query(
                 "INSERT INTO users (name, role, password_hash, created_at_ms, updated_at_ms)
-                 VALUES (?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(&a.extension)
             .bind(a.role.as_str())
@@ -80,7 +80,7 @@ impl Store {
 
     pub async fn user(&self, name: &str) -> Result<Option<UserRow>, StoreError> {
         Ok(sqlx::query_as::<_, UserRow>(
-            "SELECT name, role, password_hash FROM users WHERE name = ?",
+            "SELECT name, role, password_hash FROM users WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -91,13 +91,13 @@ impl Store {
     /// working when the password is changed).
     pub async fn set_password(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let r = sqlx::query("UPDATE users SET password_hash = ?, updated_at_ms = ? WHERE name = ?")
+        let r = sqlx::query("UPDATE users SET password_hash = $1, updated_at_ms = $2 WHERE name = $3")
             .bind(hash)
             .bind(now_ms())
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_name = ?")
+        sqlx::query("DELETE FROM sessions WHERE user_name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
@@ -115,7 +115,7 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO sessions (token_sha256, user_name, created_at_ms, expires_at_ms, source)
-             VALUES (?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(token_sha256)
         .bind(user)
@@ -125,7 +125,7 @@ impl Store {
         .execute(&self.pool)
         .await?;
         // Expired sessions go at each login.
-        sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= ?")
+        sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1")
             .bind(now)
             .execute(&self.pool)
             .await?;
@@ -137,7 +137,7 @@ impl Store {
         Ok(sqlx::query_as::<_, UserRow>(
             "SELECT u.name, u.role, u.password_hash FROM sessions s
              JOIN users u ON u.name = s.user_name
-             WHERE s.token_sha256 = ? AND s.expires_at_ms > ?",
+             WHERE s.token_sha256 = $1 AND s.expires_at_ms > $2",
         )
         .bind(token_sha256)
         .bind(now_ms())
@@ -146,7 +146,7 @@ impl Store {
     }
 
     pub async fn end_session(&self, token_sha256: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE token_sha256 = ?")
+        sqlx::query("DELETE FROM sessions WHERE token_sha256 = $1")
             .bind(token_sha256)
             .execute(&self.pool)
             .await?;
@@ -165,7 +165,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO audit_log (at_ms, actor, action, target, detail, source)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(now_ms())
         .bind(actor)
@@ -186,7 +186,7 @@ impl Store {
     ) -> Result<Vec<AuditRow>, StoreError> {
         Ok(sqlx::query_as::<_, AuditRow>(
             "SELECT id, at_ms, actor, action, target, detail, source FROM audit_log
-             WHERE (? IS NULL OR actor = ?) AND (? IS NULL OR action = ?)
+             WHERE ($1 IS NULL OR actor = $2) AND ($3 IS NULL OR action = $4)
              ORDER BY at_ms DESC, id DESC LIMIT 1000",
         )
         .bind(actor)

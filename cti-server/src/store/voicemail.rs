@@ -30,7 +30,7 @@ impl Store {
             "SELECT id, call_id, mailbox, caller, lead_id, path, started_at_ms, duration_ms,
                     heard_at_ms, heard_by
              FROM voicemails
-             WHERE (? IS NULL OR mailbox = ?) AND (? = 0 OR heard_at_ms IS NULL)
+             WHERE ($1 IS NULL OR mailbox = $2) AND ($3 = 0 OR heard_at_ms IS NULL)
              ORDER BY started_at_ms DESC, id DESC LIMIT 500",
         )
         .bind(mailbox)
@@ -43,9 +43,9 @@ impl Store {
     /// Marks a voicemail heard by `by` (the first listener is kept). False: no such id.
     pub async fn mark_voicemail_heard(&self, id: i64, by: &str) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "UPDATE voicemails SET heard_at_ms = COALESCE(heard_at_ms, ?),
-                                   heard_by = COALESCE(heard_by, ?)
-             WHERE id = ?",
+            "UPDATE voicemails SET heard_at_ms = COALESCE(heard_at_ms, $1),
+                                   heard_by = COALESCE(heard_by, $2)
+             WHERE id = $3",
         )
         .bind(now_ms())
         .bind(by)
