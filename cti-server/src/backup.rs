@@ -40,7 +40,10 @@ pub enum BackupError {
         "the database {0} already holds calls: restoring would replace them (use --force, with the server stopped)"
     )]
     WouldReplace(PathBuf),
-    #[error("only SQLite databases are backed up this way (database_url {0})")]
+    #[error(
+        "only SQLite databases are backed up this way (database_url {0}): back a PostgreSQL \
+         database up with pg_dump, and the recordings directory with it"
+    )]
     Unsupported(String),
 }
 

@@ -26,6 +26,7 @@ pub mod ivr;
 pub mod leads;
 pub mod login;
 pub mod metrics;
+pub mod move_db;
 pub mod openapi;
 pub mod reports;
 pub mod retention;

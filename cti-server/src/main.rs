@@ -41,6 +41,13 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Move the center's SQLite database (storage.database_url) into an empty PostgreSQL
+    /// database (stop the server first; then set storage.database_url to it).
+    MoveDb {
+        /// The PostgreSQL database, e.g. postgres://cti:secret@db.example/cti.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// Runs `backup` or `restore` and reports on stdout.
@@ -53,6 +60,26 @@ fn maintenance(config: &Config, command: Command) -> std::process::ExitCode {
         }
     };
     let url = config.storage.database_url();
+    if let Command::MoveDb { to } = &command {
+        return match rt.block_on(cti_server::move_db::move_db(&url, to)) {
+            Ok(summary) => {
+                let rows: i64 = summary.values().sum();
+                println!(
+                    "moved {rows} rows in {} tables to {}",
+                    summary.len(),
+                    redact_password(to)
+                );
+                for (table, n) in &summary {
+                    println!("  {table}: {n}");
+                }
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cti-server: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let result = rt.block_on(async {
         match command {
             Command::Backup { to } => cti_server::backup::backup(&url, &to)
@@ -61,6 +88,7 @@ fn maintenance(config: &Config, command: Command) -> std::process::ExitCode {
             Command::Restore { from, force } => cti_server::backup::restore(&url, &from, force)
                 .await
                 .map(|m| ("restored", m, from)),
+            Command::MoveDb { .. } => unreachable!("handled above"),
         }
     });
     match result {
@@ -81,6 +109,17 @@ fn maintenance(config: &Config, command: Command) -> std::process::ExitCode {
             eprintln!("cti-server: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// A database URL for the screen: its password, if any, hidden.
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if url[s + 3..at].contains(':') => {
+            let colon = s + 3 + url[s + 3..at].find(':').unwrap_or(0);
+            format!("{}:***{}", &url[..colon], &url[at..])
+        }
+        _ => url.to_string(),
     }
 }
 

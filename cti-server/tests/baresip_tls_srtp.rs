@@ -112,7 +112,7 @@ fn baresip_registers_over_tls_and_calls_with_srtp() {
         "{answer}"
     );
     let rows = server.rows(
-        "SELECT c.dialed, CAST(c.answered_at_ms IS NOT NULL AS TEXT), CAST(l.packets_received AS TEXT)
+        "SELECT c.dialed, CASE WHEN c.answered_at_ms IS NOT NULL THEN '1' ELSE '0' END, CAST(l.packets_received AS TEXT)
          FROM calls c JOIN call_legs l ON l.call_id = c.id AND l.side = 'caller'",
         1,
         Duration::from_secs(10),

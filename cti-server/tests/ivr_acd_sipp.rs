@@ -85,7 +85,7 @@ fn finished(run: SippRun, what: &str, server: &Server) {
 /// The last call's services, agent, and whether an agent answered it.
 fn last_call(server: &Server) -> (String, Option<String>, bool, Option<String>) {
     let rows = server.rows(
-        "SELECT services, agent, CAST(connected_at_ms IS NOT NULL AS TEXT), end_cause
+        "SELECT services, agent, CASE WHEN connected_at_ms IS NOT NULL THEN '1' ELSE '0' END, end_cause
          FROM calls ORDER BY offered_at_ms DESC LIMIT 1",
         1,
         Duration::from_secs(10),

@@ -112,9 +112,9 @@ impl Store {
         if lead.rows_affected() != 1 {
             return Ok(None);
         }
-        let id = sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO appointments (lead_id, at_ms, place, note, booked_by, booked_at_ms, call_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(b.lead)
         .bind(b.at_ms)
@@ -123,9 +123,8 @@ impl Store {
         .bind(by)
         .bind(now)
         .bind(b.call)
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
+        .fetch_one(&mut *tx)
+        .await?;
         let detail = json!({
             "appointment": id, "at_ms": b.at_ms, "place": b.place, "note": b.note, "call_id": b.call,
         });

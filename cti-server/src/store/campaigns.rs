@@ -52,13 +52,15 @@ fn as_json<S: serde::Serializer>(text: &Option<String>, s: S) -> Result<S::Ok, S
 const CAMPAIGN_COLUMNS: &str = "c.id, c.name, c.script, c.mode, c.skill, c.retries,
     c.retry_after_s, c.calling_hours, c.ends_at_ms, c.state, c.created_by, c.created_at_ms,
     COUNT(cl.lead_id) AS leads,
-    COALESCE(SUM(cl.state = 'waiting'), 0) AS waiting,
-    COALESCE(SUM(cl.state = 'offered'), 0) AS offered,
-    COALESCE(SUM(cl.state = 'calling'), 0) AS calling,
-    COALESCE(SUM(cl.state = 'reached'), 0) AS reached,
-    COALESCE(SUM(cl.state = 'exhausted'), 0) AS exhausted,
-    COALESCE(SUM(cl.state = 'excluded'), 0) AS excluded,
-    COALESCE(SUM(cl.attempts), 0) AS attempts";
+    CAST(COALESCE(SUM(CASE WHEN cl.state = 'waiting' THEN 1 ELSE 0 END), 0) AS BIGINT) AS waiting,
+    CAST(COALESCE(SUM(CASE WHEN cl.state = 'offered' THEN 1 ELSE 0 END), 0) AS BIGINT) AS offered,
+    CAST(COALESCE(SUM(CASE WHEN cl.state = 'calling' THEN 1 ELSE 0 END), 0) AS BIGINT) AS calling,
+    CAST(COALESCE(SUM(CASE WHEN cl.state = 'reached' THEN 1 ELSE 0 END), 0) AS BIGINT) AS reached,
+    CAST(COALESCE(SUM(CASE WHEN cl.state = 'exhausted' THEN 1 ELSE 0 END), 0) AS BIGINT)
+      AS exhausted,
+    CAST(COALESCE(SUM(CASE WHEN cl.state = 'excluded' THEN 1 ELSE 0 END), 0) AS BIGINT)
+      AS excluded,
+    CAST(COALESCE(SUM(cl.attempts), 0) AS BIGINT) AS attempts";
 
 /// A new campaign, checked by the caller.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,7 +92,8 @@ pub struct CampaignLeadRow {
 }
 
 const LEAD_COLUMNS: &str = "cl.lead_id, l.name AS lead_name,
-    (SELECT phone FROM lead_phones p WHERE p.lead_id = cl.lead_id ORDER BY p.rowid LIMIT 1)
+    (SELECT phone FROM lead_phones p WHERE p.lead_id = cl.lead_id
+      ORDER BY CASE WHEN p.kind = 'primary' THEN 0 ELSE 1 END, p.phone LIMIT 1)
         AS phone,
     cl.state, cl.attempts, cl.next_at_ms, cl.agent, cl.call_id, cl.last_outcome,
     (SELECT code FROM call_dispositions d WHERE d.call_id = cl.call_id) AS result,
@@ -136,10 +139,11 @@ impl Store {
         by: &str,
         now: i64,
     ) -> Result<CampaignRow, CreateError> {
-        let done = sqlx::query(
+        let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO campaigns (name, script, mode, skill, retries, retry_after_s,
                                     calling_hours, ends_at_ms, state, created_by, created_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'paused', $9, $10) ON CONFLICT (name) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'paused', $9, $10) ON CONFLICT (name) DO NOTHING
+             RETURNING id",
         )
         .bind(&c.name)
         .bind(&c.script)
@@ -151,12 +155,12 @@ impl Store {
         .bind(c.ends_at_ms)
         .bind(by)
         .bind(now)
-        .execute(self.pool())
+        .fetch_optional(self.pool())
         .await?;
-        if done.rows_affected() != 1 {
+        let Some(id) = id else {
             return Err(CreateError::NameTaken);
-        }
-        self.campaign(done.last_insert_rowid())
+        };
+        self.campaign(id)
             .await
             .map_err(CreateError::Store)?
             .ok_or(CreateError::NameTaken)
@@ -305,7 +309,7 @@ impl Store {
                     "SELECT cl.lead_id FROM campaign_leads cl JOIN campaigns c ON c.id = cl.campaign_id
                      WHERE cl.campaign_id = $1 AND c.state = 'running' AND cl.state = 'waiting'
                        AND cl.next_at_ms <= $2
-                     ORDER BY cl.next_at_ms, cl.rowid LIMIT 1",
+                     ORDER BY cl.next_at_ms, cl.lead_id LIMIT 1",
                 )
                 .bind(campaign)
                 .bind(now)
@@ -353,7 +357,7 @@ impl Store {
     pub async fn campaign_leads(&self, campaign: i64) -> Result<Vec<CampaignLeadRow>, StoreError> {
         Ok(sqlx::query_as::<_, CampaignLeadRow>(&format!(
             "SELECT {LEAD_COLUMNS} FROM campaign_leads cl JOIN leads l ON l.id = cl.lead_id
-             WHERE cl.campaign_id = $1 ORDER BY cl.rowid"
+             WHERE cl.campaign_id = $1 ORDER BY cl.lead_id"
         ))
         .bind(campaign)
         .fetch_all(self.pool())
@@ -432,14 +436,18 @@ impl Store {
             retries: i64,
             retry_after_s: i64,
             updated_at_ms: Option<i64>,
+            #[sqlx(try_from = "super::IntFlag")]
             recorded: bool,
+            #[sqlx(try_from = "super::IntFlag")]
             answered: bool,
             end_cause: Option<String>,
         }
         let due: Vec<Due> = sqlx::query_as(
             "SELECT cl.campaign_id, cl.lead_id, cl.agent, cl.attempts, c.retries, c.retry_after_s,
-                    cl.updated_at_ms, k.id IS NOT NULL AS recorded,
-                    COALESCE(k.answered_at_ms IS NOT NULL, 0) AS answered, k.end_cause
+                    cl.updated_at_ms,
+                    CASE WHEN k.id IS NOT NULL THEN 1 ELSE 0 END AS recorded,
+                    CASE WHEN k.answered_at_ms IS NOT NULL THEN 1 ELSE 0 END AS answered,
+                    k.end_cause
              FROM campaign_leads cl JOIN campaigns c ON c.id = cl.campaign_id
              LEFT JOIN calls k ON k.id = cl.call_id AND k.ended_at_ms IS NOT NULL
              WHERE cl.state = 'calling'",
@@ -527,9 +535,7 @@ mod tests {
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
+        let store = crate::store::testing::open(&dir).await;
         (dir, store)
     }
 

@@ -176,10 +176,12 @@ impl Store {
 
     pub async fn lead(&self, id: i64) -> Result<Option<LeadRow>, StoreError> {
         Ok(
-            sqlx::query_as::<_, LeadRow>(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?,
+            sqlx::query_as::<_, LeadRow>(&format!(
+                "SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?,
         )
     }
 
@@ -228,7 +230,8 @@ impl Store {
             .map(|d| format!("%{d}%"));
         Ok(sqlx::query_as::<_, LeadRow>(&format!(
             "SELECT {LEAD_COLUMNS} FROM leads l
-             WHERE ($1 IS NULL OR l.name LIKE $2 OR l.company LIKE $3 OR l.email LIKE $4
+             WHERE ($1 IS NULL OR LOWER(l.name) LIKE LOWER($2) OR LOWER(l.company) LIKE LOWER($3)
+                    OR LOWER(l.email) LIKE LOWER($4)
                     OR ($5 IS NOT NULL AND EXISTS (SELECT 1 FROM lead_phones p
                         WHERE p.lead_id = l.id AND p.phone LIKE $6)))
                AND ($7 IS NULL OR l.grade = $8) AND ($9 IS NULL OR l.status = $10)
@@ -257,11 +260,12 @@ impl Store {
         actor: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let Some(old) =
-            sqlx::query_as::<_, LeadRow>(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
+        let Some(old) = sqlx::query_as::<_, LeadRow>(&format!(
+            "SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
         else {
             return Ok(false);
         };
@@ -292,14 +296,14 @@ impl Store {
                 continue;
             }
             // Field names come from the list above, never from the request.
-            sqlx::query(&format!(
-                "UPDATE leads SET {field} = $1, updated_at_ms = $2 WHERE id = $3"
-            ))
-            .bind(&after)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            let sql = format!("UPDATE leads SET {field} = $1, updated_at_ms = $2 WHERE id = $3");
+            let q = sqlx::query(&sql);
+            // The one integer column takes an integer (PostgreSQL does not cast text).
+            let q = match field {
+                "next_follow_up_ms" => q.bind(after.parse::<i64>().ok()),
+                _ => q.bind(&after),
+            };
+            q.bind(now).bind(id).execute(&mut *tx).await?;
             let detail = json!({ "from": before, "to": after });
             add_event(&mut tx, id, actor, field, Some(&detail), now).await?;
         }
@@ -403,7 +407,7 @@ pub struct ImportReport {
 
 /// The first lead holding one of `phones`.
 async fn lead_with_phones(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut super::Tx<'_>,
     phones: &[String],
 ) -> Result<Option<(i64, String)>, sqlx::Error> {
     for p in phones {
@@ -424,22 +428,22 @@ pub const IMPORT_BATCH: usize = 500;
 
 /// Which of the rows' phones a lead has: phone -> the first such lead.
 async fn known_phones(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut super::Tx<'_>,
     rows: &[(usize, LeadDraft)],
 ) -> Result<HashMap<String, i64>, sqlx::Error> {
     let phones: Vec<&String> = rows.iter().flat_map(|(_, d)| &d.phones).collect();
     if phones.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "SELECT phone, MIN(lead_id) FROM lead_phones WHERE phone IN (",
+    let sql = format!(
+        "SELECT phone, MIN(lead_id) FROM lead_phones WHERE phone IN ({}) GROUP BY phone",
+        super::placeholders(phones.len(), 1)
     );
-    let mut list = q.separated(", ");
+    let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
     for p in phones {
-        list.push_bind(p);
+        q = q.bind(p);
     }
-    q.push(") GROUP BY phone");
-    let found: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut **tx).await?;
+    let found = q.fetch_all(&mut **tx).await?;
     Ok(found.into_iter().collect())
 }
 
@@ -460,7 +464,7 @@ impl<'a> NewBatch<'a> {
     /// ids go to the report in row order, their phones to `filed`.
     async fn insert(
         &mut self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        tx: &mut super::Tx<'_>,
         actor: &str,
         filed: &mut HashMap<String, i64>,
         report: &mut ImportReport,
@@ -469,29 +473,31 @@ impl<'a> NewBatch<'a> {
             return Ok(());
         }
         let now = now_ms();
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        let sql = format!(
             "INSERT INTO leads (name, company, email, grade, source, owner_agent, customer_no,
                product, custom, status, next_follow_up_ms, first_contact_due_ms, created_at_ms,
-               updated_at_ms) ",
+               updated_at_ms) VALUES {} RETURNING id",
+            super::values_list(self.leads.len(), 14)
         );
-        q.push_values(&self.leads, |mut b, d| {
-            b.push_bind(&d.name)
-                .push_bind(&d.company)
-                .push_bind(&d.email)
-                .push_bind(&d.grade)
-                .push_bind(&d.source)
-                .push_bind(&d.owner_agent)
-                .push_bind(&d.customer_no)
-                .push_bind(&d.product)
-                .push_bind(d.custom.as_ref().map(Value::to_string))
-                .push_bind("new")
-                .push_bind(d.next_follow_up_ms)
-                .push_bind(d.first_contact_due_ms)
-                .push_bind(now)
-                .push_bind(now);
-        });
-        q.push(" RETURNING id");
-        let mut ids: Vec<i64> = q.build_query_scalar().fetch_all(&mut **tx).await?;
+        let mut q = sqlx::query_scalar::<_, i64>(&sql);
+        for d in &self.leads {
+            q = q
+                .bind(&d.name)
+                .bind(&d.company)
+                .bind(&d.email)
+                .bind(&d.grade)
+                .bind(&d.source)
+                .bind(&d.owner_agent)
+                .bind(&d.customer_no)
+                .bind(&d.product)
+                .bind(d.custom.as_ref().map(Value::to_string))
+                .bind("new")
+                .bind(d.next_follow_up_ms)
+                .bind(d.first_contact_due_ms)
+                .bind(now)
+                .bind(now);
+        }
+        let mut ids: Vec<i64> = q.fetch_all(&mut **tx).await?;
         // New rowids grow in insertion order; RETURNING's own order is unspecified.
         ids.sort_unstable();
         let phones: Vec<(i64, &String, &str)> = ids
@@ -505,26 +511,31 @@ impl<'a> NewBatch<'a> {
             })
             .collect();
         for part in phones.chunks(IMPORT_BATCH * 4) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT OR IGNORE INTO lead_phones (lead_id, phone, kind) ",
+            let sql = format!(
+                "INSERT INTO lead_phones (lead_id, phone, kind) VALUES {} ON CONFLICT DO NOTHING",
+                super::values_list(part.len(), 3)
             );
-            q.push_values(part, |mut b, (id, p, kind)| {
-                b.push_bind(*id).push_bind(*p).push_bind(*kind);
-            });
-            q.build().execute(&mut **tx).await?;
+            let mut q = sqlx::query(&sql);
+            for (id, p, kind) in part {
+                q = q.bind(*id).bind(*p).bind(*kind);
+            }
+            q.execute(&mut **tx).await?;
         }
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO lead_events (lead_id, at_ms, actor, kind, detail) ",
+        let sql = format!(
+            "INSERT INTO lead_events (lead_id, at_ms, actor, kind, detail) VALUES {}",
+            super::values_list(ids.len(), 5)
         );
-        q.push_values(ids.iter().zip(&self.leads), |mut b, (id, d)| {
+        let mut q = sqlx::query(&sql);
+        for (id, d) in ids.iter().zip(&self.leads) {
             let detail = json!({ "source": d.source, "grade": d.grade, "owner": d.owner_agent });
-            b.push_bind(*id)
-                .push_bind(now)
-                .push_bind(actor)
-                .push_bind("imported")
-                .push_bind(detail.to_string());
-        });
-        q.build().execute(&mut **tx).await?;
+            q = q
+                .bind(*id)
+                .bind(now)
+                .bind(actor)
+                .bind("imported")
+                .bind(detail.to_string());
+        }
+        q.execute(&mut **tx).await?;
         for (id, d) in ids.iter().zip(&self.leads) {
             for p in &d.phones {
                 filed.entry(p.clone()).or_insert(*id);
@@ -538,7 +549,7 @@ impl<'a> NewBatch<'a> {
 }
 
 async fn insert_lead(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut super::Tx<'_>,
     d: &LeadDraft,
     actor: &str,
     event: &str,
@@ -566,12 +577,15 @@ async fn insert_lead(
     .fetch_one(&mut **tx)
     .await?;
     for (i, p) in d.phones.iter().enumerate() {
-        sqlx::query("INSERT OR IGNORE INTO lead_phones (lead_id, phone, kind) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(p)
-            .bind(if i == 0 { "primary" } else { "alternate" })
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO lead_phones (lead_id, phone, kind) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(p)
+        .bind(if i == 0 { "primary" } else { "alternate" })
+        .execute(&mut **tx)
+        .await?;
     }
     let detail = json!({ "source": d.source, "grade": d.grade, "owner": d.owner_agent });
     add_event(tx, id, actor, event, Some(&detail), now).await?;
@@ -580,7 +594,7 @@ async fn insert_lead(
 
 /// Adds what `d` knows and `lead` does not (fields left empty, phones it lacks).
 async fn merge_into(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut super::Tx<'_>,
     lead: i64,
     d: &LeadDraft,
     actor: &str,
@@ -605,7 +619,8 @@ async fn merge_into(
     .await?;
     for p in &d.phones {
         sqlx::query(
-            "INSERT OR IGNORE INTO lead_phones (lead_id, phone, kind) VALUES ($1, $2, 'alternate')",
+            "INSERT INTO lead_phones (lead_id, phone, kind) VALUES ($1, $2, 'alternate')
+             ON CONFLICT DO NOTHING",
         )
         .bind(lead)
         .bind(p)
@@ -617,7 +632,7 @@ async fn merge_into(
 }
 
 pub(super) async fn add_event(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut super::Tx<'_>,
     lead: i64,
     actor: &str,
     kind: &str,
@@ -666,9 +681,7 @@ mod tests {
 
     async fn store() -> (tempfile::TempDir, Store, i64) {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
+        let s = crate::store::testing::open(&dir).await;
         let stored = s
             .import_leads(
                 &[row(2, "Stored", &["+49309999999"])],

@@ -66,14 +66,11 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[tokio::test]
     async fn numbers_go_on_and_off_the_list_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
+        let store = crate::store::testing::open(&dir).await;
         assert!(
             store
                 .dnc_add("+4930111001", Some("asked"), "1001")

@@ -56,25 +56,33 @@ impl Store {
     /// The funnel of the leads created in `[from_ms, to_ms)`, by month (UTC), owner and
     /// source; unowned leads and leads without a source under `""`.
     pub async fn funnel(&self, from_ms: i64, to_ms: i64) -> Result<Vec<FunnelRow>, StoreError> {
-        Ok(sqlx::query_as::<_, FunnelRow>(
-            "SELECT strftime('%Y-%m', l.created_at_ms / 1000, 'unixepoch') AS month,
+        let count = super::count_if;
+        let sql = format!(
+            "SELECT {month} AS month,
                     COALESCE(l.owner_agent, '') AS agent, COALESCE(l.source, '') AS source,
                     COUNT(*) AS leads,
-                    SUM(l.first_contact_at_ms IS NOT NULL) AS contacted,
-                    SUM(COALESCE(l.grade, '') IN ('H', 'A')) AS hot,
-                    SUM(EXISTS (SELECT 1 FROM appointments a WHERE a.lead_id = l.id))
-                      AS appointments,
-                    SUM(EXISTS (SELECT 1 FROM appointments a
-                                WHERE a.lead_id = l.id AND a.state = 'shown')) AS visits,
-                    SUM(l.status = 'won') AS deals
+                    {contacted} AS contacted,
+                    {hot} AS hot,
+                    {appointments} AS appointments,
+                    {visits} AS visits,
+                    {deals} AS deals
              FROM leads l
              WHERE l.created_at_ms >= $1 AND l.created_at_ms < $2
-             GROUP BY month, agent, source ORDER BY month, agent, source",
-        )
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(self.pool())
-        .await?)
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            month = self.month_of("l.created_at_ms"),
+            contacted = count("l.first_contact_at_ms IS NOT NULL"),
+            hot = count("COALESCE(l.grade, '') IN ('H', 'A')"),
+            appointments = count("EXISTS (SELECT 1 FROM appointments a WHERE a.lead_id = l.id)"),
+            visits = count(
+                "EXISTS (SELECT 1 FROM appointments a WHERE a.lead_id = l.id AND a.state = 'shown')"
+            ),
+            deals = count("l.status = 'won'"),
+        );
+        Ok(sqlx::query_as::<_, FunnelRow>(&sql)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// First-contact and follow-up figures of the leads created in `[from_ms, to_ms)`, by
@@ -85,26 +93,39 @@ impl Store {
         to_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<FollowUpRow>, StoreError> {
-        Ok(sqlx::query_as::<_, FollowUpRow>(
+        let count = super::count_if;
+        let sql = format!(
             "SELECT COALESCE(owner_agent, '') AS agent, COALESCE(source, '') AS source,
-                    SUM(first_contact_due_ms IS NOT NULL) AS first_contacts_due,
-                    SUM(first_contact_at_ms IS NOT NULL
-                        AND first_contact_at_ms <= first_contact_due_ms) AS in_time,
-                    SUM(first_contact_at_ms > first_contact_due_ms) AS late,
-                    SUM(first_contact_due_ms IS NOT NULL AND first_contact_at_ms IS NULL
-                        AND first_contact_due_ms < $1) AS missed,
-                    SUM(first_contact_due_ms >= $1 AND first_contact_at_ms IS NULL) AS pending,
-                    SUM(next_follow_up_ms < $1 AND status NOT IN ('won', 'lost', 'invalid')
-                        AND COALESCE(grade, '') NOT IN ('C', 'invalid')) AS overdue_follow_ups
+                    {due} AS first_contacts_due,
+                    {in_time} AS in_time,
+                    {late} AS late,
+                    {missed} AS missed,
+                    {pending} AS pending,
+                    {overdue} AS overdue_follow_ups
              FROM leads
              WHERE created_at_ms >= $2 AND created_at_ms < $3
              GROUP BY 1, 2 ORDER BY 1, 2",
-        )
-        .bind(now_ms)
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(self.pool())
-        .await?)
+            due = count("first_contact_due_ms IS NOT NULL"),
+            in_time = count(
+                "first_contact_at_ms IS NOT NULL AND first_contact_at_ms <= first_contact_due_ms"
+            ),
+            late = count("first_contact_at_ms > first_contact_due_ms"),
+            missed = count(
+                "first_contact_due_ms IS NOT NULL AND first_contact_at_ms IS NULL
+                 AND first_contact_due_ms < $1"
+            ),
+            pending = count("first_contact_due_ms >= $1 AND first_contact_at_ms IS NULL"),
+            overdue = count(
+                "next_follow_up_ms < $1 AND status NOT IN ('won', 'lost', 'invalid')
+                 AND COALESCE(grade, '') NOT IN ('C', 'invalid')"
+            ),
+        );
+        Ok(sqlx::query_as::<_, FollowUpRow>(&sql)
+            .bind(now_ms)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// The calls placed out through the trunk in `[from_ms, to_ms)`, with who placed them.
@@ -202,9 +223,7 @@ mod tests {
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
+        let store = crate::store::testing::open(&dir).await;
         (dir, store)
     }
 

@@ -124,10 +124,10 @@ impl Store {
         }
         let criteria =
             serde_json::to_string(&r.criteria).map_err(|e| StoreError::Other(e.to_string()))?;
-        let id = sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO hot_leads (lead_id, reported_by, reported_at_ms, criteria, note, call_id,
                                     review_by_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(r.lead)
         .bind(by)
@@ -136,9 +136,8 @@ impl Store {
         .bind(&r.note)
         .bind(r.call)
         .bind(r.review_by_ms)
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
+        .fetch_one(&mut *tx)
+        .await?;
         sqlx::query(
             "UPDATE leads SET status = 'hot', next_follow_up_ms = NULL, updated_at_ms = $1,
                  first_contact_at_ms = COALESCE(first_contact_at_ms, $1)
@@ -296,9 +295,7 @@ mod tests {
 
     async fn store_with_lead() -> (tempfile::TempDir, Store, i64) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
+        let store = crate::store::testing::open(&dir).await;
         let draft = LeadDraft {
             name: "Kanzlei Weber".into(),
             owner_agent: Some("1001".into()),

@@ -126,7 +126,8 @@ impl Store {
                 continue;
             }
             sqlx::query(
-                "INSERT OR IGNORE INTO lead_phones (lead_id, phone, kind) VALUES ($1, $2, $3)",
+                "INSERT INTO lead_phones (lead_id, phone, kind) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
             )
             .bind(id.0)
             .bind(phone)
@@ -238,9 +239,7 @@ mod tests {
     #[tokio::test]
     async fn callers_are_found_by_any_of_their_numbers_and_by_customer_number() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/l.db", dir.path().display()))
-            .await
-            .unwrap();
+        let store = crate::store::testing::open(&dir).await;
         let csv = dir.path().join("leads.csv");
         std::fs::write(
             &csv,

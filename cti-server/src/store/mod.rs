@@ -2,11 +2,8 @@
 //! waits on the database (ARCHITECTURE.md "Data").
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::mpsc;
 
 use crate::config::AgentConfig;
@@ -33,55 +30,185 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
-    #[error(
-        "unsupported database URL {0} (sqlite:// is supported; PostgreSQL arrives with issue 9)"
-    )]
+    #[error("unsupported database URL {0} (sqlite://FILE or postgres://USER@HOST/DATABASE)")]
     Unsupported(String),
     #[error("{0}")]
     Other(String),
 }
 
+/// The database the store speaks to: SQL written for both (`$N` placeholders, standard
+/// functions, integers for flags, sums cast to BIGINT), through sqlx's `Any` driver.
+pub type Db = sqlx::Any;
+pub type Pool = sqlx::AnyPool;
+pub type Tx<'a> = sqlx::Transaction<'a, Db>;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file (the default: nothing to install).
+    Sqlite,
+    /// A PostgreSQL server (several nodes, managed backups).
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a URL names.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// A flag kept as an integer, 0 or 1, on both backends (SQLite has no boolean type; the SQL
+/// gives flags as `CASE WHEN ... THEN 1 ELSE 0 END`, never as a boolean expression, which
+/// PostgreSQL would type `boolean`). Read into `bool` fields with
+/// `#[sqlx(try_from = "IntFlag")]`; bind flags as `i64::from(flag)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntFlag(pub bool);
+
+impl sqlx::Type<Db> for IntFlag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<Db>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <i64 as sqlx::Type<Db>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Db> for IntFlag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(IntFlag(<i64 as sqlx::Decode<'r, Db>>::decode(value)? != 0))
+    }
+}
+
+impl From<IntFlag> for bool {
+    fn from(f: IntFlag) -> bool {
+        f.0
+    }
+}
+
+/// `SUM(CASE WHEN cond THEN 1 ELSE 0 END)` as a BIGINT: how many rows meet `cond` (SQLite
+/// sums booleans, PostgreSQL does not; PostgreSQL's SUM of integers is NUMERIC).
+pub(crate) fn count_if(cond: &str) -> String {
+    format!("CAST(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS BIGINT)")
+}
+
+/// `$first, $first+1, ...`: `n` placeholders.
+pub(crate) fn placeholders(n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($1, ..., $cols), ($cols+1, ...)`: the rows of a multi-row `VALUES`.
+pub(crate) fn values_list(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(cols, r * cols + 1)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A handle on the database.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
+    backend: Backend,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and applies the migrations.
+    /// Opens (creating a SQLite file if needed) the database and applies the migrations of
+    /// its backend (`migrations/sqlite`, `migrations/postgres`: kept in step).
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        if !url.starts_with("sqlite:") {
-            return Err(StoreError::Unsupported(url.to_string()));
+        let backend = Backend::of_url(url).ok_or_else(|| StoreError::Unsupported(url.into()))?;
+        sqlx::any::install_default_drivers();
+        let opened = |source| StoreError::Open {
+            url: url.to_string(),
+            source,
+        };
+        let pool = match backend {
+            Backend::Sqlite => {
+                let path = url
+                    .strip_prefix("sqlite://")
+                    .or_else(|| url.strip_prefix("sqlite:"))
+                    .unwrap_or(url);
+                let (file, query) = path.split_once('?').unwrap_or((path, ""));
+                if let Some(dir) = Path::new(file).parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                // Created when missing; WAL, and NORMAL sync (safe with WAL), per connection.
+                let url = if query.contains("mode=") {
+                    url.to_string()
+                } else if query.is_empty() {
+                    format!("sqlite://{file}?mode=rwc")
+                } else {
+                    format!("sqlite://{file}?{query}&mode=rwc")
+                };
+                sqlx::any::AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            for pragma in [
+                                "PRAGMA journal_mode = WAL",
+                                "PRAGMA synchronous = NORMAL",
+                                "PRAGMA busy_timeout = 5000",
+                                "PRAGMA foreign_keys = ON",
+                            ] {
+                                sqlx::query(pragma).execute(&mut *conn).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await
+                    .map_err(opened)?
+            }
+            Backend::Postgres => sqlx::any::AnyPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .map_err(opened)?,
+        };
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        if let Some(path) = url.strip_prefix("sqlite://")
-            && let Some(dir) = Path::new(path.split('?').next().unwrap_or(path)).parent()
-            && !dir.as_os_str().is_empty()
-        {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|source| StoreError::Open {
-                url: url.to_string(),
-                source,
-            })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .map_err(|source| StoreError::Open {
-                url: url.to_string(),
-                source,
-            })?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store { pool, backend })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// An integer member of a JSON text column (`{"call_id": 7}`), in this backend's SQL.
+    pub(crate) fn json_integer(&self, column: &str, key: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("json_extract({column}, '$.{key}')"),
+            Backend::Postgres => format!("CAST(CAST({column} AS json) ->> '{key}' AS BIGINT)"),
+        }
+    }
+
+    /// The `YYYY-MM` (UTC) of a column of epoch milliseconds, in this backend's SQL.
+    pub(crate) fn month_of(&self, column: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("strftime('%Y-%m', {column} / 1000, 'unixepoch')"),
+            Backend::Postgres => {
+                format!("to_char(to_timestamp({column} / 1000) AT TIME ZONE 'UTC', 'YYYY-MM')")
+            }
+        }
     }
 
     /// Makes the agents table match the configuration's agents (upsert; none deleted).
@@ -199,7 +326,7 @@ pub struct QueueEventRow {
 }
 
 async fn run_writer(
-    pool: SqlitePool,
+    pool: Pool,
     mut rx: mpsc::Receiver<StoreEvent>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) {
@@ -219,7 +346,7 @@ async fn run_writer(
 }
 
 async fn write_batch(
-    pool: &SqlitePool,
+    pool: &Pool,
     batch: &[StoreEvent],
     metrics: &crate::metrics::Metrics,
 ) -> Result<(), sqlx::Error> {
@@ -369,7 +496,7 @@ async fn write_batch(
                 .bind(wall_ms(m.started_at))
                 .bind(wall_ms(m.ended_at))
                 .bind(serde_json::Value::Array(modes).to_string())
-                .bind(m.connected)
+                .bind(i64::from(m.connected))
                 .bind(&m.outcome)
                 .execute(&mut *tx)
                 .await?;
@@ -394,10 +521,7 @@ fn file_digest(path: &std::path::Path) -> Option<(i64, String)> {
     Some((bytes as i64, hex::encode(hasher.finalize())))
 }
 
-async fn write_call(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    r: &crate::call::CallRecord,
-) -> Result<(), sqlx::Error> {
+async fn write_call(tx: &mut Tx<'_>, r: &crate::call::CallRecord) -> Result<(), sqlx::Error> {
     let at = |d: Option<std::time::Duration>| d.map(|d| r.offered_at_ms + d.as_millis() as i64);
     sqlx::query(
         "INSERT INTO calls (id, sip_call_id, direction, from_uri, to_uri, dialed, agent,
@@ -454,6 +578,74 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Stores for the tests: SQLite in the test's temporary directory, or, when the environment
+/// names a PostgreSQL server (`CTI_TEST_POSTGRES`, an admin URL such as
+/// `postgres://postgres@localhost/postgres?host=/tmp/pg`), a new database on it for each
+/// test. The test command runs the store and API tests both ways.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Store;
+
+    /// The URL of a new, empty database for one test.
+    pub async fn url(dir: &tempfile::TempDir) -> String {
+        match std::env::var("CTI_TEST_POSTGRES") {
+            Ok(admin) if !admin.is_empty() => new_postgres_database(&admin).await,
+            _ => format!("sqlite://{}/t.db", dir.path().display()),
+        }
+    }
+
+    /// A migrated store on a new database.
+    pub async fn open(dir: &tempfile::TempDir) -> Store {
+        Store::open(&url(dir).await).await.expect("test store")
+    }
+
+    async fn new_postgres_database(admin: &str) -> String {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let name = format!(
+            "cti_t_{}_{:x}",
+            std::process::id(),
+            rand::random::<u64>() & 0xffff_ffff
+        );
+        let mut conn = sqlx::AnyConnection::connect(admin)
+            .await
+            .expect("the PostgreSQL server of CTI_TEST_POSTGRES");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("CREATE DATABASE");
+        let _ = conn.close().await;
+        with_database(admin, &name)
+    }
+
+    /// `admin` with its database name replaced by `name`.
+    fn with_database(admin: &str, name: &str) -> String {
+        let (base, query) = admin.split_once('?').unwrap_or((admin, ""));
+        let scheme_end = base.find("://").map_or(0, |i| i + 3);
+        let host_end = base[scheme_end..]
+            .find('/')
+            .map_or(base.len(), |i| scheme_end + i);
+        let mut url = format!("{}/{name}", &base[..host_end]);
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(query);
+        }
+        url
+    }
+
+    #[test]
+    fn database_names_replace_the_admin_urls() {
+        assert_eq!(
+            with_database("postgres://postgres@localhost/postgres?host=/tmp/pg", "x"),
+            "postgres://postgres@localhost/x?host=/tmp/pg"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@127.0.0.1:5433", "x"),
+            "postgres://u:p@127.0.0.1:5433/x"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,9 +653,7 @@ mod tests {
     #[tokio::test]
     async fn a_callers_national_number_finds_the_lead_stored_in_e164() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
+        let store = crate::store::testing::open(&dir).await;
         let id = store
             .insert_lead(&leads::NewLead {
                 name: "Anna".into(),
@@ -489,7 +679,7 @@ mod tests {
     #[tokio::test]
     async fn migrates_syncs_agents_and_writes_events() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let url = testing::url(&dir).await;
         let store = Store::open(&url).await.unwrap();
         let agents = vec![AgentConfig {
             extension: "1001".into(),

@@ -17,6 +17,7 @@ pub struct MonitorSessionRow {
     pub ended_at_ms: i64,
     /// JSON text: `[{"at_ms": .., "mode": ".."}]`.
     pub modes: String,
+    #[sqlx(try_from = "super::IntFlag")]
     pub connected: bool,
     pub outcome: String,
 }

@@ -69,7 +69,8 @@ impl Store {
                         COUNT(CASE WHEN kind = 'leave' AND reason = 'Answered' AND waited_ms <= $1 THEN 1 END),
                         COUNT(CASE WHEN kind = 'leave' AND reason = 'Abandoned' THEN 1 END),
                         COUNT(CASE WHEN kind = 'leave' AND reason = 'Abandoned' AND waited_ms <= $2 THEN 1 END),
-                        AVG(CASE WHEN kind = 'leave' AND reason = 'Answered' THEN waited_ms END),
+                        CAST(AVG(CASE WHEN kind = 'leave' AND reason = 'Answered' THEN waited_ms END)
+                          AS DOUBLE PRECISION),
                         MAX(CASE WHEN kind = 'leave' THEN waited_ms END),
                         COUNT(CASE WHEN kind = 'enter' THEN 1 END)
                  FROM queue_events WHERE queue = $3 AND at_ms >= $4 AND at_ms < $5",
@@ -107,7 +108,7 @@ impl Store {
         let (answered, ring_no_answer, talk_ms): (i64, i64, i64) = sqlx::query_as(
             "SELECT COUNT(CASE WHEN kind = 'answer' THEN 1 END),
                     COUNT(CASE WHEN kind = 'ring_no_answer' THEN 1 END),
-                    COALESCE(SUM(CASE WHEN kind = 'call_ended' THEN waited_ms END), 0)
+                    CAST(COALESCE(SUM(CASE WHEN kind = 'call_ended' THEN waited_ms END), 0) AS BIGINT)
              FROM queue_events WHERE agent = $1 AND at_ms >= $2 AND at_ms < $3",
         )
         .bind(agent)
@@ -117,7 +118,7 @@ impl Store {
         .await?;
         // Hold: the calls the agent took (their `agent`) and placed (outbound, from them).
         let (hold_taken,): (i64,) = sqlx::query_as(
-            "SELECT COALESCE(SUM(hold_ms), 0) FROM calls
+            "SELECT CAST(COALESCE(SUM(hold_ms), 0) AS BIGINT) FROM calls
              WHERE agent = $1 AND offered_at_ms >= $2 AND offered_at_ms < $3",
         )
         .bind(agent)

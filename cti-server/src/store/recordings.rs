@@ -27,6 +27,7 @@ pub struct RecordingRow {
     /// The call's caller (From URI).
     pub from_uri: Option<String>,
     /// Kept whatever the retention says.
+    #[sqlx(try_from = "super::IntFlag")]
     pub legal_hold: bool,
     pub hold_reason: Option<String>,
     /// When retention deleted the file.
@@ -101,14 +102,16 @@ impl Store {
 
     /// The leads whose timeline has this call.
     pub async fn leads_of_call(&self, call_id: i64) -> Result<Vec<i64>, StoreError> {
-        let rows: Vec<(i64,)> = sqlx::query_as(
+        let sql = format!(
             "SELECT DISTINCT lead_id FROM lead_events
-             WHERE kind = 'call' AND json_extract(detail, '$.call_id') = $1
+             WHERE kind = 'call' AND {} = $1
              ORDER BY lead_id",
-        )
-        .bind(call_id)
-        .fetch_all(self.pool())
-        .await?;
+            self.json_integer("detail", "call_id")
+        );
+        let rows: Vec<(i64,)> = sqlx::query_as(&sql)
+            .bind(call_id)
+            .fetch_all(self.pool())
+            .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
@@ -158,7 +161,7 @@ impl Store {
             "UPDATE recordings SET legal_hold = $1, hold_reason = $2
              WHERE id = $3 AND deleted_at_ms IS NULL",
         )
-        .bind(hold)
+        .bind(i64::from(hold))
         .bind(reason)
         .bind(id)
         .execute(self.pool())

@@ -91,12 +91,13 @@ impl Store {
     /// working when the password is changed).
     pub async fn set_password(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let r = sqlx::query("UPDATE users SET password_hash = $1, updated_at_ms = $2 WHERE name = $3")
-            .bind(hash)
-            .bind(now_ms())
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        let r =
+            sqlx::query("UPDATE users SET password_hash = $1, updated_at_ms = $2 WHERE name = $3")
+                .bind(hash)
+                .bind(now_ms())
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
         sqlx::query("DELETE FROM sessions WHERE user_name = $1")
             .bind(name)
             .execute(&mut *tx)

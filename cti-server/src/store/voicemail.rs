@@ -35,7 +35,7 @@ impl Store {
         )
         .bind(mailbox)
         .bind(mailbox)
-        .bind(unheard_only)
+        .bind(i64::from(unheard_only))
         .fetch_all(self.pool())
         .await?)
     }

@@ -28,6 +28,9 @@ pub struct Server {
     pub sips: Option<SocketAddr>,
     /// The `cti-server tls certificate ...` line, when TLS is on.
     pub tls_line: Option<String>,
+    /// The server's database: SQLite in its data directory, or a database of its own on the
+    /// PostgreSQL server `CTI_TEST_POSTGRES` names.
+    pub db_url: String,
     pub dir: tempfile::TempDir,
     pub log: PathBuf,
 }
@@ -54,6 +57,19 @@ impl Server {
             format!("media.rtp_ports={lo}-{hi}"),
             format!("voicemail.dir={}", dir.path().join("voicemail").display()),
         ];
+        let chosen = extra
+            .iter()
+            .find_map(|e| e.strip_prefix("storage.database_url="))
+            .map(str::to_string);
+        let db_url = match (chosen, postgres_admin_url()) {
+            (Some(url), _) => url,
+            (None, Some(admin)) => {
+                let url = new_postgres_database(&admin);
+                sets.push(format!("storage.database_url={url}"));
+                url
+            }
+            (None, None) => format!("sqlite://{}", dir.path().join("data/cti.db").display()),
+        };
         sets.extend(extra.iter().map(|s| s.to_string()));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cti-server"));
         cmd.current_dir(repo_root())
@@ -113,6 +129,7 @@ impl Server {
             https: optional("https="),
             sips: optional("sips="),
             tls_line,
+            db_url,
             child,
             dir,
             log,
@@ -475,7 +492,7 @@ pub struct CallRow {
 
 impl Server {
     pub fn database_url(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("data/cti.db").display())
+        self.db_url.clone()
     }
 
     /// The call records, waiting (up to `wait`) until there are at least `expected`: the
@@ -484,7 +501,8 @@ impl Server {
         use sqlx::Row;
         poll_rows(
             &self.database_url(),
-            "SELECT c.end_cause, c.ended_by, c.agent, c.answered_at_ms IS NOT NULL AS answered,
+            "SELECT c.end_cause, c.ended_by, c.agent,
+                    CASE WHEN c.answered_at_ms IS NOT NULL THEN 1 ELSE 0 END AS answered,
                     a.codec AS caller_codec, b.codec AS agent_codec,
                     a.packets_received AS caller_received, a.packets_sent AS caller_sent,
                     b.packets_received AS agent_received, b.packets_sent AS agent_sent,
@@ -527,12 +545,7 @@ impl Server {
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(
-                &self.database_url(),
-            )
-            .expect("url")
-            .busy_timeout(Duration::from_secs(5));
-            let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open db");
+            let pool = any_pool(&self.database_url()).await;
             let n = sqlx::query(sql)
                 .execute(&pool)
                 .await
@@ -928,14 +941,80 @@ impl Drop for TonePeer {
     }
 }
 
-/// [`Server::rows`] on the database at `url` (`sqlite://...`).
+/// [`Server::rows`] on the database at `url` (`sqlite://...` or `postgres://...`): every
+/// value as text (numbers printed), NULL as `None`.
 pub fn rows_at(url: &str, sql: &str, expected: usize, wait: Duration) -> Vec<Vec<Option<String>>> {
     use sqlx::Row;
     poll_rows(url, sql, expected, wait, |r| {
         (0..r.columns().len())
-            .map(|i| r.try_get::<Option<String>, _>(i).unwrap_or(None))
+            .map(|i| {
+                r.try_get::<Option<String>, _>(i)
+                    .or_else(|_| {
+                        r.try_get::<Option<i64>, _>(i)
+                            .map(|v| v.map(|v| v.to_string()))
+                    })
+                    .or_else(|_| {
+                        r.try_get::<Option<f64>, _>(i)
+                            .map(|v| v.map(|v| v.to_string()))
+                    })
+                    .unwrap_or(None)
+            })
             .collect()
     })
+}
+
+/// The PostgreSQL server the tests run against, when the environment names one
+/// (`CTI_TEST_POSTGRES`: an admin URL); `None`: SQLite.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("CTI_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// A new, empty database on the PostgreSQL server at `admin`; its URL.
+pub fn new_postgres_database(admin: &str) -> String {
+    use sqlx::Connection;
+    let name = format!(
+        "cti_it_{}_{:x}",
+        std::process::id(),
+        rand_u16() as u32 * 65536 + rand_u16() as u32
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(admin)
+            .await
+            .expect("the PostgreSQL server of CTI_TEST_POSTGRES");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("CREATE DATABASE");
+        let _ = conn.close().await;
+    });
+    let (base, query) = admin.split_once('?').unwrap_or((admin, ""));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut url = format!("{}/{name}", &base[..host_end]);
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+/// A small pool on the database at `url`, either backend.
+async fn any_pool(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .expect("open db")
 }
 
 /// Runs `sql` read-only on the database at `url` until it returns at least `expected` rows
@@ -945,17 +1024,14 @@ fn poll_rows<T>(
     sql: &str,
     expected: usize,
     wait: Duration,
-    map: impl Fn(&sqlx::sqlite::SqliteRow) -> T,
+    map: impl Fn(&sqlx::any::AnyRow) -> T,
 ) -> Vec<T> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url)
-            .expect("url")
-            .read_only(true);
-        let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open db");
+        let pool = any_pool(url).await;
         let deadline = std::time::Instant::now() + wait;
         loop {
             let rows = sqlx::query(sql).fetch_all(&pool).await.expect("query");
