@@ -38,12 +38,23 @@ pub enum PromptError {
     },
 }
 
-/// A loaded prompt: linear audio at 8 and 48 kHz and 20 ms frames pre-encoded per codec.
+/// A loaded prompt: linear audio at 8 kHz (and 48 kHz, made on first use) and 20 ms frames
+/// pre-encoded per codec.
 #[derive(Debug)]
 pub struct Prompt {
     pcm_8k: Vec<i16>,
-    pcm_48k: Vec<i16>,
+    /// The file's audio (mono) and its rate, for the 48 kHz version.
+    source: (Vec<f32>, u32),
+    /// Resampled when first asked for: nothing plays it at start-up, and resampling every
+    /// prompt to 48 kHz cost the server seconds at each start.
+    pcm_48k: std::sync::OnceLock<Vec<i16>>,
     encoded: HashMap<Codec, Vec<Vec<u8>>>,
+}
+
+fn to_i16(x: Vec<f32>) -> Vec<i16> {
+    x.into_iter()
+        .map(|v| (v * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
+        .collect()
 }
 
 impl Prompt {
@@ -100,13 +111,7 @@ impl Prompt {
         if mono.is_empty() {
             return Err(unsupported("no audio"));
         }
-        let to_i16 = |x: Vec<f32>| -> Vec<i16> {
-            x.into_iter()
-                .map(|v| (v * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
-                .collect()
-        };
         let pcm_8k = to_i16(resample(&mono, spec.sample_rate, 8000));
-        let pcm_48k = to_i16(resample(&mono, spec.sample_rate, 48000));
         let mut encoded = HashMap::new();
         for codec in Codec::ALL {
             let codec_err = |source| PromptError::Codec {
@@ -124,7 +129,8 @@ impl Prompt {
         }
         Ok(Self {
             pcm_8k,
-            pcm_48k,
+            source: (mono, spec.sample_rate),
+            pcm_48k: std::sync::OnceLock::new(),
             encoded,
         })
     }
@@ -136,7 +142,8 @@ impl Prompt {
 
     /// The audio at 48 kHz.
     pub fn pcm_48k(&self) -> &[i16] {
-        &self.pcm_48k
+        self.pcm_48k
+            .get_or_init(|| to_i16(resample(&self.source.0, self.source.1, 48000)))
     }
 
     /// Number of 20 ms frames (the last one zero-padded).
